@@ -1,0 +1,12 @@
+"""rnnkit: fast recurrent cells (RNN, LSTM, GRU), forward and backpropagation through time.
+
+    import rnnkit
+    y, h_n, ctx = rnnkit.functional.forward("gru", x, (W_ih, W_hh, b_ih, b_hh))
+    dx, dh0, dweights = rnnkit.functional.backward(ctx, dy)
+"""
+
+from . import functional
+from ._backends import available_backends
+from ._version import __version__
+
+__all__ = ["__version__", "available_backends", "functional"]

@@ -1,0 +1,70 @@
+"""Backend registry: name -> implementation module, with availability and the reason when missing.
+
+Every backend module exposes `<cell>_forward(p)` and `<cell>_backward(p, cache, dy, dh_n, dc_n)` for
+cell in rnn_tanh, rnn_relu, lstm, gru, with the signatures of rnnkit.reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Preference order of "auto": the first one that imports is used.
+_MODULES = {"cpp": "rnnkit._cpp", "numba": "rnnkit._numba", "numpy": "rnnkit.reference"}
+_AUTO_ORDER = ("cpp", "numba", "numpy")
+_loaded: dict = {}
+_missing: dict = {}
+
+
+def _load(name):
+    if name not in _loaded and name not in _missing:
+        try:
+            _loaded[name] = importlib.import_module(_MODULES[name])
+        except Exception as exc:  # any failure to import means "not usable here, and why"
+            _missing[name] = f"{type(exc).__name__}: {exc}"
+    return _loaded.get(name)
+
+
+class Backends(tuple):
+    """The usable backend names, in "auto" preference order; `.missing` maps the others to why."""
+
+    missing: dict
+
+    def __new__(cls, usable, missing):
+        self = super().__new__(cls, usable)
+        self.missing = missing
+        return self
+
+    def __repr__(self):
+        why = "".join(f"\n  {n}: {r}" for n, r in self.missing.items())
+        return f"Backends({list(self)!r}, missing={{{why}{chr(10) if why else ''}}})"
+
+
+def available_backends() -> Backends:
+    """Backends usable here (a tuple of names, "auto" order); `.missing` says why any other is not.
+
+    >>> b = available_backends()
+    >>> "numpy" in b
+    True
+    """
+    for name in _MODULES:
+        _load(name)
+    usable = [n for n in _AUTO_ORDER if n in _loaded]
+    return Backends(usable, {n: _missing[n] for n in _MODULES if n in _missing})
+
+
+def resolve(backend) -> str:
+    """The concrete backend name for `backend` ("auto" picks the fastest usable one)."""
+    if backend == "auto":
+        for name in _AUTO_ORDER:
+            if _load(name) is not None:
+                return name
+    if backend not in _MODULES:
+        raise ValueError(f"backend must be 'auto' or one of {', '.join(map(repr, _MODULES))}; got {backend!r}")
+    if _load(backend) is None:
+        raise ValueError(f"backend {backend!r} is not available here: {_missing[backend]}")
+    return backend
+
+
+def get(name: str):
+    """The implementation module of a resolved backend name."""
+    return _load(name)

@@ -1,0 +1,229 @@
+"""Every check of user input, and its message, lives here; nothing else in rnnkit raises for bad input.
+
+`problem(...)` turns the arguments of `functional.forward` into a normalised `Problem` (one dtype,
+C-contiguous arrays, int64 lengths, zero states filled in); `grads(...)` does the same for the
+incoming gradients of `functional.backward`. Backends trust what they receive.
+Check: tests/test_errors.py.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+# Gate count per cell kind; gate order is PyTorch's (LSTM: i, f, g, o; GRU: r, z, n).
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validated single-layer, single-direction recurrent call.
+
+    Shape letters: T steps, B batch, I input size, H hidden size, G gates (1, 4, 3).
+    x [T,B,I]; W_ih [G*H,I]; W_hh [G*H,H]; b_ih, b_hh [G*H] or None; h0 [B,H]; c0 [B,H] (LSTM) or
+    None; lengths [B] int64 or None. Every array is C-contiguous and of `dtype`.
+    """
+
+    cell: str
+    T: int
+    B: int
+    I: int  # noqa: E741 - the shape letter used everywhere in rnnkit
+    H: int
+    G: int
+    dtype: np.dtype
+    x: np.ndarray
+    W_ih: np.ndarray
+    W_hh: np.ndarray
+    b_ih: Optional[np.ndarray]
+    b_hh: Optional[np.ndarray]
+    h0: np.ndarray
+    c0: Optional[np.ndarray]
+    lengths: Optional[np.ndarray]
+    reverse: bool
+    training: bool
+
+    @property
+    def is_lstm(self) -> bool:
+        return self.cell == "lstm"
+
+
+def _shape(a) -> str:
+    return "(" + ", ".join(str(d) for d in a.shape) + ")" if a.ndim != 1 else f"({a.shape[0]},)"
+
+
+def _array(name: str, value) -> np.ndarray:
+    """An ndarray of float32 or float64, or a TypeError naming `name`."""
+    if isinstance(value, (tuple, list)) and any(isinstance(v, np.ndarray) for v in value):
+        raise TypeError(f"{name} must be a single array, got a {type(value).__name__} of arrays")
+    if not isinstance(value, np.ndarray):
+        if type(value).__module__.split(".")[0] == "torch":
+            raise TypeError(
+                f"{name} is a torch.Tensor; rnnkit.functional takes NumPy arrays "
+                f"(use .detach().cpu().numpy(), or the modules in rnnkit.torch)"
+            )
+        try:
+            value = np.asarray(value)
+        except Exception as exc:  # pragma: no cover - exotic array-likes
+            raise TypeError(f"{name} must be a NumPy array, got {type(value).__name__}") from exc
+    if value.dtype not in DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
+    return value
+
+
+def _expect_shape(name: str, a: np.ndarray, expected: tuple, meaning: str) -> None:
+    if a.shape != expected:
+        want = "(" + ", ".join(str(d) for d in expected) + ("," if len(expected) == 1 else "") + ")"
+        raise ValueError(f"{name} must have shape {meaning} = {want}, got {_shape(a)}")
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def cell_name(cell) -> str:
+    if cell not in GATES:
+        raise ValueError(f"cell must be one of {', '.join(map(repr, GATES))}; got {cell!r}")
+    return cell
+
+
+def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=True) -> Problem:
+    """Validate the arguments of `functional.forward`; return a normalised Problem."""
+    cell = cell_name(cell)
+    G = GATES[cell]
+
+    x = _array("x", x)
+    if x.ndim != 3:
+        raise ValueError(f"x must be 3-D (T, B, I), got {x.ndim}-D with shape {_shape(x)}")
+    T, B, I = x.shape  # noqa: E741
+    dtype = x.dtype
+
+    if not isinstance(weights, (tuple, list)) or len(weights) != 4:
+        got = f"a {type(weights).__name__}" + (
+            f" of length {len(weights)}" if isinstance(weights, (tuple, list)) else ""
+        )
+        raise TypeError(f"weights must be a tuple (W_ih, W_hh, b_ih, b_hh), got {got}")
+    W_ih, W_hh, b_ih, b_hh = weights
+    if W_ih is None or W_hh is None:
+        raise TypeError("weights: W_ih and W_hh are required; only the biases may be None")
+    W_ih, W_hh = _array("W_ih", W_ih), _array("W_hh", W_hh)
+    b_ih = None if b_ih is None else _array("b_ih", b_ih)
+    b_hh = None if b_hh is None else _array("b_hh", b_hh)
+
+    if W_hh.ndim != 2 or W_hh.shape[1] < 1 or W_hh.shape[0] != G * W_hh.shape[1]:
+        raise ValueError(
+            f"W_hh must have shape (G*H, H) with G={G} gates for cell {cell!r}, got {_shape(W_hh)}"
+        )
+    H = W_hh.shape[1]
+    _expect_shape("W_ih", W_ih, (G * H, I), f"(G*H, I) with G={G}, H={H} (from W_hh), I={I} (from x)")
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+        if b is not None:
+            _expect_shape(name, b, (G * H,), f"(G*H,) with G={G}, H={H}")
+
+    h0, c0 = _state(cell, state, B, H)
+
+    named = [("x", x), ("W_ih", W_ih), ("W_hh", W_hh), ("b_ih", b_ih), ("b_hh", b_hh)]
+    named += [("h0", h0), ("c0", c0)]
+    for name, a in named[1:]:
+        if a is not None and a.dtype != dtype:
+            raise TypeError(
+                f"{name} has dtype {a.dtype} but x has dtype {dtype}; "
+                f"all arrays of one call must share one dtype"
+            )
+
+    lengths = _lengths(lengths, T, B)
+    reverse = _flag("reverse", reverse)
+    training = _flag("training", training)
+
+    def c(a):
+        return None if a is None else np.ascontiguousarray(a)
+
+    return Problem(
+        cell=cell, T=T, B=B, I=I, H=H, G=G, dtype=dtype,
+        x=c(x), W_ih=c(W_ih), W_hh=c(W_hh), b_ih=c(b_ih), b_hh=c(b_hh),
+        h0=np.zeros((B, H), dtype) if h0 is None else c(h0),
+        c0=(np.zeros((B, H), dtype) if c0 is None else c(c0)) if cell == "lstm" else None,
+        lengths=lengths, reverse=reverse, training=training,
+    )  # fmt: skip
+
+
+def _state(cell, state, B, H, name="state"):
+    """Split and check `state` (h0, or (h0, c0) for LSTM); None parts mean zeros."""
+    h_name, c_name = ("h0", "c0") if name == "state" else ("dh_n", "dc_n")
+    if cell == "lstm":
+        if state is None:
+            return None, None
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(
+                f"{name} of an LSTM must be a tuple ({h_name}, {c_name}) or None, "
+                f"got {type(state).__name__}"
+            )
+        h, c = state
+    else:
+        if isinstance(state, (tuple, list)):
+            raise TypeError(
+                f"{name} of cell {cell!r} must be a single array {h_name} or None, "
+                f"got a {type(state).__name__} (only an LSTM takes a (h, c) pair)"
+            )
+        h, c = state, None
+    out = []
+    for nm, a in ((h_name, h), (c_name, c)):
+        if a is not None:
+            a = _array(nm, a)
+            _expect_shape(nm, a, (B, H), f"(B, H) = ({B}, {H})")
+        out.append(a)
+    return out[0], out[1]
+
+
+def _lengths(lengths, T, B):
+    if lengths is None:
+        return None
+    if type(lengths).__module__.split(".")[0] == "torch":
+        lengths = lengths.detach().cpu().numpy()
+    arr = np.asarray(lengths)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), got {_shape(arr) if arr.ndim else '()'}")
+    if B and (arr.min() < 0 or arr.max() > T):
+        bad = int(np.flatnonzero((arr < 0) | (arr > T))[0])
+        raise ValueError(
+            f"lengths must satisfy 0 <= lengths[b] <= T = {T}; lengths[{bad}] = {int(arr[bad])}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def grads(p: Problem, dy, dstate_n):
+    """Validate the incoming gradients of `functional.backward`; returns (dy, dh_n, dc_n).
+
+    dh_n and dc_n are zeros when not given (dc_n is None for cells other than LSTM).
+    """
+    dy = _array("dy", dy)
+    _expect_shape("dy", dy, (p.T, p.B, p.H), f"(T, B, H) = ({p.T}, {p.B}, {p.H}), like y")
+    dh_n, dc_n = _state(p.cell, dstate_n, p.B, p.H, name="dstate_n")
+    for name, a in (("dy", dy), ("dh_n", dh_n), ("dc_n", dc_n)):
+        if a is not None and a.dtype != p.dtype:
+            raise TypeError(
+                f"{name} has dtype {a.dtype} but the forward pass ran in {p.dtype}; "
+                f"all arrays of one call must share one dtype"
+            )
+    zeros = np.zeros((p.B, p.H), p.dtype)
+    dh_n = zeros if dh_n is None else np.ascontiguousarray(dh_n)
+    if p.is_lstm:
+        dc_n = zeros.copy() if dc_n is None else np.ascontiguousarray(dc_n)
+    return np.ascontiguousarray(dy), dh_n, dc_n
+
+
+def positive_int(name: str, value) -> int:
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n

@@ -1,0 +1,102 @@
+"""The functional core: one recurrent layer, one direction, any cell, any backend.
+
+    y, state_n, ctx = forward(cell, x, (W_ih, W_hh, b_ih, b_hh), state, lengths=, reverse=, training=)
+    dx, dstate0, dweights = backward(ctx, dy, dstate_n)
+
+Validation happens once (rnnkit._validate), then the chosen backend runs on the normalised Problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from . import _backends, _validate
+from ._validate import Problem
+
+__all__ = ["Context", "forward", "backward"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What `backward` needs from a training-mode `forward`: the Problem (inputs and weights, as
+    validated), the backend that ran it and that backend's cache of per-step activations."""
+
+    problem: Problem
+    backend: str
+    cache: Any
+
+
+def forward(
+    cell: str,
+    x,
+    weights,
+    state=None,
+    *,
+    lengths=None,
+    reverse: bool = False,
+    training: bool = True,
+    backend: str = "auto",
+):
+    """Run a recurrent cell over a sequence.
+
+    Parameters
+    ----------
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}
+    x : ndarray [T, B, I], float32 or float64 (time-major)
+    weights : tuple (W_ih [G*H, I], W_hh [G*H, H], b_ih [G*H] or None, b_hh [G*H] or None)
+        PyTorch's layout and gate order (G = 1 RNN, 4 LSTM i,f,g,o, 3 GRU r,z,n).
+    state : h0 [B, H], or (h0, c0) for "lstm"; None (or a None part) means zeros.
+    lengths : int array [B], optional
+        Valid steps per sequence, 0 <= lengths[b] <= T. Steps t >= lengths[b] keep the state and
+        output zeros; the reverse direction starts at each sequence's last valid step.
+    reverse : bool
+        Run from the last step to the first.
+    training : bool
+        Keep what `backward` needs; with False, ctx is None and nothing per step is kept.
+    backend : {"auto", "cpp", "numba", "numpy"}
+
+    Returns
+    -------
+    y : ndarray [T, B, H]
+    state_n : h_n [B, H], or (h_n, c_n) for "lstm": the state after each sequence's last valid step
+    ctx : Context or None
+    """
+    name = _backends.resolve(backend)
+    p = _validate.problem(cell, x, weights, state, lengths, reverse, training)
+    y, h_n, c_n, cache = getattr(_backends.get(name), f"{p.cell}_forward")(p)
+    state_n = (h_n, c_n) if p.is_lstm else h_n
+    return y, state_n, (Context(p, name, cache) if p.training else None)
+
+
+def backward(ctx: Optional[Context], dy, dstate_n=None):
+    """Backpropagation through time for a training-mode `forward`.
+
+    Parameters
+    ----------
+    ctx : Context returned by forward(..., training=True)
+    dy : ndarray [T, B, H], gradient of the loss with respect to y
+    dstate_n : dh_n [B, H], or (dh_n, dc_n) for "lstm"; None (or a None part) means zeros.
+
+    Returns
+    -------
+    dx : ndarray [T, B, I]
+    dstate0 : dh0, or (dh0, dc0) for "lstm" (the gradient with respect to the initial state)
+    dweights : (dW_ih, dW_hh, db_ih, db_hh), None where the forward's bias was None.
+        Each step's gradient is summed into the shared weights (BPTT).
+    """
+    if ctx is None:
+        raise ValueError(
+            "backward needs the ctx of forward(..., training=True); got None "
+            "(forward with training=False keeps nothing to differentiate)"
+        )
+    if not isinstance(ctx, Context):
+        raise TypeError(f"ctx must be the Context returned by forward, got {type(ctx).__name__}")
+    p = ctx.problem
+    dy, dh_n, dc_n = _validate.grads(p, dy, dstate_n)
+    impl = _backends.get(ctx.backend)
+    dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = getattr(impl, f"{p.cell}_backward")(
+        p, ctx.cache, dy, dh_n, dc_n
+    )
+    dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh)
+    return dx, ((dh0, dc0) if p.is_lstm else dh0), dweights

@@ -1,0 +1,75 @@
+"""GRU, forward and BPTT, with PyTorch's formula and gate order r, z, n.
+
+    r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+    z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+    n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
+    h_t = (1 - z) * n + z * h_{t-1},   y_t = h_t
+Check: tests/test_reference_fd.py, test_reference_torch.py, test_reference_onnx.py.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._common import bias, sigmoid, time_steps, valid
+
+
+class GRUCache(NamedTuple):
+    """What gru_backward reads. h_prev [T,B,H]; gates [T,B,3H]: r, z, n; hn [T,B,H]: W_hn h + b_hn."""
+
+    h_prev: np.ndarray
+    gates: np.ndarray
+    hn: np.ndarray
+
+
+def gru_forward(p):
+    H = p.H
+    b_ih, b_hh = bias(p.b_ih, p), bias(p.b_hh, p)
+    y = np.zeros((p.T, p.B, H), p.dtype)
+    cache = None
+    if p.training:
+        cache = GRUCache(np.zeros_like(y), np.zeros((p.T, p.B, 3 * H), p.dtype), np.zeros_like(y))
+    h = p.h0
+    for t in time_steps(p.T, p.reverse):
+        m = valid(p, t)
+        ai = p.x[t] @ p.W_ih.T + b_ih  # input part of the three gates
+        ah = h @ p.W_hh.T + b_hh  # recurrent part, kept apart: r multiplies its n block
+        r = sigmoid(ai[:, :H] + ah[:, :H])  # reset gate
+        z = sigmoid(ai[:, H : 2 * H] + ah[:, H : 2 * H])  # update gate
+        hn = ah[:, 2 * H :]
+        n = np.tanh(ai[:, 2 * H :] + r * hn)  # candidate state
+        h_t = (1 - z) * n + z * h  # h_t = (1 - z) * n + z * h_{t-1}
+        if cache is not None:
+            cache.h_prev[t], cache.hn[t] = h, hn
+            cache.gates[t] = np.concatenate([r, z, n], axis=1)
+        y[t] = np.where(m, h_t, 0)  # a padded step outputs zeros
+        h = np.where(m, h_t, h)  # ... and leaves the state unchanged
+    return y, h, None, cache
+
+
+def gru_backward(p, cache, dy, dh_n, dc_n=None):
+    H = p.H
+    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    db_ih, db_hh = np.zeros(3 * H, p.dtype), np.zeros(3 * H, p.dtype)
+    dx = np.zeros_like(p.x)
+    dh = dh_n.copy()
+    for t in reversed(time_steps(p.T, p.reverse)):
+        m = valid(p, t)
+        gates = cache.gates[t]
+        r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+        h_prev = cache.h_prev[t]
+        dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
+        dn = dh_t * (1 - z) * (1 - n * n)  # h_t = (1-z)*n + z*h_{t-1}, then tanh'
+        dz = dh_t * (h_prev - n) * z * (1 - z)
+        dr = dn * cache.hn[t] * r * (1 - r)  # n = tanh(.. + r * hn)
+        dai = np.concatenate([dr, dz, dn], axis=1)  # gradient of the input part of the gates
+        dah = np.concatenate([dr, dz, dn * r], axis=1)  # ... and of the recurrent part
+        dW_ih += dai.T @ p.x[t]  # BPTT: every step adds its share to the shared weights
+        dW_hh += dah.T @ h_prev
+        db_ih += dai.sum(axis=0)
+        db_hh += dah.sum(axis=0)
+        dx[t] = dai @ p.W_ih
+        dh = dah @ p.W_hh + dh_t * z + np.where(m, 0, dh)  # to h_{t-1}
+    return dx, dh, None, dW_ih, dW_hh, db_ih, db_hh

@@ -1,0 +1,81 @@
+"""LSTM, forward and BPTT, as the textbook states them (PyTorch's gate order i, f, g, o).
+
+    [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    i, f, o = sigmoid(.), g = tanh(.)
+    c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t),   y_t = h_t
+Check: tests/test_reference_fd.py, test_reference_torch.py, test_reference_onnx.py.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._common import bias, sigmoid, time_steps, valid
+
+
+class LSTMCache(NamedTuple):
+    """What lstm_backward reads, each [T,B,H] (gates [T,B,4H] after their nonlinearities).
+
+    h_prev, c_prev: the state entering step t; gates: i, f, g, o; tanh_c: tanh(c_t).
+    """
+
+    h_prev: np.ndarray
+    c_prev: np.ndarray
+    gates: np.ndarray
+    tanh_c: np.ndarray
+
+
+def lstm_forward(p):
+    H = p.H
+    b = bias(p.b_ih, p) + bias(p.b_hh, p)
+    y = np.zeros((p.T, p.B, H), p.dtype)
+    cache = None
+    if p.training:
+        cache = LSTMCache(np.zeros_like(y), np.zeros_like(y), np.zeros((p.T, p.B, 4 * H), p.dtype), np.zeros_like(y))
+    h, c = p.h0, p.c0
+    for t in time_steps(p.T, p.reverse):
+        m = valid(p, t)
+        a = p.x[t] @ p.W_ih.T + h @ p.W_hh.T + b  # all four gates' pre-activations
+        i = sigmoid(a[:, 0 * H : 1 * H])  # input gate
+        f = sigmoid(a[:, 1 * H : 2 * H])  # forget gate
+        g = np.tanh(a[:, 2 * H : 3 * H])  # candidate cell
+        o = sigmoid(a[:, 3 * H : 4 * H])  # output gate
+        c_t = f * c + i * g  # c_t = f * c_{t-1} + i * g
+        h_t = o * np.tanh(c_t)  # h_t = o * tanh(c_t)
+        if cache is not None:
+            cache.h_prev[t], cache.c_prev[t], cache.tanh_c[t] = h, c, np.tanh(c_t)
+            cache.gates[t] = np.concatenate([i, f, g, o], axis=1)
+        y[t] = np.where(m, h_t, 0)  # a padded step outputs zeros
+        h, c = np.where(m, h_t, h), np.where(m, c_t, c)  # ... and leaves the state unchanged
+    return y, h, c, cache
+
+
+def lstm_backward(p, cache, dy, dh_n, dc_n):
+    H = p.H
+    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    db = np.zeros(4 * H, p.dtype)
+    dx = np.zeros_like(p.x)
+    dh, dc = dh_n.copy(), dc_n.copy()
+    for t in reversed(time_steps(p.T, p.reverse)):
+        m = valid(p, t)
+        gates = cache.gates[t]
+        i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
+        tanh_c = cache.tanh_c[t]
+        dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
+        dc_t = np.where(m, dc, 0) + dh_t * o * (1 - tanh_c**2)  # h_t = o*tanh(c_t)
+        di = dc_t * g  # c_t = f*c_{t-1} + i*g
+        df = dc_t * cache.c_prev[t]
+        dg = dc_t * i
+        do = dh_t * tanh_c
+        da = np.concatenate(  # through the nonlinearities: sigmoid' = s(1-s), tanh' = 1-g^2
+            [di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1
+        )
+        dW_ih += da.T @ p.x[t]  # BPTT: every step adds its share to the shared weights
+        dW_hh += da.T @ cache.h_prev[t]
+        db += da.sum(axis=0)
+        dx[t] = da @ p.W_ih
+        dh = da @ p.W_hh + np.where(m, 0, dh)  # to h_{t-1}; a padded step passes it through
+        dc = dc_t * f + np.where(m, 0, dc)  # to c_{t-1}
+    return dx, dh, dc, dW_ih, dW_hh, db, db.copy()

@@ -1,0 +1,87 @@
+"""The single matrix every backend passes: forward outputs, final states and every gradient against
+the NumPy reference computed in float64, for each cell, dtype and awkward case."""
+
+import numpy as np
+import pytest
+from conftest import assert_close, make_case
+
+from rnnkit import functional as F
+
+CASES = {
+    "plain": dict(),
+    "lengths": dict(T=9, B=6, lengths="spread"),
+    "reverse": dict(reverse=True),
+    "lengths_reverse": dict(T=9, B=6, lengths="spread", reverse=True),
+    "zero_lengths": dict(B=3, lengths=[0, 0, 0]),
+    "B1": dict(B=1),
+    "T1": dict(T=1, lengths=[1, 0, 1]),
+    "B0": dict(B=0),
+    "T0": dict(T=0),
+    "H1": dict(H=1),
+    "H17": dict(H=17, I=5, B=5, lengths="spread", reverse=True),
+    "H100": dict(H=100, I=33, B=7, T=6, lengths="spread"),
+    "no_bias": dict(bias="none"),
+    "only_b_hh": dict(bias="hh", lengths=[3, 5, 1]),
+    "zero_state": dict(state=False),
+    "wide_batch": dict(B=37, T=4, H=9, I=2, lengths="spread"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_backend_matches_reference(backend, cell, dtype, name):
+    case = make_case(cell, dtype=dtype, seed=7, **CASES[name])
+    want = case.astype(np.float64).run("numpy")
+    got = case.run(backend)
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k].dtype == dtype, f"{k}: dtype {got[k].dtype}, expected {dtype}"
+        assert_close(k, got[k], want[k], dtype)
+
+
+@pytest.mark.parametrize("lengths", [None, "spread"])
+def test_inference_matches_training_and_keeps_nothing(backend, cell, dtype, lengths):
+    case = make_case(cell, T=7, B=5, H=6, dtype=dtype, lengths=lengths, seed=11)
+    y_t, s_t, ctx = case.forward(backend, training=True)
+    y_i, s_i, none = case.forward(backend, training=False)
+    assert none is None and ctx is not None
+    np.testing.assert_array_equal(y_i, y_t)
+    for a, b in zip(s_i if cell == "lstm" else (s_i,), s_t if cell == "lstm" else (s_t,)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_results_are_identical_run_to_run(backend, cell):
+    case = make_case(cell, T=12, B=9, I=20, H=33, dtype=np.float32, lengths="spread", seed=5)
+    first, second = case.run(backend), case.run(backend)
+    for k in first:
+        np.testing.assert_array_equal(first[k], second[k], err_msg=k)
+
+
+def test_nan_propagates_without_crashing(backend, cell, dtype):
+    case = make_case(cell, T=4, B=3, dtype=dtype, seed=2)
+    case.x[1, 0, 0] = np.nan
+    got = case.run(backend)
+    assert np.isnan(got["y"][1:, 0]).all(), "NaN in x[1, 0] must reach y[t>=1, 0]"
+    assert np.isfinite(got["y"][:, 1:]).all(), "other sequences stay finite"
+    assert np.isnan(got["dW_ih"]).any()
+
+
+def test_non_contiguous_inputs_are_accepted(backend, cell):
+    case = make_case(cell, T=5, B=4, I=6, H=5, seed=9)
+    want = case.run("numpy")
+    x_nc = np.asfortranarray(case.x)
+    W_ih_nc = np.ascontiguousarray(np.repeat(case.weights[0], 2, axis=1))[:, ::2]
+    assert not x_nc.flags.c_contiguous and not W_ih_nc.flags.c_contiguous
+    y, _, ctx = F.forward(cell, x_nc, (W_ih_nc,) + case.weights[1:], case.state, backend=backend)
+    assert_close("y", y, want["y"])
+    dx, _, dw = F.backward(ctx, np.asfortranarray(case.dy), case.dstate_n)
+    assert_close("dx", dx, want["dx"])
+    assert_close("dW_ih", dw[0], want["dW_ih"])
+
+
+def test_backward_can_run_twice_on_one_ctx(backend, cell):
+    case = make_case(cell, seed=4)
+    _, _, ctx = case.forward(backend)
+    a = F.backward(ctx, case.dy, case.dstate_n)
+    b = F.backward(ctx, case.dy, case.dstate_n)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[2][0], b[2][0])

@@ -1,0 +1,124 @@
+"""Each bad input and the message it produces: the argument is named, with what was expected and given.
+Runs on every backend (validation is shared, so the message must not depend on the backend)."""
+
+import numpy as np
+import pytest
+from conftest import make_case
+
+import rnnkit
+from rnnkit import functional as F
+
+f32, f64 = np.float32, np.float64
+
+
+def _lstm(T=4, B=3, I=5, H=2, dtype=f64):
+    return make_case("lstm", T=T, B=B, I=I, H=H, dtype=dtype, seed=1)
+
+
+def _call(case, backend="numpy", **over):
+    kw = dict(cell=case.cell, x=case.x, weights=case.weights, state=case.state,
+              lengths=case.lengths, reverse=False, training=True, backend=backend)  # fmt: skip
+    kw.update(over)
+    cell, x, weights, state = kw.pop("cell"), kw.pop("x"), kw.pop("weights"), kw.pop("state")
+    return F.forward(cell, x, weights, state, **kw)
+
+
+W = _lstm().weights
+BAD = {
+    # name: (overrides, exception, fragments that must appear in the message)
+    "unknown_cell": (dict(cell="lstmx"), ValueError, ["cell", "'lstmx'", "'gru'"]),
+    "x_2d": (dict(x=np.zeros((4, 5))), ValueError, ["x must be 3-D", "(4, 5)"]),
+    "x_int": (dict(x=np.zeros((4, 3, 5), np.int64)), TypeError, ["x", "float32 or float64", "int64"]),
+    "x_f16": (dict(x=np.zeros((4, 3, 5), np.float16)), TypeError, ["x", "float16"]),
+    "W_ih_wrong_I": (dict(weights=(W[0][:, :4],) + W[1:]), ValueError, ["W_ih", "(8, 5)", "(8, 4)"]),
+    "W_hh_not_square": (dict(weights=(W[0], W[1][:7], W[2], W[3])), ValueError, ["W_hh", "(G*H, H)", "G=4", "(7, 2)"]),
+    "W_hh_wrong_gates": (dict(weights=(W[0], np.zeros((6, 2)), W[2], W[3])), ValueError, ["W_hh", "G=4", "(6, 2)"]),
+    "W_hh_1d": (dict(weights=(W[0], np.zeros(8), W[2], W[3])), ValueError, ["W_hh", "(8,)"]),
+    "b_ih_wrong": (dict(weights=(W[0], W[1], W[2][:5], W[3])), ValueError, ["b_ih", "(8,)", "(5,)"]),
+    "b_hh_2d": (dict(weights=W[:3] + (W[3][None],)), ValueError, ["b_hh", "(8,)", "(1, 8)"]),
+    "weights_short": (dict(weights=W[:2]), TypeError, ["weights", "(W_ih, W_hh, b_ih, b_hh)", "length 2"]),
+    "weights_missing_W": (dict(weights=(None,) + W[1:]), TypeError, ["W_ih and W_hh are required"]),
+    "mixed_dtype": (dict(weights=(W[0].astype(f32),) + W[1:]), TypeError, ["W_ih", "float32", "float64", "share one dtype"]),
+    "state_not_pair": (dict(state=np.zeros((3, 2))), TypeError, ["state", "(h0, c0)"]),
+    "h0_wrong": (dict(state=(np.zeros((2, 2)), np.zeros((3, 2)))), ValueError, ["h0", "(B, H) = (3, 2)", "(2, 2)"]),
+    "c0_dtype": (dict(state=(np.zeros((3, 2)), np.zeros((3, 2), f32))), TypeError, ["c0", "float32", "share one dtype"]),
+    "lengths_float": (dict(lengths=np.array([1.0, 2.0, 3.0])), TypeError, ["lengths", "integer", "float64"]),
+    "lengths_bool": (dict(lengths=np.array([True, False, True])), TypeError, ["lengths", "bool"]),
+    "lengths_shape": (dict(lengths=np.array([1, 2])), ValueError, ["lengths", "(B,) = (3,)", "(2,)"]),
+    "lengths_scalar": (dict(lengths=np.int64(2)), ValueError, ["lengths", "(B,) = (3,)", "()"]),
+    "lengths_too_long": (dict(lengths=[1, 5, 2]), ValueError, ["0 <= lengths[b] <= T = 4", "lengths[1] = 5"]),
+    "lengths_negative": (dict(lengths=[1, 2, -1]), ValueError, ["lengths[2] = -1"]),
+    "reverse_not_bool": (dict(reverse="yes"), TypeError, ["reverse", "'yes'"]),
+    "training_not_bool": (dict(training=None), TypeError, ["training", "None"]),
+    "unknown_backend": (dict(backend="cuda9"), ValueError, ["backend", "'cuda9'", "'numpy'"]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_forward_input_raises_a_clear_error(backend, name):
+    over, exc, fragments = BAD[name]
+    if name != "unknown_backend":
+        over = dict(over, backend=backend)
+    with pytest.raises(exc) as info:
+        _call(_lstm(), **over)
+    for frag in fragments:
+        assert frag in str(info.value), f"message {str(info.value)!r} lacks {frag!r}"
+
+
+def test_rnn_state_must_be_one_array(backend):
+    case = make_case("gru", seed=0)
+    with pytest.raises(TypeError, match=r"state of cell 'gru' must be a single array h0.*tuple"):
+        F.forward("gru", case.x, case.weights, (case.state, case.state), backend=backend)
+
+
+def test_backward_without_training_ctx(backend):
+    case = _lstm()
+    y, _, ctx = _call(case, backend=backend, training=False)
+    assert ctx is None
+    with pytest.raises(ValueError, match="training=True"):
+        F.backward(ctx, case.dy)
+    with pytest.raises(TypeError, match="ctx must be the Context"):
+        F.backward("ctx", case.dy)
+
+
+@pytest.mark.parametrize(
+    "dy, dstate, exc, fragments",
+    [
+        (np.zeros((4, 3, 3)), None, ValueError, ["dy", "(T, B, H) = (4, 3, 2)", "(4, 3, 3)"]),
+        (np.zeros((4, 3, 2), f32), None, TypeError, ["dy", "float32", "float64"]),
+        (np.zeros((4, 3, 2), np.int32), None, TypeError, ["dy", "int32"]),
+        (np.zeros((4, 3, 2)), np.zeros((3, 2)), TypeError, ["dstate_n", "(dh_n, dc_n)"]),
+        (np.zeros((4, 3, 2)), (np.zeros((3, 2)), np.zeros((3, 3))), ValueError, ["dc_n", "(3, 3)"]),
+    ],
+)
+def test_bad_backward_input_raises_a_clear_error(backend, dy, dstate, exc, fragments):
+    _, _, ctx = _call(_lstm(), backend=backend)
+    with pytest.raises(exc) as info:
+        F.backward(ctx, dy, dstate)
+    for frag in fragments:
+        assert frag in str(info.value), f"message {str(info.value)!r} lacks {frag!r}"
+
+
+@pytest.mark.parametrize("T,B", [(0, 3), (4, 0), (0, 0)])
+def test_empty_inputs_give_empty_results(backend, cell, T, B):
+    case = make_case(cell, T=T, B=B, I=3, H=4, seed=0)
+    got = case.run(backend)
+    assert got["y"].shape == (T, B, 4) and got["dx"].shape == (T, B, 3)
+    assert got["dW_ih"].shape == case.weights[0].shape
+    assert not got["dW_ih"].any()
+    if T == 0:
+        np.testing.assert_array_equal(got["h_n"], case.state[0] if cell == "lstm" else case.state)
+
+
+def test_torch_tensor_is_refused_with_a_hint():
+    torch = pytest.importorskip("torch")
+    case = _lstm()
+    with pytest.raises(TypeError, match="torch.Tensor.*NumPy"):
+        F.forward("lstm", torch.from_numpy(case.x), case.weights)
+
+
+def test_available_backends_lists_reasons():
+    b = rnnkit.available_backends()
+    assert "numpy" in b and b[-1] == "numpy"
+    for name, why in b.missing.items():
+        assert name not in b and why
