@@ -7,6 +7,7 @@
 
 from . import functional
 from ._backends import available_backends
+from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 
-__all__ = ["__version__", "available_backends", "functional"]
+__all__ = ["__version__", "available_backends", "functional", "get_num_threads", "set_num_threads"]

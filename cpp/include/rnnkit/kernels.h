@@ -1,0 +1,69 @@
+// rnnkit/kernels.h: the sequence drivers for every cell (cpp/src/sequence.cpp): forward over all T
+// steps and backpropagation through time. Outputs first, then inputs; all arrays C-contiguous and
+// allocated by the caller (rnnkit/_cpp.py). Shape letters as in problem.h.
+//
+// Forward: one GEMM for the input projection of all steps, then per step one recurrent GEMM and one
+// fused pointwise pass (pointwise.h). Backward: per step (reverse order) one pointwise pass and one
+// GEMM for dh_{t-1}; then dW_ih, dW_hh, biases and dx as large GEMMs/reductions over all steps.
+#pragma once
+#include "rnnkit/problem.h"
+
+namespace rnnkit {
+
+template <class T> struct ForwardArgs {
+  // outputs (overwritten)
+  T* y = nullptr;    // [T, B, H]; rows past a sequence's length must be zero on entry
+  T* h_n = nullptr;  // [B, H]
+  T* c_n = nullptr;  // [B, H] LSTM
+  // workspace / training cache (overwritten)
+  T* xg = nullptr;      // [N, G*H] input projection; in training, the activated gates (RNN: h_t)
+  T* xp = nullptr;      // [N, I] packed x (with lengths only; null when dense)
+  T* h_prev = nullptr;  // [N, H] training: state entering each step; null in inference
+  T* c_prev = nullptr;  // [N, H] LSTM training: cell state entering each step
+  T* hn = nullptr;      // [N, H] GRU training: W_hn h + b_hn
+  // inputs
+  const T* x = nullptr;     // [T, B, I]
+  const T* W_ih = nullptr;  // [G*H, I]
+  const T* W_hh = nullptr;  // [G*H, H]
+  const T* b_ih = nullptr;  // [G*H] or null
+  const T* b_hh = nullptr;  // [G*H] or null
+  const T* h0 = nullptr;    // [B, H]
+  const T* c0 = nullptr;    // [B, H] LSTM
+};
+
+template <class T> struct BackwardArgs {
+  // outputs (overwritten)
+  T* dx = nullptr;     // [T, B, I]; rows past a sequence's length must be zero on entry
+  T* dh0 = nullptr;    // [B, H]
+  T* dc0 = nullptr;    // [B, H] LSTM
+  T* dW_ih = nullptr;  // [G*H, I]
+  T* dW_hh = nullptr;  // [G*H, H]
+  T* db_ih = nullptr;  // [G*H]
+  T* db_hh = nullptr;  // [G*H]
+  // workspace (overwritten)
+  T* dg = nullptr;  // [N, G*H] packed gradients of the pre-activations, all steps
+  T* dn = nullptr;  // [N, H] GRU: input-side gradient of the n gate
+  // inputs: the forward's inputs and training cache
+  const T* x = nullptr;
+  const T* W_ih = nullptr;
+  const T* W_hh = nullptr;
+  const T* xg = nullptr;
+  const T* xp = nullptr;
+  const T* h_prev = nullptr;
+  const T* c_prev = nullptr;
+  const T* hn = nullptr;
+  const T* dy = nullptr;    // [T, B, H]
+  const T* dh_n = nullptr;  // [B, H]
+  const T* dc_n = nullptr;  // [B, H] LSTM
+};
+
+template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a);
+template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T>& a);
+
+// Threads used by rnnkit (>= 1); the default is set from Python at import.
+void set_num_threads(int n);
+int get_num_threads();
+// Threads a call of this problem actually uses (small problems run on one thread).
+int threads_for(const Problem& p);
+
+}  // namespace rnnkit

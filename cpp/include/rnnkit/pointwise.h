@@ -1,0 +1,74 @@
+// rnnkit/pointwise.h: the fused per-step pointwise passes (bias, gate nonlinearities, c/h update,
+// outputs) and their derivatives, one table per ISA (cpp/src/pointwise_{scalar,avx2,avx512}.cpp,
+// all compiled from cpp/src/pointwise_impl.h) chosen once at run time (cpp/src/dispatch.cpp).
+//
+// Packed gate columns: hidden units come in blocks of kBlock (the last may be narrower, width wb);
+// block b owns the G*wb columns starting at b*G*kBlock, gate-major inside: column
+// b*G*kBlock + g*wb + u holds gate g of unit b*kBlock + u. A thread owns whole blocks, so its
+// gates are contiguous columns and each step needs one GEMM and one barrier per thread.
+#pragma once
+#include <cstdint>
+
+namespace rnnkit {
+
+// One forward step for the rows [0, rows) of the sorted batch and unit blocks [blk0, blk1).
+template <class T> struct StepFwd {
+  int64_t rows = 0;       // active rows at this step
+  int64_t rows_next = 0;  // active rows at the next step (0 after the last): rows >= it finish here
+  int64_t H = 0, G = 1, blk0 = 0, blk1 = 0;
+  const T* acc = nullptr;  // [rows, ld_acc] recurrent GEMM h_prev @ W_hh^T, from column blk0*G*kBlock
+  int64_t ld_acc = 0;
+  T* xg = nullptr;            // [rows, G*H] packed input projection in; activated gates out (training)
+  const T* b = nullptr;       // [G*H] original order: b_ih + b_hh (GRU n gate: b_in only)
+  const T* b_hn = nullptr;    // [H] GRU: b_hn, inside r * (W_hn h + b_hn)
+  const T* h_prev = nullptr;  // [rows, H] state entering the step
+  T* h_next = nullptr;        // [>= rows_next, H] state entering the next step (rows < rows_next)
+  T* c = nullptr;             // [B, H] LSTM cell state, updated in place
+  T* c_prev_out = nullptr;    // [rows, H] LSTM training: c entering the step; else null
+  T* hn_out = nullptr;        // [rows, H] GRU training: W_hn h + b_hn; else null
+  T* y = nullptr;             // [B, H] y[t] (original batch order, row perm[i])
+  T* h_n = nullptr;           // [B, H] final state (original order), for rows >= rows_next
+  const int64_t* perm = nullptr;
+  bool training = false;
+};
+
+// One backward step for the rows [0, rows) and unit blocks [blk0, blk1).
+template <class T> struct StepBwd {
+  int64_t rows = 0, H = 0, G = 1, blk0 = 0, blk1 = 0;
+  const T* xg = nullptr;      // [rows, G*H] activated gates saved by the forward (RNN: h_t)
+  const T* h_prev = nullptr;  // [rows, H] GRU: state entering the step
+  const T* c_prev = nullptr;  // [rows, H] LSTM: cell state entering the step
+  const T* hn = nullptr;      // [rows, H] GRU: W_hn h + b_hn
+  const T* dy = nullptr;      // [B, H] dy[t] (original order)
+  T* dh = nullptr;            // [B, H] sorted: dL/dh leaving the step in; GRU: dh_in * z out (the
+                              // direct path to h_{t-1}; the GEMM then adds dgates @ W_hh)
+  T* dc = nullptr;            // [B, H] LSTM sorted: dL/dc leaving the step in, entering it out
+  T* dg = nullptr;            // [rows, G*H] packed gradient of the recurrent pre-activations, out
+  T* dn = nullptr;            // [rows, H] GRU: gradient of the input-side n pre-activation, out
+  const int64_t* perm = nullptr;
+};
+
+template <class T> struct PointwiseTable {
+  void (*rnn_fwd)(const StepFwd<T>&, bool relu);
+  void (*rnn_bwd)(const StepBwd<T>&, bool relu);
+  void (*lstm_fwd)(const StepFwd<T>&);
+  void (*lstm_bwd)(const StepBwd<T>&);
+  void (*gru_fwd)(const StepFwd<T>&);
+  void (*gru_bwd)(const StepBwd<T>&);
+};
+
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// The tables, one per ISA (defined in the per-ISA translation units).
+namespace scalar { extern const PointwiseTable<float> table_f32; extern const PointwiseTable<double> table_f64; }
+namespace avx2 { extern const PointwiseTable<float> table_f32; extern const PointwiseTable<double> table_f64; }
+namespace avx512 { extern const PointwiseTable<float> table_f32; extern const PointwiseTable<double> table_f64; }
+
+// The table for the ISA chosen at run time (best supported, capped by RNNKIT_CPU_ISA).
+template <class T> const PointwiseTable<T>& pointwise();
+Isa active_isa();
+const char* isa_name(Isa isa);
+// Comma-separated CPU features seen at run time ("sse2,avx,avx2,fma,avx512f,...").
+const char* cpu_features();
+
+}  // namespace rnnkit

@@ -1,0 +1,33 @@
+// rnnkit/problem.h: the plain description of one single-layer, single-direction recurrent call.
+// Shape letters everywhere: T steps, B batch, I input size, H hidden size, G gates (RNN 1, LSTM 4,
+// GRU 3), N = sum of the sequence lengths (T*B without lengths). The Python side validates and
+// fills it (rnnkit/_cpp.py); kernels trust it.
+#pragma once
+#include <cstdint>
+
+namespace rnnkit {
+
+enum class Cell : int { kRnnTanh = 0, kRnnRelu = 1, kLstm = 2, kGru = 3 };
+
+inline int gate_count(Cell c) { return c == Cell::kLstm ? 4 : c == Cell::kGru ? 3 : 1; }
+
+// Variable lengths are handled by ordering the batch by length (descending) once: at time t the
+// sequences still inside their length are then the first batch_sizes[t] rows of that order, in both
+// directions. Per-step activations are "packed": the rows of time t sit at offsets[t] .. offsets[t] +
+// batch_sizes[t] of an [N, ...] array, in sorted order. Without lengths, perm is the identity,
+// batch_sizes[t] = B and the packed layout is the ordinary [T, B, ...] one.
+struct Problem {
+  Cell cell = Cell::kRnnTanh;
+  int64_t T = 0, B = 0, I = 0, H = 0, G = 1;
+  bool reverse = false;   // visit t = T-1 .. 0
+  bool training = false;  // keep what backward reads
+  bool dense = true;      // no lengths: perm is the identity and every step has B rows
+  const int64_t* perm = nullptr;         // [B] row i of the sorted order is batch entry perm[i]
+  const int64_t* batch_sizes = nullptr;  // [T] active rows at time t (non-increasing in t)
+  const int64_t* offsets = nullptr;      // [T+1] packed row offset of time t; offsets[T] = N
+  int threads = 1;                       // threads to use for this call (>= 1)
+
+  int64_t N() const { return offsets[T]; }
+};
+
+}  // namespace rnnkit

@@ -1,0 +1,4 @@
+// The pointwise passes compiled for the scalar ISA (flags per file in CMakeLists.txt); the code is
+// in pointwise_impl.h, shared by every ISA. Chosen at run time by dispatch.cpp.
+#define RNNKIT_ISA_NS scalar
+#include "pointwise_impl.h"

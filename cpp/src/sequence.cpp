@@ -1,0 +1,267 @@
+// The sequence drivers shared by every cell: forward over all steps and backpropagation through
+// time (see rnnkit/kernels.h). The cells differ only in their pointwise passes (pointwise_impl.h);
+// the GEMM schedule, packing, variable lengths and threading are written once here.
+// Threads: one OpenMP region per call; thread k owns a range of hidden-unit blocks, i.e. contiguous
+// packed gate columns, so each step is one GEMM + one pointwise pass per thread and one barrier.
+// Check: tests/test_backends.py (matrix against the reference), tests/test_threads.py.
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "rnnkit/blas.h"
+#include "rnnkit/gates.h"
+#include "rnnkit/kernels.h"
+#include "rnnkit/pointwise.h"
+
+namespace rnnkit {
+
+namespace {
+
+std::atomic<int> g_threads{1};
+
+// A step must hold at least this many multiply-adds per thread before a second thread pays for
+// its barrier (measured on 2-core AVX-512 machines: see benchmarks/).
+constexpr int64_t kMinStepWorkPerThread = 64 * 1024;
+
+int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
+
+// Packed position of gate g of unit u (rows of the packed weights, columns of the gate arrays).
+int64_t packed_index(int64_t g, int64_t u, int64_t G, int64_t H) {
+  const int64_t b = u / kBlock, wb = std::min(kBlock, H - b * kBlock);
+  return b * G * kBlock + g * wb + (u - b * kBlock);
+}
+
+// W [G*H, K] in PyTorch's gate-major order -> rows in packed order.
+template <class T> std::vector<T> pack_rows(const T* W, int64_t G, int64_t H, int64_t K) {
+  std::vector<T> out(static_cast<size_t>(G * H * K));
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t u = 0; u < H; ++u)
+      std::memcpy(&out[packed_index(g, u, G, H) * K], W + (g * H + u) * K, sizeof(T) * K);
+  return out;
+}
+
+// The unit blocks, packed columns and hidden units owned by thread k of nt.
+struct Split {
+  int64_t blk0, blk1, col0, col1, u0, u1;
+};
+Split split_for(int k, int nt, int64_t H, int64_t G) {
+  const int64_t nb = nblocks(H), b0 = nb * k / nt, b1 = nb * (k + 1) / nt;
+  return {b0, b1, std::min(b0 * G * kBlock, G * H), std::min(b1 * G * kBlock, G * H),
+          std::min(b0 * kBlock, H), std::min(b1 * kBlock, H)};
+}
+
+// Step s visits time t(s); the active rows of time t are the first batch_sizes[t] sorted rows.
+int64_t time_of(const Problem& p, int64_t s) { return p.reverse ? p.T - 1 - s : s; }
+
+template <class T> void copy_rows_permuted(T* dst, const T* src, const int64_t* perm, int64_t rows,
+                                           int64_t width, bool gather) {
+  for (int64_t i = 0; i < rows; ++i) {
+    if (gather)
+      std::memcpy(dst + i * width, src + perm[i] * width, sizeof(T) * width);
+    else
+      std::memcpy(dst + perm[i] * width, src + i * width, sizeof(T) * width);
+  }
+}
+
+// Column sums of rows [0, N) of A [N, ld] over columns [c0, c1), in row order (deterministic).
+template <class T> void column_sums(T* out, const T* A, int64_t N, int64_t ld, int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; ++c) out[c] = T(0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = c0; c < c1; ++c) out[c] += A[n * ld + c];
+}
+
+// Packed rows [c0, c1) of Wp [G*H, K] -> their places in W [G*H, K] (PyTorch order); same for a
+// packed vector when K = 1.
+template <class T> void unpack_rows(T* W, const T* Wp, int64_t G, int64_t H, int64_t K, const Split& sp) {
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t u = sp.u0; u < sp.u1; ++u)
+      std::memcpy(W + (g * H + u) * K, Wp + packed_index(g, u, G, H) * K, sizeof(T) * K);
+}
+
+}  // namespace
+
+void set_num_threads(int n) { g_threads = n < 1 ? 1 : n; }
+int get_num_threads() { return g_threads; }
+
+int threads_for(const Problem& p) {
+  const int64_t work = p.B * p.G * p.H * p.H;
+  int64_t nt = std::min<int64_t>(g_threads, nblocks(p.H));
+  nt = std::min<int64_t>(nt, std::max<int64_t>(1, work / kMinStepWorkPerThread));
+  return static_cast<int>(std::max<int64_t>(1, nt));
+}
+
+template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a) {
+  const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H;
+  const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
+  const bool relu = p.cell == Cell::kRnnRelu;
+  std::memcpy(a.h_n, a.h0, sizeof(T) * B * H);  // sequences of length 0 keep their state
+  if (lstm) std::memcpy(a.c_n, a.c0, sizeof(T) * B * H);
+  if (p.T == 0 || B == 0) return;
+  const int64_t N = p.N();
+  const PointwiseTable<T>& pw = pointwise<T>();
+
+  const std::vector<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
+  std::vector<T> bias(GH, T(0)), b_hn(gru ? H : 0, T(0));
+  for (int64_t j = 0; j < GH; ++j) {
+    if (a.b_ih) bias[j] += a.b_ih[j];
+    if (a.b_hh && !(gru && j >= 2 * H)) bias[j] += a.b_hh[j];
+  }
+  if (gru && a.b_hh) std::memcpy(b_hn.data(), a.b_hh + 2 * H, sizeof(T) * H);
+
+  std::vector<T> h0s(B * H), c(lstm ? B * H : 0);  // initial states in sorted order
+  copy_rows_permuted(h0s.data(), a.h0, p.perm, B, H, true);
+  if (lstm) copy_rows_permuted(c.data(), a.c0, p.perm, B, H, true);
+
+  const T* X = a.x;
+  if (!p.dense) {  // pack x by time, rows in sorted order, active rows only
+    for (int64_t t = 0; t < p.T; ++t)
+      for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
+        std::memcpy(a.xp + (p.offsets[t] + i) * I, a.x + (t * B + p.perm[i]) * I, sizeof(T) * I);
+    X = a.xp;
+  }
+
+  // The GEMM operand of each step: in training the packed h_prev cache itself, in inference two
+  // [B, H] buffers used in turn (a thread may only overwrite one after the next barrier).
+  std::vector<T> hbuf(p.training ? 0 : 2 * B * H);
+  const int64_t t_first = time_of(p, 0);
+  if (p.training) {
+    std::memcpy(a.h_prev + p.offsets[t_first] * H, h0s.data(), sizeof(T) * p.batch_sizes[t_first] * H);
+  } else {
+    std::memcpy(hbuf.data(), h0s.data(), sizeof(T) * B * H);
+    std::memcpy(hbuf.data() + B * H, h0s.data(), sizeof(T) * B * H);
+  }
+  std::vector<T> acc(B * GH);
+
+#pragma omp parallel num_threads(threads_for(p))
+  {
+    const int k = omp_get_thread_num(), nt = omp_get_num_threads();
+    const Split sp = split_for(k, nt, H, G);
+    const int64_t ncols = sp.col1 - sp.col0;
+    // Input projection of all steps for this thread's gate columns; no barrier needed after it,
+    // since each thread reads back only its own columns.
+    gemm<T>(false, true, N, ncols, I, T(1), X, I, Wih.data() + sp.col0 * I, I, T(0), a.xg + sp.col0, GH);
+
+    StepFwd<T> st;
+    st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;
+    st.acc = acc.data() + sp.col0, st.b = bias.data(), st.b_hn = b_hn.data();
+    st.c = c.data(), st.h_n = a.h_n, st.perm = p.perm, st.training = p.training;
+    for (int64_t s = 0; s < p.T; ++s) {
+      const int64_t t = time_of(p, s), rows = p.batch_sizes[t];
+      const bool last = s + 1 == p.T;
+      const int64_t tn = last ? t : time_of(p, s + 1), rows_next = last ? 0 : p.batch_sizes[tn];
+      const T* hcur = p.training ? a.h_prev + p.offsets[t] * H : hbuf.data() + (s % 2) * B * H;
+      T* hnext = p.training ? (last ? nullptr : a.h_prev + p.offsets[tn] * H)
+                            : hbuf.data() + ((s + 1) % 2) * B * H;
+      gemm<T>(false, true, rows, ncols, H, T(1), hcur, H, Whh.data() + sp.col0 * H, H, T(0),
+              acc.data() + sp.col0, GH);
+      st.rows = rows, st.rows_next = rows_next;
+      st.xg = a.xg + p.offsets[t] * GH, st.h_prev = hcur, st.h_next = hnext;
+      st.y = a.y + t * B * H;
+      if (p.training) {
+        if (lstm) st.c_prev_out = a.c_prev + p.offsets[t] * H;
+        if (gru) st.hn_out = a.hn + p.offsets[t] * H;
+      }
+      switch (p.cell) {
+        case Cell::kLstm: pw.lstm_fwd(st); break;
+        case Cell::kGru: pw.gru_fwd(st); break;
+        default: pw.rnn_fwd(st, relu);
+      }
+      // Reverse direction with lengths: sequences that start at the next step enter with h0.
+      for (int64_t i = rows; i < rows_next; ++i)
+        std::memcpy(hnext + i * H + sp.u0, h0s.data() + i * H + sp.u0, sizeof(T) * (sp.u1 - sp.u0));
+#pragma omp barrier
+    }
+  }
+  if (lstm) copy_rows_permuted(a.c_n, c.data(), p.perm, B, H, false);
+}
+
+template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T>& a) {
+  const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H;
+  const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
+  const bool relu = p.cell == Cell::kRnnRelu;
+  if (p.T == 0 || B == 0) {
+    std::memcpy(a.dh0, a.dh_n, sizeof(T) * B * H);
+    if (lstm) std::memcpy(a.dc0, a.dc_n, sizeof(T) * B * H);
+    std::fill(a.dW_ih, a.dW_ih + GH * I, T(0));
+    std::fill(a.dW_hh, a.dW_hh + GH * H, T(0));
+    std::fill(a.db_ih, a.db_ih + GH, T(0));
+    std::fill(a.db_hh, a.db_hh + GH, T(0));
+    return;
+  }
+  const int64_t N = p.N();
+  const PointwiseTable<T>& pw = pointwise<T>();
+  const std::vector<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
+
+  std::vector<T> dh(B * H), dc(lstm ? B * H : 0);  // gradients of the running state, sorted rows
+  copy_rows_permuted(dh.data(), a.dh_n, p.perm, B, H, true);
+  if (lstm) copy_rows_permuted(dc.data(), a.dc_n, p.perm, B, H, true);
+  const T* X = p.dense ? a.x : a.xp;
+  // Packed weight gradients before they are put back in PyTorch's order (one buffer each: threads
+  // fill their own rows of both at once).
+  std::vector<T> dWhp(GH * H), dWip(GH * I), dbp(GH), dxp(p.dense ? 0 : N * I);
+
+#pragma omp parallel num_threads(threads_for(p))
+  {
+    const int k = omp_get_thread_num(), nt = omp_get_num_threads();
+    const Split sp = split_for(k, nt, H, G);
+    const int64_t ncols = sp.col1 - sp.col0, nu = sp.u1 - sp.u0;
+    StepBwd<T> st;
+    st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
+    st.dh = dh.data(), st.dc = dc.data();
+    for (int64_t s = p.T - 1; s >= 0; --s) {
+      const int64_t t = time_of(p, s), rows = p.batch_sizes[t], o = p.offsets[t];
+      st.rows = rows, st.xg = a.xg + o * GH, st.dg = a.dg + o * GH, st.dy = a.dy + t * B * H;
+      if (lstm) st.c_prev = a.c_prev + o * H;
+      if (gru) st.h_prev = a.h_prev + o * H, st.hn = a.hn + o * H, st.dn = a.dn + o * H;
+      switch (p.cell) {
+        case Cell::kLstm: pw.lstm_bwd(st); break;
+        case Cell::kGru: pw.gru_bwd(st); break;
+        default: pw.rnn_bwd(st, relu);
+      }
+#pragma omp barrier
+      // dh_{t-1} for this thread's units = dgates (all columns) @ W_hh[:, units]; rows past their
+      // length are not touched, so their gradient passes through unchanged.
+      gemm<T>(false, false, rows, nu, GH, T(1), a.dg + o * GH, GH, Whh.data() + sp.u0, H,
+              gru ? T(1) : T(0), dh.data() + sp.u0, H);
+    }
+#pragma omp barrier
+    // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
+    gemm<T>(true, false, ncols, H, N, T(1), a.dg + sp.col0, GH, a.h_prev, H, T(0),
+            dWhp.data() + sp.col0 * H, H);
+    unpack_rows(a.dW_hh, dWhp.data(), G, H, H, sp);
+    column_sums(dbp.data(), a.dg, N, GH, sp.col0, sp.col1);
+    unpack_rows(a.db_hh, dbp.data(), G, H, 1, sp);
+    if (gru) {  // the input side of the n gate differs: dn, not dn * r
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t b = sp.blk0; b < sp.blk1; ++b) {
+          const int64_t u0 = b * kBlock, wb = std::min(kBlock, H - u0);
+          std::memcpy(a.dg + n * GH + b * G * kBlock + 2 * wb, a.dn + n * H + u0, sizeof(T) * wb);
+        }
+      column_sums(dbp.data(), a.dg, N, GH, sp.col0, sp.col1);
+    }
+    unpack_rows(a.db_ih, dbp.data(), G, H, 1, sp);
+    gemm<T>(true, false, ncols, I, N, T(1), a.dg + sp.col0, GH, X, I, T(0), dWip.data() + sp.col0 * I, I);
+    unpack_rows(a.dW_ih, dWip.data(), G, H, I, sp);
+#pragma omp barrier
+    // dx = dgates @ W_ih, split by rows.
+    const int64_t n0 = N * k / nt, n1 = N * (k + 1) / nt;
+    gemm<T>(false, false, n1 - n0, I, GH, T(1), a.dg + n0 * GH, GH, Wih.data(), I, T(0),
+            (p.dense ? a.dx : dxp.data()) + n0 * I, I);
+  }
+  if (!p.dense)
+    for (int64_t t = 0; t < p.T; ++t)
+      for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
+        std::memcpy(a.dx + (t * B + p.perm[i]) * I, dxp.data() + (p.offsets[t] + i) * I, sizeof(T) * I);
+  copy_rows_permuted(a.dh0, dh.data(), p.perm, B, H, false);
+  if (lstm) copy_rows_permuted(a.dc0, dc.data(), p.perm, B, H, false);
+}
+
+template void sequence_forward<float>(const Problem&, const ForwardArgs<float>&);
+template void sequence_forward<double>(const Problem&, const ForwardArgs<double>&);
+template void sequence_backward<float>(const Problem&, const BackwardArgs<float>&);
+template void sequence_backward<double>(const Problem&, const BackwardArgs<double>&);
+
+}  // namespace rnnkit

@@ -1,0 +1,94 @@
+"""Backend "cpp": adapter from a validated Problem to the compiled kernels in rnnkit._core.
+
+Allocates every output and workspace with NumPy (C++ never allocates Python objects), orders the
+batch by length once for variable lengths, and keeps the training cache as a named tuple.
+Check: tests/test_backends.py.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from ._native import core as _core
+
+_CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
+
+
+class Plan(NamedTuple):
+    """The batch ordered by length (descending): at time t the first batch_sizes[t] rows are active;
+    their per-step data sits at packed rows offsets[t] .. offsets[t] + batch_sizes[t]."""
+
+    perm: np.ndarray  # [B] int64
+    batch_sizes: np.ndarray  # [T] int64
+    offsets: np.ndarray  # [T+1] int64; offsets[T] = N
+    dense: bool  # no lengths: identity order, all rows active
+
+    @property
+    def N(self) -> int:
+        return int(self.offsets[-1])
+
+
+class CppCache(NamedTuple):
+    """What backward reads: the plan; xg [N, G*H] activated gates (packed columns, RNN: h_t);
+    xp [N, I] packed x (lengths only); h_prev [N, H]; c_prev [N, H] (LSTM); hn [N, H] (GRU)."""
+
+    plan: Plan
+    xg: np.ndarray
+    xp: Optional[np.ndarray]
+    h_prev: np.ndarray
+    c_prev: Optional[np.ndarray]
+    hn: Optional[np.ndarray]
+
+
+def plan(p) -> Plan:
+    T, B = p.T, p.B
+    if p.lengths is None:
+        return Plan(np.arange(B, dtype=np.int64), np.full(T, B, np.int64),
+                    np.arange(T + 1, dtype=np.int64) * B, True)  # fmt: skip
+    perm = np.argsort(-p.lengths, kind="stable").astype(np.int64)
+    batch_sizes = (p.lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).astype(np.int64)
+    return Plan(perm, batch_sizes, offsets, False)
+
+
+def _forward(p):
+    pl = plan(p)
+    T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
+    lstm, gru = p.cell == "lstm", p.cell == "gru"
+    y = (np.empty if pl.dense else np.zeros)((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    c_n = np.empty((B, H), dt) if lstm else None
+    xg = np.empty((N, G * H), dt)
+    xp = None if pl.dense else np.empty((N, I), dt)
+    train = p.training
+    h_prev = np.empty((N, H), dt) if train else None
+    c_prev = np.empty((N, H), dt) if train and lstm else None
+    hn = np.empty((N, H), dt) if train and gru else None
+    _core.forward(_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh,
+                  p.b_ih, p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse,
+                  train, pl.dense)  # fmt: skip
+    cache = CppCache(pl, xg, xp, h_prev, c_prev, hn) if train else None
+    return y, h_n, c_n, cache
+
+
+def _backward(p, cache: CppCache, dy, dh_n, dc_n):
+    pl = cache.plan
+    T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
+    lstm, gru = p.cell == "lstm", p.cell == "gru"
+    dx = (np.empty if pl.dense else np.zeros)((T, B, I), dt)
+    dh0 = np.empty((B, H), dt)
+    dc0 = np.empty((B, H), dt) if lstm else None
+    dW_ih, dW_hh = np.empty_like(p.W_ih), np.empty_like(p.W_hh)
+    db_ih, db_hh = np.empty(G * H, dt), np.empty(G * H, dt)
+    dg = np.empty((N, G * H), dt)
+    dn = np.empty((N, H), dt) if gru else None
+    _core.backward(_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih,
+                   p.W_hh, cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n,
+                   dc_n, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, pl.dense)  # fmt: skip
+    return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh
+
+
+rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
+rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward

@@ -1,0 +1,21 @@
+"""Loads the compiled module rnnkit._core, after scipy_openblas32 (which puts the OpenBLAS that
+_core links against into the process, for layouts where the extension's RPATH does not reach it),
+and applies the thread setting. Importing this raises ImportError when the extension is missing."""
+
+from __future__ import annotations
+
+import os
+
+import scipy_openblas32  # noqa: F401  (loads libscipy_openblas globally)
+
+from . import _core as core  # noqa: E402
+
+_ISAS = ("scalar", "avx2", "avx512")
+if os.environ.get("RNNKIT_CPU_ISA", "") not in ("",) + _ISAS:
+    raise ImportError(
+        f"RNNKIT_CPU_ISA must be one of {', '.join(_ISAS)} (or unset); got {os.environ['RNNKIT_CPU_ISA']!r}"
+    )
+
+from . import _threads  # noqa: E402
+
+_threads.register(core.set_num_threads)
