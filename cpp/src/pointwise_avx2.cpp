@@ -1,4 +1,5 @@
 // The pointwise passes compiled for the avx2 ISA (flags per file in CMakeLists.txt); the code is
 // in pointwise_impl.h, shared by every ISA. Chosen at run time by dispatch.cpp.
 #define RNNKIT_ISA_NS avx2
+#define RNNKIT_VBYTES 32
 #include "pointwise_impl.h"

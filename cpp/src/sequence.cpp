@@ -43,14 +43,51 @@ template <class T> std::vector<T> pack_rows(const T* W, int64_t G, int64_t H, in
   return out;
 }
 
-// The unit blocks, packed columns and hidden units owned by thread k of nt.
+// Work is cut into a fixed number of panels (contiguous unit blocks; for dx, row ranges) that does
+// not depend on the thread count, and every GEMM call covers exactly one panel: the BLAS then sees
+// the same calls whatever the thread count, so results are bitwise identical across thread counts.
+constexpr int64_t kPanels = 4;
+int64_t panel_count(int64_t H) { return std::min(kPanels, nblocks(H)); }
+
+// The unit blocks, packed columns and hidden units of panels [p0, p1).
 struct Split {
   int64_t blk0, blk1, col0, col1, u0, u1;
 };
-Split split_for(int k, int nt, int64_t H, int64_t G) {
-  const int64_t nb = nblocks(H), b0 = nb * k / nt, b1 = nb * (k + 1) / nt;
+Split panels(int64_t p0, int64_t p1, int64_t H, int64_t G) {
+  const int64_t nb = nblocks(H), P = panel_count(H), b0 = nb * p0 / P, b1 = nb * p1 / P;
   return {b0, b1, std::min(b0 * G * kBlock, G * H), std::min(b1 * G * kBlock, G * H),
           std::min(b0 * kBlock, H), std::min(b1 * kBlock, H)};
+}
+// Panels [p0, p1) of thread k of nt.
+Split split_for(int k, int nt, int64_t H, int64_t G) {
+  const int64_t P = panel_count(H);
+  return panels(P * k / nt, P * (k + 1) / nt, H, G);
+}
+// Calls f(Split) for each panel of thread k.
+template <class F> void for_panels(int k, int nt, int64_t H, int64_t G, F&& f) {
+  const int64_t P = panel_count(H);
+  for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) f(panels(q, q + 1, H, G));
+}
+
+// Columns [0, N) of B, element (k, n) at B[trans ? n * ldb + k : k * ldb + n], into panels of nr
+// columns (zero-padded): the operand layout of PointwiseTable::gemm_packed. out holds
+// ceil(N / nr) * nr * K elements.
+template <class T>
+void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N, int64_t nr) {
+  for (int64_t j = 0; j < N; j += nr) {
+    T* panel = out + j * K;  // panel j / nr starts at (j / nr) * K * nr = j * K
+    for (int64_t c = 0; c < nr; ++c) {
+      const int64_t n = j + c;
+      if (n >= N) {
+        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = T(0);
+      } else if (trans) {  // column n of op(B) is row n of B: read it contiguously
+        const T* src = B + n * ldb;
+        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = src[k];
+      } else {
+        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = B[k * ldb + n];
+      }
+    }
+  }
 }
 
 // Step s visits time t(s); the active rows of time t are the first batch_sizes[t] sorted rows.
@@ -88,7 +125,7 @@ int get_num_threads() { return g_threads; }
 
 int threads_for(const Problem& p) {
   const int64_t work = p.B * p.G * p.H * p.H;
-  int64_t nt = std::min<int64_t>(g_threads, nblocks(p.H));
+  int64_t nt = std::min<int64_t>(g_threads, panel_count(p.H));
   nt = std::min<int64_t>(nt, std::max<int64_t>(1, work / kMinStepWorkPerThread));
   return static_cast<int>(std::max<int64_t>(1, nt));
 }
@@ -134,15 +171,21 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     std::memcpy(hbuf.data() + B * H, h0s.data(), sizeof(T) * B * H);
   }
   std::vector<T> acc(B * GH);
+  const int nthreads = threads_for(p);
+  std::vector<T> Whh_panels((GH + nthreads * pw.nr) * H);  // W_hh^T, packed per thread
 
-#pragma omp parallel num_threads(threads_for(p))
+#pragma omp parallel num_threads(nthreads)
   {
     const int k = omp_get_thread_num(), nt = omp_get_num_threads();
     const Split sp = split_for(k, nt, H, G);
-    const int64_t ncols = sp.col1 - sp.col0;
+    T* const Wp = Whh_panels.data() + (sp.col0 + k * pw.nr) * H;
+    pack_panels(Wp, Whh.data() + sp.col0 * H, H, true, H, sp.col1 - sp.col0, pw.nr);
     // Input projection of all steps for this thread's gate columns; no barrier needed after it,
     // since each thread reads back only its own columns.
-    gemm<T>(false, true, N, ncols, I, T(1), X, I, Wih.data() + sp.col0 * I, I, T(0), a.xg + sp.col0, GH);
+    for_panels(k, nt, H, G, [&](const Split& q) {
+      gemm<T>(false, true, N, q.col1 - q.col0, I, T(1), X, I, Wih.data() + q.col0 * I, I, T(0),
+              a.xg + q.col0, GH);
+    });
 
     StepFwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;
@@ -155,8 +198,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       const T* hcur = p.training ? a.h_prev + p.offsets[t] * H : hbuf.data() + (s % 2) * B * H;
       T* hnext = p.training ? (last ? nullptr : a.h_prev + p.offsets[tn] * H)
                             : hbuf.data() + ((s + 1) % 2) * B * H;
-      gemm<T>(false, true, rows, ncols, H, T(1), hcur, H, Whh.data() + sp.col0 * H, H, T(0),
-              acc.data() + sp.col0, GH);
+      pw.gemm_packed(rows, sp.col1 - sp.col0, H, hcur, H, Wp, acc.data() + sp.col0, GH, false);
       st.rows = rows, st.rows_next = rows_next;
       st.xg = a.xg + p.offsets[t] * GH, st.h_prev = hcur, st.h_next = hnext;
       st.y = a.y + t * B * H;
@@ -202,12 +244,15 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   // Packed weight gradients before they are put back in PyTorch's order (one buffer each: threads
   // fill their own rows of both at once).
   std::vector<T> dWhp(GH * H), dWip(GH * I), dbp(GH), dxp(p.dense ? 0 : N * I);
+  const int nthreads = threads_for(p);
+  std::vector<T> Whh_panels((H + nthreads * pw.nr) * GH);  // W_hh (packed rows), per thread
 
-#pragma omp parallel num_threads(threads_for(p))
+#pragma omp parallel num_threads(nthreads)
   {
     const int k = omp_get_thread_num(), nt = omp_get_num_threads();
     const Split sp = split_for(k, nt, H, G);
-    const int64_t ncols = sp.col1 - sp.col0, nu = sp.u1 - sp.u0;
+    T* const Wp = Whh_panels.data() + (sp.u0 + k * pw.nr) * GH;
+    pack_panels(Wp, Whh.data() + sp.u0, H, false, GH, sp.u1 - sp.u0, pw.nr);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
     st.dh = dh.data(), st.dc = dc.data();
@@ -224,13 +269,14 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
 #pragma omp barrier
       // dh_{t-1} for this thread's units = dgates (all columns) @ W_hh[:, units]; rows past their
       // length are not touched, so their gradient passes through unchanged.
-      gemm<T>(false, false, rows, nu, GH, T(1), a.dg + o * GH, GH, Whh.data() + sp.u0, H,
-              gru ? T(1) : T(0), dh.data() + sp.u0, H);
+      pw.gemm_packed(rows, sp.u1 - sp.u0, GH, a.dg + o * GH, GH, Wp, dh.data() + sp.u0, H, gru);
     }
 #pragma omp barrier
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
-    gemm<T>(true, false, ncols, H, N, T(1), a.dg + sp.col0, GH, a.h_prev, H, T(0),
-            dWhp.data() + sp.col0 * H, H);
+    for_panels(k, nt, H, G, [&](const Split& q) {
+      gemm<T>(true, false, q.col1 - q.col0, H, N, T(1), a.dg + q.col0, GH, a.h_prev, H, T(0),
+              dWhp.data() + q.col0 * H, H);
+    });
     unpack_rows(a.dW_hh, dWhp.data(), G, H, H, sp);
     column_sums(dbp.data(), a.dg, N, GH, sp.col0, sp.col1);
     unpack_rows(a.db_hh, dbp.data(), G, H, 1, sp);
@@ -243,13 +289,19 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       column_sums(dbp.data(), a.dg, N, GH, sp.col0, sp.col1);
     }
     unpack_rows(a.db_ih, dbp.data(), G, H, 1, sp);
-    gemm<T>(true, false, ncols, I, N, T(1), a.dg + sp.col0, GH, X, I, T(0), dWip.data() + sp.col0 * I, I);
+    for_panels(k, nt, H, G, [&](const Split& q) {
+      gemm<T>(true, false, q.col1 - q.col0, I, N, T(1), a.dg + q.col0, GH, X, I, T(0),
+              dWip.data() + q.col0 * I, I);
+    });
     unpack_rows(a.dW_ih, dWip.data(), G, H, I, sp);
 #pragma omp barrier
-    // dx = dgates @ W_ih, split by rows.
-    const int64_t n0 = N * k / nt, n1 = N * (k + 1) / nt;
-    gemm<T>(false, false, n1 - n0, I, GH, T(1), a.dg + n0 * GH, GH, Wih.data(), I, T(0),
-            (p.dense ? a.dx : dxp.data()) + n0 * I, I);
+    // dx = dgates @ W_ih, split by rows (fixed row panels, as the columns above).
+    const int64_t P = panel_count(H);
+    for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
+      const int64_t n0 = N * q / P, n1 = N * (q + 1) / P;
+      gemm<T>(false, false, n1 - n0, I, GH, T(1), a.dg + n0 * GH, GH, Wih.data(), I, T(0),
+              (p.dense ? a.dx : dxp.data()) + n0 * I, I);
+    }
   }
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)

@@ -55,6 +55,11 @@ template <class T> struct PointwiseTable {
   void (*lstm_bwd)(const StepBwd<T>&);
   void (*gru_fwd)(const StepFwd<T>&);
   void (*gru_bwd)(const StepBwd<T>&);
+  // C[M,N] = (or +=, with accumulate) A[M,K] (row stride lda) @ Bp, Bp packed by pack_panels with
+  // panel width nr (cpp/src/gemm_impl.h).
+  void (*gemm_packed)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bp, T* C,
+                      int64_t ldc, bool accumulate);
+  int nr;
 };
 
 enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
