@@ -19,24 +19,23 @@ template <class T> struct GemmShape {
   static constexpr int MR = 6;                          // tile rows
 };
 
-// One tile: M_ rows by NP panels (NP * NR columns), all K; of the last panel only n <= NR columns
-// are stored. Small M_ take several panels at once so that enough independent accumulator chains
-// hide the latency of the fused multiply-add.
+// One tile: M_ rows by NP panels (NP * NR columns) over kc values of k; of the last panel only
+// n <= NR columns are stored. Panels lie ps elements apart. Small M_ take several panels at once
+// so that enough independent accumulator chains hide the latency of the fused multiply-add.
 template <class T, int M_, int NP>
-inline void tile(int64_t K, const T* __restrict__ A, int64_t lda, const T* __restrict__ Bp,
-                 T* __restrict__ C, int64_t ldc, int n, bool accumulate) {
+inline void tile(int64_t kc, int64_t ps, const T* __restrict__ A, int64_t lda,
+                 const T* __restrict__ Bp, T* __restrict__ C, int64_t ldc, int n, bool accumulate) {
   using S = GemmShape<T>;
   typedef T V __attribute__((vector_size(RNNKIT_VBYTES), aligned(sizeof(T))));
   constexpr int NV = S::NV * NP;  // vectors per tile row
   V c[M_][NV];
   for (int i = 0; i < M_; ++i)
     for (int v = 0; v < NV; ++v) c[i][v] = V{} * T(0);
-  const int64_t panel = K * S::NR;  // elements between consecutive panels
-  for (int64_t k = 0; k < K; ++k) {
+  for (int64_t k = 0; k < kc; ++k) {
     V b[NV];  // loaded as vectors: a memcpy through the stack stalls on store forwarding
     for (int q = 0; q < NP; ++q)
       for (int v = 0; v < S::NV; ++v)
-        b[q * S::NV + v] = *reinterpret_cast<const V*>(Bp + q * panel + k * S::NR + v * S::VL);
+        b[q * S::NV + v] = *reinterpret_cast<const V*>(Bp + q * ps + k * S::NR + v * S::VL);
     for (int i = 0; i < M_; ++i) {
       const T a = A[i * lda + k];
       for (int v = 0; v < NV; ++v) c[i][v] += a * b[v];
@@ -62,37 +61,57 @@ inline void tile(int64_t K, const T* __restrict__ A, int64_t lda, const T* __res
 
 // Rows [0, M_) of C for all N columns: NP panels at a time, then one at a time.
 template <class T, int M_, int NP>
-inline void row_strip(int64_t N, int64_t K, const T* A, int64_t lda, const T* Bp, T* C,
-                      int64_t ldc, bool accumulate) {
+inline void row_strip(int64_t N, int64_t kc, int64_t ps, const T* A, int64_t lda, const T* Bp,
+                      T* C, int64_t ldc, bool accumulate) {
   using S = GemmShape<T>;
   const int64_t panels = (N + S::NR - 1) / S::NR;
   const int last = static_cast<int>(N - (panels - 1) * S::NR);
   int64_t j = 0;
   for (; j + NP <= panels; j += NP)
-    tile<T, M_, NP>(K, A, lda, Bp + j * K * S::NR, C + j * S::NR, ldc,
+    tile<T, M_, NP>(kc, ps, A, lda, Bp + j * ps, C + j * S::NR, ldc,
                     j + NP == panels ? last : S::NR, accumulate);
   for (; j < panels; ++j)
-    tile<T, M_, 1>(K, A, lda, Bp + j * K * S::NR, C + j * S::NR, ldc,
-                   j + 1 == panels ? last : S::NR, accumulate);
+    tile<T, M_, 1>(kc, ps, A, lda, Bp + j * ps, C + j * S::NR, ldc, j + 1 == panels ? last : S::NR,
+                   accumulate);
 }
+
+// K is cut into chunks of kKc so that a panel's chunk (kKc * NR elements, 16 KiB in float32) stays
+// in L1, and the columns into blocks of kNc so that a block's chunks (256 KiB at most) stay in L2,
+// while the row strips pass over them; each chunk after the first accumulates into C.
+constexpr int64_t kKc = 256;
+constexpr int64_t kNcPanels = 8;
 
 template <class T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bp, T* C,
                  int64_t ldc, bool accumulate) {
   using S = GemmShape<T>;
   if (M == 0 || N == 0) return;
-  int64_t m0 = 0;
-  for (; m0 + S::MR <= M; m0 += S::MR)
-    row_strip<T, S::MR, 1>(N, K, A + m0 * lda, lda, Bp, C + m0 * ldc, ldc, accumulate);
-  const T* a = A + m0 * lda;
-  T* c = C + m0 * ldc;
-  switch (M - m0) {
-    case 1: row_strip<T, 1, 4>(N, K, a, lda, Bp, c, ldc, accumulate); break;
-    case 2: row_strip<T, 2, 3>(N, K, a, lda, Bp, c, ldc, accumulate); break;
-    case 3: row_strip<T, 3, 2>(N, K, a, lda, Bp, c, ldc, accumulate); break;
-    case 4: row_strip<T, 4, 1>(N, K, a, lda, Bp, c, ldc, accumulate); break;
-    case 5: row_strip<T, 5, 1>(N, K, a, lda, Bp, c, ldc, accumulate); break;
-    default: break;
+  if (K == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(T) * N);
+    return;
+  }
+  const int64_t ps = K * S::NR;  // elements from one panel to the next
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = K - k0 < kKc ? K - k0 : kKc;
+    const bool acc = accumulate || k0 > 0;
+    for (int64_t n0 = 0; n0 < N; n0 += kNcPanels * S::NR) {
+      const int64_t nc = N - n0 < kNcPanels * S::NR ? N - n0 : kNcPanels * S::NR;
+      const T* bp = Bp + (n0 / S::NR) * ps + k0 * S::NR;
+      int64_t m0 = 0;
+      for (; m0 + S::MR <= M; m0 += S::MR)
+        row_strip<T, S::MR, 1>(nc, kc, ps, A + m0 * lda + k0, lda, bp, C + m0 * ldc + n0, ldc, acc);
+      const T* a = A + m0 * lda + k0;
+      T* c = C + m0 * ldc + n0;
+      switch (M - m0) {
+        case 1: row_strip<T, 1, 4>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
+        case 2: row_strip<T, 2, 3>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
+        case 3: row_strip<T, 3, 2>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
+        case 4: row_strip<T, 4, 1>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
+        case 5: row_strip<T, 5, 1>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
+        default: break;
+      }
+    }
   }
 }
 

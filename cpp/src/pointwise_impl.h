@@ -13,8 +13,6 @@ namespace rnnkit {
 namespace RNNKIT_ISA_NS {
 namespace {
 
-#define RK_RESTRICT __restrict__
-
 // Local, not std::min: a std:: template instantiated here would be compiled for this ISA and might
 // be the copy the linker keeps for every translation unit.
 inline int64_t min_(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -32,6 +30,32 @@ inline void for_blocks(int64_t H, int64_t G, int64_t blk0, int64_t blk1, F&& bod
   }
 }
 
+constexpr int kVB = RNNKIT_VBYTES;
+template <class T> using V = typename Lanes<T, kVB>::V;
+template <class T> constexpr int64_t kVL = kVB / sizeof(T);  // lanes per vector
+template <class T> inline V<T> splat(T v) { return rnnkit::splat<T, kVB>(v); }
+template <class T> __attribute__((always_inline)) inline V<T> sigmoid_(const V<T>& x) { return rnnkit::sigmoid_<T, kVB>(x); }
+template <class T> __attribute__((always_inline)) inline V<T> tanh_(const V<T>& x) { return rnnkit::tanh_<T, kVB>(x); }
+
+// n <= kVL units as one vector (fewer are padded with zeros).
+template <class T> inline V<T> ld(const T* p, int64_t n) {
+  if (n == kVL<T>) return *reinterpret_cast<const V<T>*>(p);
+  V<T> v = splat<T>(0);
+  std::memcpy(&v, p, sizeof(T) * n);
+  return v;
+}
+template <class T> inline void st(T* p, const V<T>& v, int64_t n) {
+  if (n == kVL<T>)
+    *reinterpret_cast<V<T>*>(p) = v;
+  else
+    std::memcpy(p, &v, sizeof(T) * n);
+}
+
+// Calls f(u, n) for the vectors covering units [0, wb) of a block: u the first unit, n <= kVL.
+template <class T, class F> inline void for_lanes(int64_t wb, F&& f) {
+  for (int64_t u = 0; u < wb; u += kVL<T>) f(u, wb - u < kVL<T> ? wb - u : kVL<T>);
+}
+
 // Copies this thread's units of h (row i) to where the next step or the caller reads them.
 template <class T> inline void route_h(const StepFwd<T>& s, int64_t i, const T* h) {
   const int64_t u0 = s.blk0 * kBlock, u1 = min_(s.blk1 * kBlock, s.H);
@@ -42,17 +66,16 @@ template <class T> inline void route_h(const StepFwd<T>& s, int64_t i, const T* 
 template <class T, bool Relu, bool Train> void rnn_fwd_t(const StepFwd<T>& s) {
   const int64_t H = s.H, acc0 = s.blk0 * kBlock;
   for (int64_t i = 0; i < s.rows; ++i) {
-    const T* RK_RESTRICT acc = s.acc + i * s.ld_acc - acc0;
-    T* RK_RESTRICT xg = s.xg + i * H;
-    T* RK_RESTRICT y = s.y + s.perm[i] * H;
-    const T* RK_RESTRICT b = s.b;
+    const T* acc = s.acc + i * s.ld_acc - acc0;
+    T* xg = s.xg + i * H;
+    T* y = s.y + s.perm[i] * H;
     for_blocks(H, 1, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
-      for (int64_t u = 0; u < wb; ++u) {
-        const T a = xg[col + u] + acc[col + u] + b[u0 + u];
-        const T h = Relu ? (a < T(0) ? T(0) : a) : tanh_(a);  // relu keeps NaN
-        y[u0 + u] = h;
-        if (Train) xg[col + u] = h;
-      }
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        const V<T> a = ld(xg + col + u, n) + ld(acc + col + u, n) + ld(s.b + u0 + u, n);
+        const V<T> h = Relu ? (a < splat<T>(0) ? splat<T>(0) : a) : tanh_<T>(a);  // relu keeps NaN
+        st(y + u0 + u, h, n);
+        if (Train) st(xg + col + u, h, n);
+      });
     });
     route_h(s, i, y);
   }
@@ -61,15 +84,15 @@ template <class T, bool Relu, bool Train> void rnn_fwd_t(const StepFwd<T>& s) {
 template <class T, bool Relu> void rnn_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
-    const T* RK_RESTRICT xg = s.xg + i * H;
-    const T* RK_RESTRICT dy = s.dy + s.perm[i] * H;
-    const T* RK_RESTRICT dh = s.dh + i * H;
-    T* RK_RESTRICT dg = s.dg + i * H;
+    const T* xg = s.xg + i * H;
+    const T* dy = s.dy + s.perm[i] * H;
+    const T* dh = s.dh + i * H;
+    T* dg = s.dg + i * H;
     for_blocks(H, 1, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
-      for (int64_t u = 0; u < wb; ++u) {
-        const T h = xg[col + u], d = dy[u0 + u] + dh[u0 + u];
-        dg[col + u] = Relu ? (h > T(0) ? d : T(0)) : d * (T(1) - h * h);
-      }
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        const V<T> h = ld(xg + col + u, n), d = ld(dy + u0 + u, n) + ld(dh + u0 + u, n);
+        st(dg + col + u, Relu ? (h > splat<T>(0) ? d : splat<T>(0)) : d * (T(1) - h * h), n);
+      });
     });
   }
 }
@@ -77,29 +100,30 @@ template <class T, bool Relu> void rnn_bwd_t(const StepBwd<T>& s) {
 template <class T, bool Train> void lstm_fwd_t(const StepFwd<T>& s) {
   const int64_t H = s.H, acc0 = s.blk0 * 4 * kBlock;
   for (int64_t i = 0; i < s.rows; ++i) {
-    const T* RK_RESTRICT acc = s.acc + i * s.ld_acc - acc0;
-    T* RK_RESTRICT xg = s.xg + i * 4 * H;
-    T* RK_RESTRICT c = s.c + i * H;
-    T* RK_RESTRICT cp_out = Train ? s.c_prev_out + i * H : nullptr;
-    T* RK_RESTRICT y = s.y + s.perm[i] * H;
-    const T* RK_RESTRICT b = s.b;
+    const T* acc = s.acc + i * s.ld_acc - acc0;
+    T* xg = s.xg + i * 4 * H;
+    T* c = s.c + i * H;
+    T* y = s.y + s.perm[i] * H;
     for_blocks(H, 4, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
-      T* RK_RESTRICT gx = xg + col;
-      const T* RK_RESTRICT ga = acc + col;
-      for (int64_t u = 0; u < wb; ++u) {
-        const T ig = sigmoid_(gx[u] + ga[u] + b[0 * H + u0 + u]);
-        const T fg = sigmoid_(gx[wb + u] + ga[wb + u] + b[1 * H + u0 + u]);
-        const T gg = tanh_(gx[2 * wb + u] + ga[2 * wb + u] + b[2 * H + u0 + u]);
-        const T og = sigmoid_(gx[3 * wb + u] + ga[3 * wb + u] + b[3 * H + u0 + u]);
-        const T cp = c[u0 + u];
-        const T cn = fg * cp + ig * gg;
-        c[u0 + u] = cn;
-        y[u0 + u] = og * tanh_(cn);
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        T* gx = xg + col;
+        const T* ga = acc + col;
+        const V<T> ig = sigmoid_<T>(ld(gx + u, n) + ld(ga + u, n) + ld(s.b + 0 * H + u0 + u, n));
+        const V<T> fg = sigmoid_<T>(ld(gx + wb + u, n) + ld(ga + wb + u, n) + ld(s.b + 1 * H + u0 + u, n));
+        const V<T> gg = tanh_<T>(ld(gx + 2 * wb + u, n) + ld(ga + 2 * wb + u, n) + ld(s.b + 2 * H + u0 + u, n));
+        const V<T> og = sigmoid_<T>(ld(gx + 3 * wb + u, n) + ld(ga + 3 * wb + u, n) + ld(s.b + 3 * H + u0 + u, n));
+        const V<T> cp = ld(c + u0 + u, n);
+        const V<T> cn = fg * cp + ig * gg;  // c_t = f * c_{t-1} + i * g
+        st(c + u0 + u, cn, n);
+        st(y + u0 + u, og * tanh_<T>(cn), n);  // h_t = o * tanh(c_t)
         if (Train) {
-          cp_out[u0 + u] = cp;
-          gx[u] = ig, gx[wb + u] = fg, gx[2 * wb + u] = gg, gx[3 * wb + u] = og;
+          st(s.c_prev_out + i * H + u0 + u, cp, n);
+          st(gx + u, ig, n);
+          st(gx + wb + u, fg, n);
+          st(gx + 2 * wb + u, gg, n);
+          st(gx + 3 * wb + u, og, n);
         }
-      }
+      });
     });
     route_h(s, i, y);
   }
@@ -108,27 +132,28 @@ template <class T, bool Train> void lstm_fwd_t(const StepFwd<T>& s) {
 template <class T> void lstm_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
-    const T* RK_RESTRICT xg = s.xg + i * 4 * H;
-    const T* RK_RESTRICT cp = s.c_prev + i * H;
-    const T* RK_RESTRICT dy = s.dy + s.perm[i] * H;
-    const T* RK_RESTRICT dh = s.dh + i * H;
-    T* RK_RESTRICT dc = s.dc + i * H;
-    T* RK_RESTRICT dg = s.dg + i * 4 * H;
+    const T* xg = s.xg + i * 4 * H;
+    const T* cp = s.c_prev + i * H;
+    const T* dy = s.dy + s.perm[i] * H;
+    const T* dh = s.dh + i * H;
+    T* dc = s.dc + i * H;
+    T* dg = s.dg + i * 4 * H;
     for_blocks(H, 4, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
-      const T* RK_RESTRICT g = xg + col;
-      T* RK_RESTRICT d = dg + col;
-      for (int64_t u = 0; u < wb; ++u) {
-        const T ig = g[u], fg = g[wb + u], gg = g[2 * wb + u], og = g[3 * wb + u];
-        const T c_prev = cp[u0 + u];
-        const T tc = tanh_(fg * c_prev + ig * gg);  // tanh(c_t), recomputed rather than stored
-        const T dht = dy[u0 + u] + dh[u0 + u];
-        const T dct = dc[u0 + u] + dht * og * (T(1) - tc * tc);
-        d[u] = dct * gg * ig * (T(1) - ig);
-        d[wb + u] = dct * c_prev * fg * (T(1) - fg);
-        d[2 * wb + u] = dct * ig * (T(1) - gg * gg);
-        d[3 * wb + u] = dht * tc * og * (T(1) - og);
-        dc[u0 + u] = dct * fg;
-      }
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        const T* g = xg + col;
+        T* d = dg + col;
+        const V<T> ig = ld(g + u, n), fg = ld(g + wb + u, n), gg = ld(g + 2 * wb + u, n);
+        const V<T> og = ld(g + 3 * wb + u, n);
+        const V<T> c_prev = ld(cp + u0 + u, n);
+        const V<T> tc = tanh_<T>(fg * c_prev + ig * gg);  // tanh(c_t), recomputed rather than stored
+        const V<T> dht = ld(dy + u0 + u, n) + ld(dh + u0 + u, n);
+        const V<T> dct = ld(dc + u0 + u, n) + dht * og * (T(1) - tc * tc);
+        st(d + u, dct * gg * ig * (T(1) - ig), n);
+        st(d + wb + u, dct * c_prev * fg * (T(1) - fg), n);
+        st(d + 2 * wb + u, dct * ig * (T(1) - gg * gg), n);
+        st(d + 3 * wb + u, dht * tc * og * (T(1) - og), n);
+        st(dc + u0 + u, dct * fg, n);
+      });
     });
   }
 }
@@ -136,27 +161,26 @@ template <class T> void lstm_bwd_t(const StepBwd<T>& s) {
 template <class T, bool Train> void gru_fwd_t(const StepFwd<T>& s) {
   const int64_t H = s.H, acc0 = s.blk0 * 3 * kBlock;
   for (int64_t i = 0; i < s.rows; ++i) {
-    const T* RK_RESTRICT acc = s.acc + i * s.ld_acc - acc0;
-    T* RK_RESTRICT xg = s.xg + i * 3 * H;
-    const T* RK_RESTRICT hp = s.h_prev + i * H;
-    T* RK_RESTRICT hn_out = Train ? s.hn_out + i * H : nullptr;
-    T* RK_RESTRICT y = s.y + s.perm[i] * H;
-    const T* RK_RESTRICT b = s.b;
-    const T* RK_RESTRICT b_hn = s.b_hn;
+    const T* acc = s.acc + i * s.ld_acc - acc0;
+    T* xg = s.xg + i * 3 * H;
+    const T* hp = s.h_prev + i * H;
+    T* y = s.y + s.perm[i] * H;
     for_blocks(H, 3, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
-      T* RK_RESTRICT gx = xg + col;
-      const T* RK_RESTRICT ga = acc + col;
-      for (int64_t u = 0; u < wb; ++u) {
-        const T r = sigmoid_(gx[u] + ga[u] + b[u0 + u]);
-        const T z = sigmoid_(gx[wb + u] + ga[wb + u] + b[H + u0 + u]);
-        const T hn = ga[2 * wb + u] + b_hn[u0 + u];
-        const T n = tanh_(gx[2 * wb + u] + b[2 * H + u0 + u] + r * hn);
-        y[u0 + u] = (T(1) - z) * n + z * hp[u0 + u];
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        T* gx = xg + col;
+        const T* ga = acc + col;
+        const V<T> r = sigmoid_<T>(ld(gx + u, n) + ld(ga + u, n) + ld(s.b + u0 + u, n));
+        const V<T> z = sigmoid_<T>(ld(gx + wb + u, n) + ld(ga + wb + u, n) + ld(s.b + H + u0 + u, n));
+        const V<T> hn = ld(ga + 2 * wb + u, n) + ld(s.b_hn + u0 + u, n);
+        const V<T> nv = tanh_<T>(ld(gx + 2 * wb + u, n) + ld(s.b + 2 * H + u0 + u, n) + r * hn);
+        st(y + u0 + u, (T(1) - z) * nv + z * ld(hp + u0 + u, n), n);
         if (Train) {
-          hn_out[u0 + u] = hn;
-          gx[u] = r, gx[wb + u] = z, gx[2 * wb + u] = n;
+          st(s.hn_out + i * H + u0 + u, hn, n);
+          st(gx + u, r, n);
+          st(gx + wb + u, z, n);
+          st(gx + 2 * wb + u, nv, n);
         }
-      }
+      });
     });
     route_h(s, i, y);
   }
@@ -165,26 +189,26 @@ template <class T, bool Train> void gru_fwd_t(const StepFwd<T>& s) {
 template <class T> void gru_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
-    const T* RK_RESTRICT xg = s.xg + i * 3 * H;
-    const T* RK_RESTRICT hp = s.h_prev + i * H;
-    const T* RK_RESTRICT hnv = s.hn + i * H;
-    const T* RK_RESTRICT dy = s.dy + s.perm[i] * H;
-    T* RK_RESTRICT dh = s.dh + i * H;
-    T* RK_RESTRICT dg = s.dg + i * 3 * H;
-    T* RK_RESTRICT dn = s.dn + i * H;
+    const T* xg = s.xg + i * 3 * H;
+    const T* hp = s.h_prev + i * H;
+    const T* hnv = s.hn + i * H;
+    const T* dy = s.dy + s.perm[i] * H;
+    T* dh = s.dh + i * H;
+    T* dg = s.dg + i * 3 * H;
+    T* dn = s.dn + i * H;
     for_blocks(H, 3, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
-      const T* RK_RESTRICT g = xg + col;
-      T* RK_RESTRICT d = dg + col;
-      for (int64_t u = 0; u < wb; ++u) {
-        const T r = g[u], z = g[wb + u], n = g[2 * wb + u];
-        const T dht = dy[u0 + u] + dh[u0 + u];
-        const T dnv = dht * (T(1) - z) * (T(1) - n * n);
-        d[u] = dnv * hnv[u0 + u] * r * (T(1) - r);
-        d[wb + u] = dht * (hp[u0 + u] - n) * z * (T(1) - z);
-        d[2 * wb + u] = dnv * r;  // recurrent side: n = tanh(.. + r * (W_hn h + b_hn))
-        dn[u0 + u] = dnv;
-        dh[u0 + u] = dht * z;  // direct path h_t = .. + z * h_{t-1}; the GEMM adds the rest
-      }
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        const T* g = xg + col;
+        T* d = dg + col;
+        const V<T> r = ld(g + u, n), z = ld(g + wb + u, n), nv = ld(g + 2 * wb + u, n);
+        const V<T> dht = ld(dy + u0 + u, n) + ld(dh + u0 + u, n);
+        const V<T> dnv = dht * (T(1) - z) * (T(1) - nv * nv);
+        st(d + u, dnv * ld(hnv + u0 + u, n) * r * (T(1) - r), n);
+        st(d + wb + u, dht * (ld(hp + u0 + u, n) - nv) * z * (T(1) - z), n);
+        st(d + 2 * wb + u, dnv * r, n);  // recurrent side: n = tanh(.. + r * (W_hn h + b_hn))
+        st(dn + u0 + u, dnv, n);
+        st(dh + u0 + u, dht * z, n);  // direct path h_t = .. + z * h_{t-1}; the GEMM adds the rest
+      });
     });
   }
 }

@@ -25,6 +25,8 @@ std::atomic<int> g_threads{1};
 // A step must hold at least this many multiply-adds per thread before a second thread pays for
 // its barrier (measured on 2-core AVX-512 machines: see benchmarks/).
 constexpr int64_t kMinStepWorkPerThread = 64 * 1024;
+// Largest A operand (elements) given to the packed kernel rather than BLAS.
+constexpr int64_t kPackedMaxA = 128 * 1024;
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 
@@ -83,7 +85,7 @@ void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t
       } else if (trans) {  // column n of op(B) is row n of B: read it contiguously
         const T* src = B + n * ldb;
         for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = src[k];
-      } else {
+      } else {  // (the transposing copy above costs ~1 ns per element: small next to T steps)
         for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = B[k * ldb + n];
       }
     }
@@ -173,6 +175,10 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   std::vector<T> acc(B * GH);
   const int nthreads = threads_for(p);
   std::vector<T> Whh_panels((GH + nthreads * pw.nr) * H);  // W_hh^T, packed per thread
+  // The input projection goes through the packed kernel while x fits in L2 (it does not block
+  // the rows of A), otherwise through BLAS.
+  const bool small_input = N * I <= kPackedMaxA;
+  std::vector<T> Wih_panels(small_input ? (GH + nthreads * pw.nr) * I : 0);
 
 #pragma omp parallel num_threads(nthreads)
   {
@@ -182,10 +188,16 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     pack_panels(Wp, Whh.data() + sp.col0 * H, H, true, H, sp.col1 - sp.col0, pw.nr);
     // Input projection of all steps for this thread's gate columns; no barrier needed after it,
     // since each thread reads back only its own columns.
-    for_panels(k, nt, H, G, [&](const Split& q) {
-      gemm<T>(false, true, N, q.col1 - q.col0, I, T(1), X, I, Wih.data() + q.col0 * I, I, T(0),
-              a.xg + q.col0, GH);
-    });
+    if (small_input) {
+      T* const Wip = Wih_panels.data() + (sp.col0 + k * pw.nr) * I;
+      pack_panels(Wip, Wih.data() + sp.col0 * I, I, true, I, sp.col1 - sp.col0, pw.nr);
+      pw.gemm_packed(N, sp.col1 - sp.col0, I, X, I, Wip, a.xg + sp.col0, GH, false);
+    } else {
+      for_panels(k, nt, H, G, [&](const Split& q) {
+        gemm<T>(false, true, N, q.col1 - q.col0, I, T(1), X, I, Wih.data() + q.col0 * I, I, T(0),
+                a.xg + q.col0, GH);
+      });
+    }
 
     StepFwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace rnnkit {
 
@@ -32,10 +33,12 @@ template <> struct ExpConst<double> {
   static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
 };
 
-template <class T> static inline T poly_exp(T r);  // e^r for |r| <= ln2/2
-template <> inline float poly_exp<float>(float r) {
+// e^r for |r| <= ln2/2, r a value or a vector of element type T.
+template <class V, class T> static inline V poly_exp(V r);
+template <class V, class T, std::enable_if_t<std::is_same<T, float>::value, int> = 0>
+static inline V poly_exp_impl(V r) {
   // Taylor to degree 7: truncation error < 2e-9 relative on the reduced range.
-  float p = 1.f / 5040;
+  V p = r * 0.f + 1.f / 5040;
   p = p * r + 1.f / 720;
   p = p * r + 1.f / 120;
   p = p * r + 1.f / 24;
@@ -44,9 +47,10 @@ template <> inline float poly_exp<float>(float r) {
   p = p * r + 1.f;
   return p * r + 1.f;
 }
-template <> inline double poly_exp<double>(double r) {
+template <class V, class T, std::enable_if_t<std::is_same<T, double>::value, int> = 0>
+static inline V poly_exp_impl(V r) {
   // Taylor to degree 13: truncation error < 1e-17 relative on the reduced range.
-  double p = 1.0 / 6227020800.0;
+  V p = r * 0.0 + 1.0 / 6227020800.0;
   p = p * r + 1.0 / 479001600.0;
   p = p * r + 1.0 / 39916800.0;
   p = p * r + 1.0 / 3628800.0;
@@ -61,33 +65,52 @@ template <> inline double poly_exp<double>(double r) {
   p = p * r + 1.0;
   return p * r + 1.0;
 }
+template <class V, class T> __attribute__((always_inline)) static inline V poly_exp(V r) { return poly_exp_impl<V, T>(r); }
 
-template <class T> static inline T exp_(T x) {
-  using C = ExpConst<T>;
-  using Int = typename C::Int;
-  T xc = x < C::lo ? C::lo : x;
-  xc = xc > C::hi ? C::hi : xc;
-  T kf = xc * T(1.4426950408889634) + C::shifter;  // round(x / ln2), as the low bits of kf
-  Int ki;
-  std::memcpy(&ki, &kf, sizeof(T));
-  kf -= C::shifter;
-  T r = xc - kf * C::ln2_hi;
-  r = r - kf * C::ln2_lo;
-  T p = poly_exp<T>(r);
-  Int pi;
-  std::memcpy(&pi, &p, sizeof(T));
-  pi += ki << C::mant;  // multiply by 2^k: the shifter's own bits shift out (unsigned wrap-around)
-  std::memcpy(&p, &pi, sizeof(T));
-  return x != x ? x : p;  // NaN in, NaN out
+// The activations work on vectors of units (GCC vector extensions).
+// VB is the vector register width in bytes of the including translation unit's ISA: wider generic
+// vectors are split by GCC with spills, native ones map to one instruction per operation.
+template <class T, int VB> struct Lanes {
+  typedef T V __attribute__((vector_size(VB), aligned(sizeof(T))));
+  typedef typename ExpConst<T>::Int VI __attribute__((vector_size(VB), aligned(sizeof(T))));
+};
+
+template <class T, int VB> static inline typename Lanes<T, VB>::V splat(T v) {
+  return typename Lanes<T, VB>::V{} + v;
 }
 
-template <class T> static inline T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
+template <class T, int VB>
+__attribute__((always_inline)) static inline typename Lanes<T, VB>::V exp_(typename Lanes<T, VB>::V x) {
+  using C = ExpConst<T>;
+  using V = typename Lanes<T, VB>::V;
+  using VI = typename Lanes<T, VB>::VI;
+  const V lo = splat<T, VB>(C::lo), hi = splat<T, VB>(C::hi);
+  V xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  V kf = xc * T(1.4426950408889634) + C::shifter;  // round(x / ln2), as the low bits of kf
+  const VI ki = (VI)kf;
+  kf -= C::shifter;
+  V r = xc - kf * C::ln2_hi;
+  r = r - kf * C::ln2_lo;
+  const V p = poly_exp<V, T>(r);
+  // multiply by 2^k: the shifter's own bits shift out (unsigned wrap-around)
+  const V out = (V)((VI)p + (ki << C::mant));
+  return x != x ? x : out;  // NaN in, NaN out
+}
 
-template <class T> static inline T tanh_(T x) {
-  T ax = x < 0 ? -x : x;
-  T e = exp_(T(-2) * ax);  // in (0, 1]: no overflow
-  T t = (T(1) - e) / (T(1) + e);
-  return x < 0 ? -t : t;  // NaN: ax, e, t are NaN and so is the result
+template <class T, int VB>
+__attribute__((always_inline)) static inline typename Lanes<T, VB>::V sigmoid_(typename Lanes<T, VB>::V x) {
+  return T(1) / (T(1) + exp_<T, VB>(-x));
+}
+
+template <class T, int VB>
+__attribute__((always_inline)) static inline typename Lanes<T, VB>::V tanh_(typename Lanes<T, VB>::V x) {
+  using V = typename Lanes<T, VB>::V;
+  const V zero = splat<T, VB>(0);
+  const V ax = x < zero ? -x : x;
+  const V e = exp_<T, VB>(T(-2) * ax);  // in (0, 1]: no overflow
+  const V t = (T(1) - e) / (T(1) + e);
+  return x < zero ? -t : t;  // NaN: ax, e, t are NaN and so is the result
 }
 
 }  // namespace rnnkit
