@@ -4,10 +4,12 @@
 // Threads: one OpenMP region per call; thread k owns a range of hidden-unit blocks, i.e. contiguous
 // packed gate columns, so each step is one GEMM + one pointwise pass per thread and one barrier.
 // Check: tests/test_backends.py (matrix against the reference), tests/test_threads.py.
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <atomic>
+#include <thread>
 #include <cstring>
 #include <vector>
 
@@ -27,6 +29,34 @@ std::atomic<int> g_threads{1};
 constexpr int64_t kMinStepWorkPerThread = 64 * 1024;
 // Largest A operand (elements) given to the packed kernel rather than BLAS.
 constexpr int64_t kPackedMaxA = 128 * 1024;
+
+// The per-step barrier. OpenMP's own barrier may put a waiting thread to sleep on a futex, and
+// waking it costs several microseconds per step; rnnkit's threads have nothing else to do between
+// steps, so they spin (yielding the core after a while, in case it is oversubscribed).
+class SpinBarrier {
+ public:
+  void init(int n) { n_ = n; }
+  void wait() {
+    if (n_ <= 1) return;
+    const int gen = generation_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < 20000)
+        _mm_pause();
+      else
+        std::this_thread::yield();
+    }
+  }
+
+ private:
+  int n_ = 1;
+  std::atomic<int> count_{0};
+  std::atomic<int> generation_{0};
+};
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 
@@ -180,9 +210,13 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const bool small_input = N * I <= kPackedMaxA;
   std::vector<T> Wih_panels(small_input ? (GH + nthreads * pw.nr) * I : 0);
 
+  SpinBarrier barrier;
+
 #pragma omp parallel num_threads(nthreads)
   {
     const int k = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+    barrier.init(nt);  // (the implicit barrier after `single` publishes it)
     const Split sp = split_for(k, nt, H, G);
     T* const Wp = Whh_panels.data() + (sp.col0 + k * pw.nr) * H;
     pack_panels(Wp, Whh.data() + sp.col0 * H, H, true, H, sp.col1 - sp.col0, pw.nr);
@@ -226,7 +260,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       // Reverse direction with lengths: sequences that start at the next step enter with h0.
       for (int64_t i = rows; i < rows_next; ++i)
         std::memcpy(hnext + i * H + sp.u0, h0s.data() + i * H + sp.u0, sizeof(T) * (sp.u1 - sp.u0));
-#pragma omp barrier
+      barrier.wait();
     }
   }
   if (lstm) copy_rows_permuted(a.c_n, c.data(), p.perm, B, H, false);
@@ -259,9 +293,13 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const int nthreads = threads_for(p);
   std::vector<T> Whh_panels((H + nthreads * pw.nr) * GH);  // W_hh (packed rows), per thread
 
+  SpinBarrier barrier;
+
 #pragma omp parallel num_threads(nthreads)
   {
     const int k = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+    barrier.init(nt);
     const Split sp = split_for(k, nt, H, G);
     T* const Wp = Whh_panels.data() + (sp.u0 + k * pw.nr) * GH;
     pack_panels(Wp, Whh.data() + sp.u0, H, false, GH, sp.u1 - sp.u0, pw.nr);
@@ -278,7 +316,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
         case Cell::kGru: pw.gru_bwd(st); break;
         default: pw.rnn_bwd(st, relu);
       }
-#pragma omp barrier
+      barrier.wait();
       // dh_{t-1} for this thread's units = dgates (all columns) @ W_hh[:, units]; rows past their
       // length are not touched, so their gradient passes through unchanged.
       pw.gemm_packed(rows, sp.u1 - sp.u0, GH, a.dg + o * GH, GH, Wp, dh.data() + sp.u0, H, gru);

@@ -1,0 +1,106 @@
+"""rnnkit against torch.nn.RNN/LSTM/GRU, side by side: one pytest-benchmark group per
+(cell, mode, config), every backend and torch (same thread count) in it. Each case first checks
+its output against torch's. Compare saved runs with benchmarks/report.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _cases import Case, torch
+from conftest import CONFIGS, forward_flops
+
+import rnnkit
+
+CELLS = ("rnn_tanh", "lstm", "gru")
+MODES = ("inference", "training")
+IMPLS = ("torch", "torch_nomkldnn", "cpp", "numba", "numpy")
+_cases: dict = {}
+
+
+def _case(cell, config, lengths=False):
+    key = (cell, config, lengths)
+    if key not in _cases:
+        _cases[key] = Case(cell, *CONFIGS[config], lengths=lengths)
+    return _cases[key]
+
+
+def _reference_y(case, training):
+    key = ("y", case.cell, case.T, case.B, case.I, case.H, case.lengths is not None)
+    if key not in _cases:
+        _cases[key] = case.torch_fn(training=False, packed=case.lengths is not None)().numpy()
+    return _cases[key]
+
+
+def _fn(case, impl, training):
+    if impl.startswith("torch"):
+        if torch is None:
+            pytest.skip("torch is not installed (pip install 'rnnkit[bench]')")
+        if impl == "torch_nomkldnn" and case.cell != "lstm":
+            pytest.skip("only torch's LSTM runs through oneDNN on the CPU")
+        return case.torch_fn(training, mkldnn=impl == "torch")
+    avail = rnnkit.available_backends()
+    if impl not in avail:
+        pytest.skip(f"backend {impl!r} unavailable: {avail.missing.get(impl)}")
+    return case.rnnkit_fn(impl, training)
+
+
+def _extra(benchmark, machine_info, case, training, impl):
+    flops = forward_flops(case.cell, case.T, case.B, case.I, case.H) * (3 if training else 1)
+    benchmark.extra_info.update(machine_info)
+    benchmark.extra_info.update(
+        impl=impl, cell=case.cell, mode="training" if training else "inference",
+        T=case.T, B=case.B, I=case.I, H=case.H, flops=flops,
+    )  # fmt: skip
+    return flops
+
+
+def _record_gflops(benchmark, flops):
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and stats.stats.median > 0:
+        benchmark.extra_info["gflops"] = flops / stats.stats.median / 1e9
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_speed(benchmark, machine_info, cell, mode, config, impl):
+    if impl == "numpy" and config in ("L", "XL"):
+        pytest.skip("the NumPy reference is timed at S and M only")
+    training = mode == "training"
+    case = _case(cell, config)
+    fn = _fn(case, impl, training)
+    if torch is not None:  # the output must match torch's before it is timed
+        np.testing.assert_allclose(np.asarray(fn()), _reference_y(case, training), rtol=2e-3, atol=2e-4)
+    fn()  # warm-up outside the timed region (compilation, first touch)
+    benchmark.group = f"{cell}-{mode}-{config}"
+    flops = _extra(benchmark, machine_info, case, training, impl)
+    benchmark(fn)
+    _record_gflops(benchmark, flops)
+
+
+LENGTH_IMPLS = ("torch_packed", "torch_padded", "cpp", "numba")
+
+
+@pytest.mark.parametrize("impl", LENGTH_IMPLS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_speed_lengths(benchmark, machine_info, cell, mode, impl):
+    """Variable lengths (M, spread from T/8 to T): rnnkit with `lengths` against torch with a
+    PackedSequence, and torch on the padded batch (which computes every padded step)."""
+    training = mode == "training"
+    case = _case(cell, "M", lengths=True)
+    if impl.startswith("torch"):
+        if torch is None:
+            pytest.skip("torch is not installed")
+        fn = case.torch_fn(training, packed=impl == "torch_packed")
+    else:
+        fn = _fn(case, impl, training)
+    if torch is not None and impl != "torch_padded":
+        np.testing.assert_allclose(np.asarray(fn()), _reference_y(case, training), rtol=2e-3, atol=2e-4)
+    fn()
+    benchmark.group = f"lengths-{cell}-{mode}-M"
+    flops = _extra(benchmark, machine_info, case, training, impl)
+    benchmark.extra_info["valid_steps"] = case.valid_steps
+    benchmark(fn)
+    _record_gflops(benchmark, flops * case.valid_steps / (case.T * case.B))
