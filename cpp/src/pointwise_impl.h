@@ -8,6 +8,7 @@
 #include "rnnkit/gates.h"
 #include "rnnkit/pointwise.h"
 #include "gemm_impl.h"
+#include "pack_impl.h"
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
@@ -233,10 +234,10 @@ template <class T> void gru_fwd(const StepFwd<T>& s) {
 
 extern const PointwiseTable<float> table_f32 = {
     rnn_fwd<float>, rnn_bwd<float>, lstm_fwd<float>, lstm_bwd_t<float>, gru_fwd<float>,
-    gru_bwd_t<float>, gemm_packed<float>, GemmShape<float>::NR};
+    gru_bwd_t<float>, gemm_packed<float>, pack_panels<float>, GemmShape<float>::NR};
 extern const PointwiseTable<double> table_f64 = {
     rnn_fwd<double>, rnn_bwd<double>, lstm_fwd<double>, lstm_bwd_t<double>, gru_fwd<double>,
-    gru_bwd_t<double>, gemm_packed<double>, GemmShape<double>::NR};
+    gru_bwd_t<double>, gemm_packed<double>, pack_panels<double>, GemmShape<double>::NR};
 
 }  // namespace RNNKIT_ISA_NS
 }  // namespace rnnkit

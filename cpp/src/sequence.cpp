@@ -11,6 +11,7 @@
 #include <atomic>
 #include <thread>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "rnnkit/blas.h"
@@ -60,6 +61,18 @@ class SpinBarrier {
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 
+// A workspace whose every element is written before it is read: left uninitialised (zeroing the
+// large ones cost more than whole steps at small sizes).
+template <class T> class Buffer {
+ public:
+  explicit Buffer(int64_t n) : p_(n > 0 ? new T[n] : nullptr) {}
+  T* data() const { return p_.get(); }
+  T& operator[](int64_t i) const { return p_[i]; }
+
+ private:
+  std::unique_ptr<T[]> p_;
+};
+
 // Packed position of gate g of unit u (rows of the packed weights, columns of the gate arrays).
 int64_t packed_index(int64_t g, int64_t u, int64_t G, int64_t H) {
   const int64_t b = u / kBlock, wb = std::min(kBlock, H - b * kBlock);
@@ -67,8 +80,8 @@ int64_t packed_index(int64_t g, int64_t u, int64_t G, int64_t H) {
 }
 
 // W [G*H, K] in PyTorch's gate-major order -> rows in packed order.
-template <class T> std::vector<T> pack_rows(const T* W, int64_t G, int64_t H, int64_t K) {
-  std::vector<T> out(static_cast<size_t>(G * H * K));
+template <class T> Buffer<T> pack_rows(const T* W, int64_t G, int64_t H, int64_t K) {
+  Buffer<T> out(G * H * K);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t u = 0; u < H; ++u)
       std::memcpy(&out[packed_index(g, u, G, H) * K], W + (g * H + u) * K, sizeof(T) * K);
@@ -99,27 +112,6 @@ Split split_for(int k, int nt, int64_t H, int64_t G) {
 template <class F> void for_panels(int k, int nt, int64_t H, int64_t G, F&& f) {
   const int64_t P = panel_count(H);
   for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) f(panels(q, q + 1, H, G));
-}
-
-// Columns [0, N) of B, element (k, n) at B[trans ? n * ldb + k : k * ldb + n], into panels of nr
-// columns (zero-padded): the operand layout of PointwiseTable::gemm_packed. out holds
-// ceil(N / nr) * nr * K elements.
-template <class T>
-void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N, int64_t nr) {
-  for (int64_t j = 0; j < N; j += nr) {
-    T* panel = out + j * K;  // panel j / nr starts at (j / nr) * K * nr = j * K
-    for (int64_t c = 0; c < nr; ++c) {
-      const int64_t n = j + c;
-      if (n >= N) {
-        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = T(0);
-      } else if (trans) {  // column n of op(B) is row n of B: read it contiguously
-        const T* src = B + n * ldb;
-        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = src[k];
-      } else {  // (the transposing copy above costs ~1 ns per element: small next to T steps)
-        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = B[k * ldb + n];
-      }
-    }
-  }
 }
 
 // Step s visits time t(s); the active rows of time t are the first batch_sizes[t] sorted rows.
@@ -172,7 +164,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const int64_t N = p.N();
   const PointwiseTable<T>& pw = pointwise<T>();
 
-  const std::vector<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
+  const Buffer<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
   std::vector<T> bias(GH, T(0)), b_hn(gru ? H : 0, T(0));
   for (int64_t j = 0; j < GH; ++j) {
     if (a.b_ih) bias[j] += a.b_ih[j];
@@ -180,7 +172,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   }
   if (gru && a.b_hh) std::memcpy(b_hn.data(), a.b_hh + 2 * H, sizeof(T) * H);
 
-  std::vector<T> h0s(B * H), c(lstm ? B * H : 0);  // initial states in sorted order
+  Buffer<T> h0s(B * H), c(lstm ? B * H : 0);  // initial states in sorted order
   copy_rows_permuted(h0s.data(), a.h0, p.perm, B, H, true);
   if (lstm) copy_rows_permuted(c.data(), a.c0, p.perm, B, H, true);
 
@@ -194,7 +186,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
 
   // The GEMM operand of each step: in training the packed h_prev cache itself, in inference two
   // [B, H] buffers used in turn (a thread may only overwrite one after the next barrier).
-  std::vector<T> hbuf(p.training ? 0 : 2 * B * H);
+  Buffer<T> hbuf(p.training ? 0 : 2 * B * H);
   const int64_t t_first = time_of(p, 0);
   if (p.training) {
     std::memcpy(a.h_prev + p.offsets[t_first] * H, h0s.data(), sizeof(T) * p.batch_sizes[t_first] * H);
@@ -202,13 +194,13 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     std::memcpy(hbuf.data(), h0s.data(), sizeof(T) * B * H);
     std::memcpy(hbuf.data() + B * H, h0s.data(), sizeof(T) * B * H);
   }
-  std::vector<T> acc(B * GH);
+  Buffer<T> acc(B * GH);
   const int nthreads = threads_for(p);
-  std::vector<T> Whh_panels((GH + nthreads * pw.nr) * H);  // W_hh^T, packed per thread
+  Buffer<T> Whh_panels((GH + nthreads * pw.nr) * H);  // W_hh^T, packed per thread
   // The input projection goes through the packed kernel while x fits in L2 (it does not block
   // the rows of A), otherwise through BLAS.
   const bool small_input = N * I <= kPackedMaxA;
-  std::vector<T> Wih_panels(small_input ? (GH + nthreads * pw.nr) * I : 0);
+  Buffer<T> Wih_panels(small_input ? (GH + nthreads * pw.nr) * I : 0);
 
   SpinBarrier barrier;
 
@@ -219,12 +211,12 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     barrier.init(nt);  // (the implicit barrier after `single` publishes it)
     const Split sp = split_for(k, nt, H, G);
     T* const Wp = Whh_panels.data() + (sp.col0 + k * pw.nr) * H;
-    pack_panels(Wp, Whh.data() + sp.col0 * H, H, true, H, sp.col1 - sp.col0, pw.nr);
+    pw.pack_panels(Wp, Whh.data() + sp.col0 * H, H, true, H, sp.col1 - sp.col0);
     // Input projection of all steps for this thread's gate columns; no barrier needed after it,
     // since each thread reads back only its own columns.
     if (small_input) {
       T* const Wip = Wih_panels.data() + (sp.col0 + k * pw.nr) * I;
-      pack_panels(Wip, Wih.data() + sp.col0 * I, I, true, I, sp.col1 - sp.col0, pw.nr);
+      pw.pack_panels(Wip, Wih.data() + sp.col0 * I, I, true, I, sp.col1 - sp.col0);
       pw.gemm_packed(N, sp.col1 - sp.col0, I, X, I, Wip, a.xg + sp.col0, GH, false);
     } else {
       for_panels(k, nt, H, G, [&](const Split& q) {
@@ -281,17 +273,17 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   }
   const int64_t N = p.N();
   const PointwiseTable<T>& pw = pointwise<T>();
-  const std::vector<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
+  const Buffer<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
 
-  std::vector<T> dh(B * H), dc(lstm ? B * H : 0);  // gradients of the running state, sorted rows
+  Buffer<T> dh(B * H), dc(lstm ? B * H : 0);  // gradients of the running state, sorted rows
   copy_rows_permuted(dh.data(), a.dh_n, p.perm, B, H, true);
   if (lstm) copy_rows_permuted(dc.data(), a.dc_n, p.perm, B, H, true);
   const T* X = p.dense ? a.x : a.xp;
   // Packed weight gradients before they are put back in PyTorch's order (one buffer each: threads
   // fill their own rows of both at once).
-  std::vector<T> dWhp(GH * H), dWip(GH * I), dbp(GH), dxp(p.dense ? 0 : N * I);
+  Buffer<T> dWhp(GH * H), dWip(GH * I), dbp(GH), dxp(p.dense ? 0 : N * I);
   const int nthreads = threads_for(p);
-  std::vector<T> Whh_panels((H + nthreads * pw.nr) * GH);  // W_hh (packed rows), per thread
+  Buffer<T> Whh_panels((H + nthreads * pw.nr) * GH);  // W_hh (packed rows), per thread
 
   SpinBarrier barrier;
 
@@ -302,7 +294,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     barrier.init(nt);
     const Split sp = split_for(k, nt, H, G);
     T* const Wp = Whh_panels.data() + (sp.u0 + k * pw.nr) * GH;
-    pack_panels(Wp, Whh.data() + sp.u0, H, false, GH, sp.u1 - sp.u0, pw.nr);
+    pw.pack_panels(Wp, Whh.data() + sp.u0, H, false, GH, sp.u1 - sp.u0);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
     st.dh = dh.data(), st.dc = dc.data();

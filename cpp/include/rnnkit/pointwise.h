@@ -59,6 +59,9 @@ template <class T> struct PointwiseTable {
   // panel width nr (cpp/src/gemm_impl.h).
   void (*gemm_packed)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bp, T* C,
                       int64_t ldc, bool accumulate);
+  // Columns [0, N) of B (element (k, n) at B[trans ? n * ldb + k : k * ldb + n]) into the panels
+  // gemm_packed reads: ceil(N / nr) * nr * K elements at out (cpp/src/pack_impl.h).
+  void (*pack_panels)(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N);
   int nr;
 };
 
