@@ -1,7 +1,8 @@
 """Backend "cpp": adapter from a validated Problem to the compiled kernels in rnnkit._core.
 
 Allocates every output and workspace with NumPy (C++ never allocates Python objects), orders the
-batch by length once for variable lengths, and keeps the training cache as a named tuple.
+batch by length once for variable lengths (rnnkit/_plan.py), and keeps the training cache as a
+named tuple.
 Check: tests/test_backends.py.
 """
 
@@ -12,22 +13,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ._native import core as _core
+from ._plan import Plan, plan
 
 _CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
-
-
-class Plan(NamedTuple):
-    """The batch ordered by length (descending): at time t the first batch_sizes[t] rows are active;
-    their per-step data sits at packed rows offsets[t] .. offsets[t] + batch_sizes[t]."""
-
-    perm: np.ndarray  # [B] int64
-    batch_sizes: np.ndarray  # [T] int64
-    offsets: np.ndarray  # [T+1] int64; offsets[T] = N
-    dense: bool  # no lengths: identity order, all rows active
-
-    @property
-    def N(self) -> int:
-        return int(self.offsets[-1])
 
 
 class CppCache(NamedTuple):
@@ -40,17 +28,6 @@ class CppCache(NamedTuple):
     h_prev: np.ndarray
     c_prev: Optional[np.ndarray]
     hn: Optional[np.ndarray]
-
-
-def plan(p) -> Plan:
-    T, B = p.T, p.B
-    if p.lengths is None:
-        return Plan(np.arange(B, dtype=np.int64), np.full(T, B, np.int64),
-                    np.arange(T + 1, dtype=np.int64) * B, True)  # fmt: skip
-    perm = np.argsort(-p.lengths, kind="stable").astype(np.int64)
-    batch_sizes = (p.lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).astype(np.int64)
-    return Plan(perm, batch_sizes, offsets, False)
 
 
 def _forward(p):

@@ -1,0 +1,125 @@
+"""Backend "numba": adapter from a validated Problem to the Numba kernels in sequence.py.
+
+Same contract and packed layout as the C++ backend (rnnkit/_plan.py); outputs allocated here.
+Importing raises ImportError when numba or SciPy (whose BLAS np.dot uses inside @njit) is missing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (np.dot inside @njit needs SciPy's BLAS)
+
+from .. import _threads
+from .._plan import Plan, plan
+from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
+
+_CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
+
+
+class NumbaCache(NamedTuple):
+    """What backward reads: the plan; X [N, I] packed x; xg [N, G*H] activated gates (RNN: h_t);
+    h_prev [N, H]; c_prev [N, H] (LSTM); hn [N, H] (GRU)."""
+
+    plan: Plan
+    X: np.ndarray
+    xg: np.ndarray
+    h_prev: np.ndarray
+    c_prev: Optional[np.ndarray]
+    hn: Optional[np.ndarray]
+
+
+def _packed_x(p, pl):
+    if pl.dense:
+        return p.x.reshape(p.T * p.B, p.I)
+    X = np.empty((pl.N, p.I), p.dtype)
+    for t in range(p.T):
+        o, n = pl.offsets[t], pl.batch_sizes[t]
+        X[o : o + n] = p.x[t, pl.perm[:n]]
+    return X
+
+
+def _forward(p):
+    pl = plan(p)
+    T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
+    lstm, gru, train = p.cell == "lstm", p.cell == "gru", p.training
+    y = np.zeros((T, B, H), dt)
+    h_n = p.h0.copy()  # sequences of length 0 keep their state
+    c = p.c0[pl.perm] if lstm else np.zeros((1, H), dt)
+    cache = None
+    if T and B:
+        X = _packed_x(p, pl)
+        bias = np.zeros(G * H, dt)
+        if p.b_ih is not None:
+            bias += p.b_ih
+        b_hn = np.zeros(H, dt)
+        if p.b_hh is not None:
+            bias[: (2 if gru else G) * H] += p.b_hh[: (2 if gru else G) * H]
+            if gru:
+                b_hn[:] = p.b_hh[2 * H :]
+        xg = np.empty((N, G * H), dt)
+        h_prev = np.empty((N, H) if train else (1, H), dt)
+        c_prev = np.empty((N, H) if train and lstm else (1, H), dt)
+        hn = np.empty((N, H) if train and gru else (1, H), dt)
+        sequence_forward(_CELL[p.cell], X, np.ascontiguousarray(p.W_ih.T), np.ascontiguousarray(p.W_hh.T),
+                         bias, b_hn, p.h0[pl.perm], c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse,
+                         train, y, h_n, xg, h_prev, c_prev, hn, np.empty((2, B, H), dt),
+                         np.empty((B, G * H), dt), np.empty((4, G * H), dt))  # fmt: skip
+        if train:
+            cache = NumbaCache(pl, X, xg, h_prev, c_prev if lstm else None, hn if gru else None)
+    elif train:
+        cache = NumbaCache(pl, None, None, None, None, None)
+    c_n = None
+    if lstm:
+        c_n = p.c0.copy()
+        c_n[pl.perm] = c
+    return y, h_n, c_n, cache
+
+
+def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
+    pl = cache.plan
+    T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
+    lstm, gru = p.cell == "lstm", p.cell == "gru"
+    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    db_ih, db_hh = np.zeros(G * H, dt), np.zeros(G * H, dt)
+    dx = np.zeros((T, B, I), dt)
+    if not (T and B):
+        return dx, dh_n.copy(), (dc_n.copy() if lstm else None), dW_ih, dW_hh, db_ih, db_hh
+    dh = dh_n[pl.perm]
+    dc = dc_n[pl.perm] if lstm else np.zeros((1, H), dt)
+    dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
+    dummy = np.empty((1, H), dt)
+    sequence_backward(_CELL[p.cell], cache.X, p.W_ih, p.W_hh, cache.xg, cache.h_prev,
+                      cache.c_prev if lstm else dummy, cache.hn if gru else dummy, dy, dh, dc,
+                      pl.perm, pl.batch_sizes, pl.offsets, p.reverse, np.empty((N, G * H), dt),
+                      np.empty((N, H) if gru else (1, H), dt), dW_ih, dW_hh, db_ih, db_hh, dX,
+                      np.empty((B, H), dt), np.empty((4, G * H), dt))  # fmt: skip
+    if not pl.dense:
+        for t in range(T):
+            o, n = pl.offsets[t], pl.batch_sizes[t]
+            dx[t, pl.perm[:n]] = dX[o : o + n]
+    dh0 = np.empty_like(dh)
+    dh0[pl.perm] = dh
+    dc0 = None
+    if lstm:
+        dc0 = np.empty_like(dc)
+        dc0[pl.perm] = dc
+    return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh
+
+
+def _apply_threads(n):
+    """np.dot inside @njit calls SciPy's OpenBLAS: give it rnnkit's thread count."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+    for lib in ThreadpoolController().lib_controllers:
+        if "scipy.libs" in (lib.filepath or "") or "scipy/.libs" in (lib.filepath or ""):
+            lib.set_num_threads(n)
+
+
+_threads.register(_apply_threads)
+
+rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
+rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward

@@ -1,0 +1,35 @@
+"""The batch ordered by length, shared by the compiled backends (cpp, numba).
+
+At time t the first batch_sizes[t] rows of the sorted order are the sequences still running (in
+both directions); their per-step data is "packed" at rows offsets[t] .. offsets[t] + batch_sizes[t]
+of an [N, ...] array, N the sum of the lengths. Without lengths the order is the identity and the
+packed layout is the ordinary [T, B, ...] one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Plan(NamedTuple):
+    perm: np.ndarray  # [B] int64: row i of the sorted order is batch entry perm[i]
+    batch_sizes: np.ndarray  # [T] int64
+    offsets: np.ndarray  # [T+1] int64; offsets[T] = N
+    dense: bool  # no lengths
+
+    @property
+    def N(self) -> int:
+        return int(self.offsets[-1])
+
+
+def plan(p) -> Plan:
+    T, B = p.T, p.B
+    if p.lengths is None:
+        return Plan(np.arange(B, dtype=np.int64), np.full(T, B, np.int64),
+                    np.arange(T + 1, dtype=np.int64) * B, True)  # fmt: skip
+    perm = np.argsort(-p.lengths, kind="stable").astype(np.int64)
+    batch_sizes = (p.lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).astype(np.int64)
+    return Plan(perm, batch_sizes, offsets, False)
