@@ -7,42 +7,13 @@ Threads: RNNKIT_BENCH_THREADS (default 2) for rnnkit and torch alike.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numpy as np
 import pytest
 
 import rnnkit
-
-# (T, B, I, H)
-CONFIGS = {
-    "S": (32, 1, 64, 64),
-    "M": (64, 16, 256, 256),
-    "L": (64, 64, 512, 512),
-    "XL": (32, 128, 1024, 1024),
-}
-SMOKE_CONFIGS = ("S", "M")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
-
-
-def forward_flops(cell, T, B, I, H):  # noqa: E741
-    """FLOPs of a forward pass: 2*T*B*G*H*(I+H) (the products; pointwise work not counted)."""
-    return 2 * T * B * GATES[cell] * H * (I + H)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
+from _cases import THREADS, cpu_model
 
 def smoke(config) -> bool:
     return bool(config.getoption("benchmark_disable", False))

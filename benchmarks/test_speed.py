@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _cases import Case, torch
-from conftest import CONFIGS, forward_flops
+from _cases import CONFIGS, Case, forward_flops, torch
 
 import rnnkit
 

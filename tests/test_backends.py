@@ -3,7 +3,7 @@ the NumPy reference computed in float64, for each cell, dtype and awkward case."
 
 import numpy as np
 import pytest
-from conftest import assert_close, make_case
+from _helpers import assert_close, make_case
 
 from rnnkit import functional as F
 

@@ -3,7 +3,7 @@ Runs on every backend (validation is shared, so the message must not depend on t
 
 import numpy as np
 import pytest
-from conftest import make_case
+from _helpers import make_case
 
 import rnnkit
 from rnnkit import functional as F

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import assert_close, make_case
+from _helpers import assert_close, make_case
 
 from rnnkit import functional as F
 

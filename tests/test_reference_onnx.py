@@ -9,7 +9,7 @@ through ONNX, and rnn_relu is left to the torch and finite-difference tests.
 
 import numpy as np
 import pytest
-from conftest import assert_close, make_case, max_errors, record_errors
+from _helpers import assert_close, make_case, max_errors, record_errors
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402

@@ -4,7 +4,7 @@ enforce_sorted=False) and the reverse direction (the second half of a bidirectio
 
 import numpy as np
 import pytest
-from conftest import assert_close, make_case, max_errors, record_errors
+from _helpers import assert_close, make_case, max_errors, record_errors
 
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402

@@ -3,7 +3,7 @@ Problems here are big enough (B*G*H*H per step) for the C++ kernels to really us
 
 import numpy as np
 import pytest
-from conftest import assert_close, make_case
+from _helpers import assert_close, make_case
 
 import rnnkit
 

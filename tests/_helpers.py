@@ -1,0 +1,134 @@
+"""Shared test helpers: cells, the tolerance table, a seeded case factory, and a comparison that
+names the array, the worst index and the max abs/rel error. (A module of its own, not conftest:
+`pytest tests benchmarks` would otherwise see two modules named conftest.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from rnnkit import functional as F
+
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+BACKENDS = ("numpy", "cpp", "numba")
+
+# rtol, and atol as a fraction of max(1, max|reference|). float32 results are compared with the
+# reference computed in float64 (one truth for both dtypes).
+TOL = {
+    np.dtype(np.float32): (1e-4, 1e-5),
+    np.dtype(np.float64): (1e-9, 1e-9),
+}
+
+
+@dataclass
+class Case:
+    """Inputs of one forward/backward call, plus random incoming gradients (loss = sum(y*dy)+...)."""
+
+    cell: str
+    x: np.ndarray
+    weights: tuple
+    state: object
+    lengths: Optional[np.ndarray]
+    reverse: bool
+    dy: np.ndarray
+    dstate_n: object
+    meta: dict = field(default_factory=dict)
+
+    def astype(self, dtype):
+        def cv(a):
+            if a is None:
+                return None
+            if isinstance(a, tuple):
+                return tuple(cv(v) for v in a)
+            return a.astype(dtype)
+
+        return Case(self.cell, cv(self.x), cv(self.weights), cv(self.state), self.lengths,
+                    self.reverse, cv(self.dy), cv(self.dstate_n), self.meta)  # fmt: skip
+
+    def forward(self, backend="numpy", training=True):
+        return F.forward(self.cell, self.x, self.weights, self.state, lengths=self.lengths,
+                         reverse=self.reverse, training=training, backend=backend)  # fmt: skip
+
+    def run(self, backend="numpy"):
+        """forward + backward; returns a dict name -> array of every output and gradient."""
+        y, state_n, ctx = self.forward(backend)
+        dx, dstate0, dw = F.backward(ctx, self.dy, self.dstate_n)
+        out = {"y": y, "dx": dx}
+        out.update(zip(("h_n", "c_n"), state_n if self.cell == "lstm" else (state_n,)))
+        out.update(zip(("dh0", "dc0"), dstate0 if self.cell == "lstm" else (dstate0,)))
+        out.update((k, v) for k, v in zip(("dW_ih", "dW_hh", "db_ih", "db_hh"), dw) if v is not None)
+        return out
+
+
+def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, reverse=False,
+              bias="both", state=True, seed=0, scale=None) -> Case:  # fmt: skip
+    """A seeded random case. lengths: None, "spread" (from 0/1 up to T, one sequence of length T),
+    or an explicit list. bias: "both", "none", "ih", "hh"."""
+    rng = np.random.default_rng(seed)
+    G = GATES[cell]
+    # Like torch's init (~1/sqrt(H)): larger recurrent weights make the recurrence chaotic, and
+    # float32 rounding then grows with every step, whatever the implementation.
+    scale = min(0.5, 1 / np.sqrt(H)) if scale is None else scale
+
+    def r(*shape):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+
+    weights = (r(G * H, I), r(G * H, H), r(G * H) if bias in ("both", "ih") else None,
+               r(G * H) if bias in ("both", "hh") else None)  # fmt: skip
+    if lengths == "spread":
+        lengths = np.linspace(max(T // 4, 0), T, B).round().astype(np.int64) if B else np.zeros(0, np.int64)
+        lengths = rng.permutation(lengths)
+    elif lengths is not None:
+        lengths = np.asarray(lengths, np.int64)
+    st = dst = None
+    if state:
+        st = (r(B, H), r(B, H)) if cell == "lstm" else r(B, H)
+        dst = (r(B, H), r(B, H)) if cell == "lstm" else r(B, H)
+    return Case(cell, r(T, B, I), weights, st, lengths, reverse, r(T, B, H), dst)
+
+
+def assert_close(name, got, want, dtype=None, rtol=None, atol=None):
+    """Compare one array with its reference; a failure names the array, worst index and errors."""
+    dtype = np.dtype(dtype if dtype is not None else got.dtype)
+    r0, a0 = TOL[dtype]
+    rtol = r0 if rtol is None else rtol
+    want = np.asarray(want, np.float64)
+    got = np.asarray(got)
+    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
+    if got.size == 0:
+        return
+    atol = (a0 if atol is None else atol) * max(1.0, float(np.nanmax(np.abs(want))))
+    g = got.astype(np.float64)
+    err = np.abs(g - want)
+    bad = ~(err <= atol + rtol * np.abs(want))
+    bad &= ~(np.isnan(g) & np.isnan(want))
+    if bad.any():
+        idx = np.unravel_index(np.argmax(np.where(bad, err, -1)), err.shape)
+        rel = err / np.maximum(np.abs(want), 1e-300)
+        raise AssertionError(
+            f"{name}: {bad.sum()} of {err.size} elements off; worst at {tuple(map(int, idx))}: "
+            f"got {g[idx]!r}, expected {want[idx]!r}; max abs err {np.nanmax(err):.3e}, "
+            f"max rel err {np.nanmax(rel):.3e} (rtol {rtol:g}, atol {atol:.3e})"
+        )
+
+
+def max_errors(got: dict, want: dict) -> dict:
+    """name -> max abs error scaled by max(1, max|want|) (for reporting largest errors)."""
+    out = {}
+    for k, w in want.items():
+        if w.size:
+            out[k] = float(np.max(np.abs(got[k].astype(np.float64) - w)) / max(1.0, np.max(np.abs(w))))
+    return out
+
+
+# Largest error seen against each outside reference, per (reference, cell, dtype); printed at the end.
+LARGEST_ERRORS: dict = {}
+
+
+def record_errors(reference, cell, dtype, errors: dict):
+    key = (reference, cell, np.dtype(dtype).name)
+    for name, e in errors.items():
+        if e > LARGEST_ERRORS.get(key, ("", -1.0))[1]:
+            LARGEST_ERRORS[key] = (name, e)
