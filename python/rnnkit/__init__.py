@@ -9,5 +9,9 @@ from . import functional
 from ._backends import available_backends
 from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
+from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
-__all__ = ["__version__", "available_backends", "functional", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "__version__", "available_backends",
+    "functional", "get_num_threads", "set_num_threads",
+]  # fmt: skip

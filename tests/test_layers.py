@@ -1,0 +1,143 @@
+"""Layers and cells against torch.nn: outputs, final states, every parameter and input gradient,
+for 1-3 layers, bidirectional, batch_first and lengths, on each backend; state_dict round trips."""
+
+import numpy as np
+import pytest
+from _helpers import assert_close
+
+import rnnkit
+
+torch = pytest.importorskip("torch")
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
+
+KINDS = {
+    "rnn_tanh": (lambda **k: rnnkit.RNN(**k), lambda **k: torch.nn.RNN(**k)),
+    "rnn_relu": (lambda **k: rnnkit.RNN(nonlinearity="relu", **k), lambda **k: torch.nn.RNN(nonlinearity="relu", **k)),
+    "lstm": (rnnkit.LSTM, torch.nn.LSTM),
+    "gru": (rnnkit.GRU, torch.nn.GRU),
+}
+CASES = {
+    "one_layer": dict(num_layers=1),
+    "three_layers": dict(num_layers=3),
+    "bidirectional": dict(num_layers=2, bidirectional=True),
+    "batch_first": dict(num_layers=1, batch_first=True, bidirectional=True),
+    "lengths": dict(num_layers=2, bidirectional=True, lengths=[5, 2, 4]),
+    "no_bias": dict(num_layers=2, bias=False),
+}
+
+
+def _pair(cell, backend, **kw):
+    ours_cls, torch_cls = KINDS[cell]
+    lengths = kw.pop("lengths", None)
+    ours = ours_cls(input_size=4, hidden_size=3, dtype=np.float64, backend=backend, seed=1, **kw)
+    ref = torch_cls(input_size=4, hidden_size=3, dtype=torch.float64, **kw)
+    ours.load_state_dict(ref.state_dict())  # a torch state_dict loads unchanged
+    return ours, ref, lengths
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_layer_matches_torch(backend, cell, name):
+    ours, ref, lengths = _pair(cell, backend, **CASES[name])
+    rng = np.random.default_rng(3)
+    T, B = 5, 3
+    bf = ours.batch_first
+    x = rng.standard_normal((B, T, 4) if bf else (T, B, 4))
+    LD = ours.num_layers * ours.num_directions
+    h0 = rng.standard_normal((LD, B, 3))
+    state = (h0, rng.standard_normal((LD, B, 3))) if cell == "lstm" else h0
+    y, sn = ours(x, state, lengths=lengths)
+
+    xt = torch.from_numpy(x).requires_grad_()
+    st = tuple(torch.from_numpy(s).requires_grad_() for s in (state if cell == "lstm" else (state,)))
+    inp = xt if lengths is None else pack_padded_sequence(xt, torch.tensor(lengths), batch_first=bf, enforce_sorted=False)
+    yt, snt = ref(inp, st if cell == "lstm" else st[0])
+    if lengths is not None:
+        yt, _ = pad_packed_sequence(yt, batch_first=bf, total_length=T)
+    assert_close("y", y, yt.detach().numpy())
+    for a, b in zip(sn if cell == "lstm" else (sn,), snt if cell == "lstm" else (snt,)):
+        assert_close("state_n", a, b.detach().numpy())
+
+    dy = rng.standard_normal(y.shape)
+    dsn = tuple(rng.standard_normal((LD, B, 3)) for _ in range(2 if cell == "lstm" else 1))
+    dx, ds0 = ours.backward(dy, dsn if cell == "lstm" else dsn[0])
+    loss = (yt * torch.from_numpy(dy)).sum()
+    for s, d in zip(snt if cell == "lstm" else (snt,), dsn):
+        loss = loss + (s * torch.from_numpy(d)).sum()
+    loss.backward()
+    assert_close("dx", dx, xt.grad.numpy())
+    for a, b in zip(ds0 if cell == "lstm" else (ds0,), st):
+        assert_close("dstate0", a, b.grad.numpy())
+    for n, p in ref.named_parameters():
+        assert_close(f"grad {n}", ours.grads[n], p.grad.numpy())
+
+
+def test_state_dict_round_trip_into_torch(cell):
+    ours, _, _ = _pair(cell, "numpy", num_layers=2, bidirectional=True)
+    ref = KINDS[cell][1](input_size=4, hidden_size=3, num_layers=2, bidirectional=True, dtype=torch.float64)
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((4, 2, 4))
+    assert_close("y", ours.eval()(x)[0], ref(torch.from_numpy(x))[0].detach().numpy())
+
+
+def test_dropout_is_seeded_and_off_in_eval():
+    a = rnnkit.GRU(4, 3, num_layers=2, dropout=0.5, seed=7, dtype=np.float64)
+    b = rnnkit.GRU(4, 3, num_layers=2, dropout=0.5, seed=7, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((6, 2, 4))
+    np.testing.assert_array_equal(a(x)[0], b(x)[0])
+    a.eval()
+    y1, y2 = a(x)[0], a(x)[0]
+    np.testing.assert_array_equal(y1, y2)
+    c = rnnkit.GRU(4, 3, num_layers=2, dropout=0.0, seed=7, dtype=np.float64).eval()
+    np.testing.assert_array_equal(y1, c(x)[0])
+
+
+def test_dropout_gradient_matches_finite_differences():
+    """The dropout mask of the forward is the one backward uses."""
+    layer = rnnkit.LSTM(3, 2, num_layers=2, dropout=0.3, seed=2, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((4, 2, 3))
+    rng_before = layer._rng.bit_generator.state  # replayed so every call draws the same mask
+    y, _ = layer(x)
+    dy = np.random.default_rng(2).standard_normal(y.shape)
+    dx, _ = layer.backward(dy)
+    eps, num = 1e-6, np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        vals = []
+        for sgn in (1, -1):
+            xx = x.copy()
+            xx[idx] += sgn * eps
+            layer._rng.bit_generator.state = rng_before
+            vals.append(np.sum(layer(xx)[0] * dy))
+        num[idx] = (vals[0] - vals[1]) / (2 * eps)
+    assert_close("dx", dx, num, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru"])
+def test_cells_match_torch_step_by_step(backend, kind):
+    cls = {"rnn_tanh": (rnnkit.RNNCell, torch.nn.RNNCell), "lstm": (rnnkit.LSTMCell, torch.nn.LSTMCell),
+           "gru": (rnnkit.GRUCell, torch.nn.GRUCell)}[kind]  # fmt: skip
+    ours = cls[0](4, 3, dtype=np.float64, backend=backend, seed=0)
+    ref = cls[1](4, 3, dtype=torch.float64)
+    ours.load_state_dict(ref.state_dict())
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((2, 4)) for _ in range(3)]
+    state, tstate = None, None
+    outs, touts, txs = [], [], []
+    for x in xs:  # a decoder-style loop
+        state = ours(x, state)
+        xt = torch.from_numpy(x).requires_grad_()
+        txs.append(xt)
+        tstate = ref(xt, tstate)
+        outs.append(state)
+        touts.append(tstate)
+    h = (lambda s: s[0]) if kind == "lstm" else (lambda s: s)
+    assert_close("h", h(state), h(tstate).detach().numpy())
+    # loss = sum of every step's h; backward step by step, in reverse
+    sum(h(s).sum() for s in touts).backward()
+    dstate = None
+    for i in range(len(xs) - 1, -1, -1):
+        dh = np.ones((2, 3)) + (0 if dstate is None else (dstate[0] if kind == "lstm" else dstate))
+        ds = (dh, np.zeros((2, 3)) if dstate is None else dstate[1]) if kind == "lstm" else dh
+        dx, dstate = ours.backward(ds)
+        assert_close(f"dx[{i}]", dx, txs[i].grad.numpy())
+    for n, p in ref.named_parameters():
+        assert_close(f"grad {n}", ours.grads[n], p.grad.numpy())
