@@ -17,7 +17,7 @@ import numpy as np
 from . import functional as F
 from ._validate import positive_int
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding"]
 
 
 def _as_array(name, value, dtype):
@@ -309,3 +309,68 @@ class LSTMCell(_Cell):
 class GRUCell(_Cell):
     _cell, _gates = "gru", 3
 
+
+
+class Linear(_Module):
+    """y = x @ W^T + b over the last axis (torch.nn.Linear: weight [out, in], bias [out])."""
+
+    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None):
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.dtype = np.dtype(dtype)
+        shapes = {"weight": (self.out_features, self.in_features)}
+        if bias:
+            shapes["bias"] = (self.out_features,)
+        self._init_params(shapes, self.in_features, _rng(seed))
+        self._x = None
+
+    def forward(self, x):
+        x = np.asarray(x, dtype=self.dtype)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x must end in in_features = {self.in_features}, got shape {x.shape}")
+        self._x = x if self.training else None
+        y = x @ self.params["weight"].T
+        return y + self.params["bias"] if "bias" in self.params else y
+
+    __call__ = forward
+
+    def backward(self, dy):
+        """dL/dx for dL/dy of the last training-mode call; adds dL/dW, dL/db to self.grads."""
+        if self._x is None:
+            raise RuntimeError("backward needs a forward call in training mode first")
+        x2 = self._x.reshape(-1, self.in_features)
+        dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.out_features)
+        self.grads["weight"] += dy2.T @ x2
+        if "bias" in self.grads:
+            self.grads["bias"] += dy2.sum(axis=0)
+        return (dy2 @ self.params["weight"]).reshape(self._x.shape)
+
+
+class Embedding(_Module):
+    """Integer ids -> vectors (torch.nn.Embedding: weight [num_embeddings, embedding_dim], N(0, 1))."""
+
+    def __init__(self, num_embeddings, embedding_dim, *, dtype=np.float32, seed=None):
+        self.num_embeddings = positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = positive_int("embedding_dim", embedding_dim)
+        self.dtype = np.dtype(dtype)
+        rng = _rng(seed)
+        self.params = {"weight": rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)}
+        self.grads = {"weight": np.zeros_like(self.params["weight"])}
+        self.training = True
+        self._ids = None
+
+    def forward(self, ids):
+        ids = np.asarray(ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"ids must be integers, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
+            raise ValueError(f"ids must lie in [0, {self.num_embeddings}), got values in [{ids.min()}, {ids.max()}]")
+        self._ids = ids if self.training else None
+        return self.params["weight"][ids]
+
+    __call__ = forward
+
+    def backward(self, dy):
+        if self._ids is None:
+            raise RuntimeError("backward needs a forward call in training mode first")
+        np.add.at(self.grads["weight"], self._ids.reshape(-1), np.asarray(dy).reshape(-1, self.embedding_dim))
