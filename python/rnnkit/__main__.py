@@ -1,4 +1,5 @@
-"""The `rnnkit` command (also `python -m rnnkit`). Subcommands: info."""
+"""The `rnnkit` command (also `python -m rnnkit`): info, demo, hello, sentiment, gradnorm.
+Bad arguments or unreadable files give a message and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
@@ -29,16 +30,98 @@ def _info(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    from rnnkit.demos import charlm
+
+    text = charlm.read_text(args.text) if args.text else None
+    model, losses, times = charlm.train(text, epochs=args.epochs, hidden=args.hidden, backend=args.backend)
+    print(f"\nloss {losses[0]:.3f} -> {losses[-1]:.3f} in {args.epochs} epochs; sample:\n")
+    print(model.sample(args.sample, prime=(text or charlm.default_text())[:10]))
+    print("\ntime per epoch on each backend (same model and data):")
+    charlm.compare_backends(text, hidden=args.hidden)
+    return 0
+
+
+def _hello(args) -> int:
+    from rnnkit.demos import hello
+
+    return 0 if hello.main(steps=args.steps, backend=args.backend) == "ello" else 1
+
+
+def _sentiment(args) -> int:
+    from rnnkit.demos import sentiment
+
+    sentiment.main(n_train=args.train, cell=args.cell, epochs=args.epochs, backend=args.backend)
+    return 0
+
+
+def _gradnorm(args) -> int:
+    from rnnkit.demos import gradnorm
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("rnnkit gradnorm: the plot needs matplotlib (pip install matplotlib); printing only", file=sys.stderr)
+        gradnorm.main(path=None, T=args.steps)
+        return 1
+    gradnorm.main(path=args.output, T=args.steps)
+    return 0
+
+
+def _positive(value):
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    return n
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rnnkit", description="Fast recurrent cells: RNN, LSTM, GRU.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    backend = dict(default="auto", choices=["auto", "cpp", "numba", "numpy"], help="backend (default auto)")
+
     p = sub.add_parser("info", help="version, backends (and why any is missing), threads, CPU, build")
     p.set_defaults(func=_info)
+
+    p = sub.add_parser("demo", help="train a character LSTM on a text and sample from it (about a minute)")
+    p.add_argument("--text", metavar="FILE", help="train on this UTF-8 text (default: the Zen of Python)")
+    p.add_argument("--epochs", type=_positive, default=150)
+    p.add_argument("--hidden", type=_positive, default=128)
+    p.add_argument("--sample", type=_positive, default=300, help="characters to sample")
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("hello", help='the textbook "hello" character model, step by step')
+    p.add_argument("--steps", type=_positive, default=300)
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=_hello)
+
+    p = sub.add_parser("sentiment", help="word order decides: LSTM/GRU against a bag-of-words baseline")
+    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    p.add_argument("--train", type=_positive, default=2000, help="training sentences")
+    p.add_argument("--epochs", type=_positive, default=8)
+    p.add_argument("--backend", **backend)
+    p.set_defaults(func=_sentiment)
+
+    p = sub.add_parser("gradnorm", help="plot ||dL/dh_t|| over 100 steps for RNN, LSTM and GRU")
+    p.add_argument("--output", "-o", default="gradnorm.png", metavar="PNG")
+    p.add_argument("--steps", type=_positive, default=100)
+    p.set_defaults(func=_gradnorm)
+
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as exc:
+        print(f"rnnkit {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

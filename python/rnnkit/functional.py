@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import numpy as np
+
 from . import _backends, _validate
 from ._validate import Problem
 
@@ -69,7 +71,7 @@ def forward(
     return y, state_n, (Context(p, name, cache) if p.training else None)
 
 
-def backward(ctx: Optional[Context], dy, dstate_n=None):
+def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = False):
     """Backpropagation through time for a training-mode `forward`.
 
     Parameters
@@ -84,6 +86,10 @@ def backward(ctx: Optional[Context], dy, dstate_n=None):
     dstate0 : dh0, or (dh0, dc0) for "lstm" (the gradient with respect to the initial state)
     dweights : (dW_ih, dW_hh, db_ih, db_hh), None where the forward's bias was None.
         Each step's gradient is summed into the shared weights (BPTT).
+    norms : ndarray [T, B], only with dh_norms=True
+        ||dL/dh_t|| for every step and sequence (zero past a sequence's length): where gradients
+        vanish or explode. Computed by the NumPy reference (re-running the forward when ctx came
+        from another backend), so it costs nothing when off.
     """
     if ctx is None:
         raise ValueError(
@@ -94,9 +100,15 @@ def backward(ctx: Optional[Context], dy, dstate_n=None):
         raise TypeError(f"ctx must be the Context returned by forward, got {type(ctx).__name__}")
     p = ctx.problem
     dy, dh_n, dc_n = _validate.grads(p, dy, dstate_n)
-    impl = _backends.get(ctx.backend)
-    dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = getattr(impl, f"{p.cell}_backward")(
-        p, ctx.cache, dy, dh_n, dc_n
-    )
+    norms = None
+    if dh_norms:
+        ref = _backends.get("numpy")
+        cache = ctx.cache if ctx.backend == "numpy" else getattr(ref, f"{p.cell}_forward")(p)[3]
+        norms = np.zeros((p.T, p.B), p.dtype)
+        out = getattr(ref, f"{p.cell}_backward")(p, cache, dy, dh_n, dc_n, dh_norms=norms)
+    else:
+        out = getattr(_backends.get(ctx.backend), f"{p.cell}_backward")(p, ctx.cache, dy, dh_n, dc_n)
+    dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = out
     dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh)
-    return dx, ((dh0, dc0) if p.is_lstm else dh0), dweights
+    result = (dx, ((dh0, dc0) if p.is_lstm else dh0), dweights)
+    return result + (norms,) if dh_norms else result

@@ -49,7 +49,7 @@ def gru_forward(p):
     return y, h, None, cache
 
 
-def gru_backward(p, cache, dy, dh_n, dc_n=None):
+def gru_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
     H = p.H
     dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
     db_ih, db_hh = np.zeros(3 * H, p.dtype), np.zeros(3 * H, p.dtype)
@@ -61,6 +61,8 @@ def gru_backward(p, cache, dy, dh_n, dc_n=None):
         r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
         h_prev = cache.h_prev[t]
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
+        if dh_norms is not None:
+            dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
         dn = dh_t * (1 - z) * (1 - n * n)  # h_t = (1-z)*n + z*h_{t-1}, then tanh'
         dz = dh_t * (h_prev - n) * z * (1 - z)
         dr = dn * cache.hn[t] * r * (1 - r)  # n = tanh(.. + r * hn)

@@ -52,7 +52,7 @@ def lstm_forward(p):
     return y, h, c, cache
 
 
-def lstm_backward(p, cache, dy, dh_n, dc_n):
+def lstm_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
     H = p.H
     dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
     db = np.zeros(4 * H, p.dtype)
@@ -64,6 +64,8 @@ def lstm_backward(p, cache, dy, dh_n, dc_n):
         i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
         tanh_c = cache.tanh_c[t]
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
+        if dh_norms is not None:
+            dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
         dc_t = np.where(m, dc, 0) + dh_t * o * (1 - tanh_c**2)  # h_t = o*tanh(c_t)
         di = dc_t * g  # c_t = f*c_{t-1} + i*g
         df = dc_t * cache.c_prev[t]

@@ -36,7 +36,7 @@ def rnn_forward(p, relu=False):
     return y, h, None, cache
 
 
-def rnn_backward(p, cache, dy, dh_n, dc_n=None, relu=False):
+def rnn_backward(p, cache, dy, dh_n, dc_n=None, relu=False, dh_norms=None):
     dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
     db = np.zeros(p.G * p.H, p.dtype)
     dx = np.zeros_like(p.x)
@@ -44,6 +44,8 @@ def rnn_backward(p, cache, dy, dh_n, dc_n=None, relu=False):
     for t in reversed(time_steps(p.T, p.reverse)):
         m = valid(p, t)
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t: from the output and from step t+1
+        if dh_norms is not None:
+            dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
         h_t = cache.h[t]
         da = dh_t * ((h_t > 0) if relu else (1 - h_t * h_t))  # through act: tanh' = 1 - h^2
         dW_ih += da.T @ p.x[t]  # BPTT: every step adds its share to the shared weights
@@ -58,13 +60,13 @@ def rnn_tanh_forward(p):
     return rnn_forward(p, relu=False)
 
 
-def rnn_tanh_backward(p, cache, dy, dh_n, dc_n=None):
-    return rnn_backward(p, cache, dy, dh_n, relu=False)
+def rnn_tanh_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
+    return rnn_backward(p, cache, dy, dh_n, relu=False, dh_norms=dh_norms)
 
 
 def rnn_relu_forward(p):
     return rnn_forward(p, relu=True)
 
 
-def rnn_relu_backward(p, cache, dy, dh_n, dc_n=None):
-    return rnn_backward(p, cache, dy, dh_n, relu=True)
+def rnn_relu_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
+    return rnn_backward(p, cache, dy, dh_n, relu=True, dh_norms=dh_norms)
