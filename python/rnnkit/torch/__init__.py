@@ -1,0 +1,246 @@
+"""rnnkit's kernels inside PyTorch training loops: drop-in torch.nn.RNN/LSTM/GRU (and cells).
+
+    from rnnkit.torch import LSTM        # instead of torch.nn.LSTM: nothing else changes
+    lstm = LSTM(32, 64, num_layers=2, bidirectional=True, batch_first=True)
+    out, (h_n, c_n) = lstm(x_or_packed_sequence, (h0, c0))
+
+Same constructor, forward signature, outputs (PackedSequence in, PackedSequence out) and
+state_dict as torch.nn. Forward and backward run rnnkit's kernels through a torch.autograd.Function;
+tensors and NumPy arrays share memory both ways (no copy of weights per call). The function is
+hidden from torch.compile's tracer (a clean graph break, never a failure). CPU tensors only.
+Importing `rnnkit` never imports torch; importing `rnnkit.torch` needs it (the `torch` extra).
+Check: tests/test_torch_modules.py.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from .. import functional as F
+
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "recurrent"]
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _np(t: Optional[torch.Tensor]):
+    """A NumPy view of a CPU tensor (no copy when contiguous)."""
+    return None if t is None else t.detach().numpy()
+
+
+def _check_tensor(name, t):
+    if t is None:
+        return
+    if t.device.type != "cpu":
+        raise ValueError(f"{name} is on device {t.device}; rnnkit's kernels run on the CPU (move it with .cpu())")
+    if t.dtype not in _DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+
+
+class _Recurrent(torch.autograd.Function):
+    """One layer, one direction: (x, W_ih, W_hh, b_ih, b_hh, h0, c0) -> (y, h_n, c_n)."""
+
+    @staticmethod
+    def forward(ctx, cell, backend, reverse, lengths, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
+        state = (_np(h0), _np(c0)) if cell == "lstm" else _np(h0)
+        y, sn, fctx = F.forward(cell, _np(x), (_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)), state,
+                                lengths=lengths, reverse=reverse, training=any(ctx.needs_input_grad),
+                                backend=backend)  # fmt: skip
+        ctx.fctx = fctx
+        ctx.lstm = cell == "lstm"
+        h_n, c_n = sn if cell == "lstm" else (sn, None)
+        c_out = torch.from_numpy(c_n) if c_n is not None else x.new_zeros(0)
+        return torch.from_numpy(y), torch.from_numpy(h_n), c_out
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n):
+        def arr(t):
+            return None if t is None else np.ascontiguousarray(t.detach().numpy())
+
+        dstate = (arr(dh_n), arr(dc_n)) if ctx.lstm else arr(dh_n)
+        dx, ds0, dw = F.backward(ctx.fctx, arr(dy), dstate)
+        dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
+        t = [None if a is None else torch.from_numpy(a) for a in (dx, *dw, dh0, dc0)]
+        return (None, None, None, None, *t)
+
+
+@torch.compiler.disable
+def recurrent(cell: str, x, weights, h0, c0=None, lengths=None, reverse=False, backend="auto"):
+    """Differentiable single-layer, single-direction call: x [T, B, I] -> (y, h_n, c_n)."""
+    _check_tensor("x", x)
+    for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
+        _check_tensor(name, w)
+    y, h_n, c_n = _Recurrent.apply(cell, backend, reverse, lengths, x, *weights, h0, c0)
+    return y, h_n, (c_n if cell == "lstm" else None)
+
+
+class _RNNBase(nn.Module):
+    """torch.nn.RNNBase's constructor, parameters (names, shapes, initialisation) and forward."""
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, backend="auto"):  # fmt: skip
+        super().__init__()
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional, self.backend = float(dropout), bidirectional, backend
+        G = {"lstm": 4, "gru": 3}.get(mode, 1)
+        D = 2 if bidirectional else 1
+        kw = dict(dtype=dtype or torch.get_default_dtype())
+        self._flat_names = []
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 else hidden_size * D
+            for sfx in ("", "_reverse")[:D]:
+                names = [f"weight_ih_l{layer}{sfx}", f"weight_hh_l{layer}{sfx}"]
+                self.register_parameter(names[0], nn.Parameter(torch.empty(G * hidden_size, in_size, **kw)))
+                self.register_parameter(names[1], nn.Parameter(torch.empty(G * hidden_size, hidden_size, **kw)))
+                if bias:
+                    names += [f"bias_ih_l{layer}{sfx}", f"bias_hh_l{layer}{sfx}"]
+                    self.register_parameter(names[2], nn.Parameter(torch.empty(G * hidden_size, **kw)))
+                    self.register_parameter(names[3], nn.Parameter(torch.empty(G * hidden_size, **kw)))
+                self._flat_names.append(names)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        k = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -k, k)
+
+    def _weights(self, i):
+        names = self._flat_names[i]
+        w = [getattr(self, n) for n in names]
+        return tuple(w) if self.bias else (w[0], w[1], None, None)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s + f", backend={self.backend!r}"
+
+    def forward(self, input, hx=None):
+        cell = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}.get(self.mode, self.mode)
+        packed = isinstance(input, PackedSequence)
+        lengths = None
+        if packed:
+            x, lens = pad_packed_sequence(input, batch_first=False)
+            lengths = lens.numpy().astype(np.int64)
+        else:
+            _check_tensor("input", input)
+            if input.dim() != 3:
+                raise ValueError(f"input must be 3-D, got {input.dim()}-D (unbatched input is not supported)")
+            x = input.transpose(0, 1) if self.batch_first else input
+        x = x.contiguous()
+        T, B = x.shape[0], x.shape[1]
+        D, H, L = 2 if self.bidirectional else 1, self.hidden_size, self.num_layers
+        lstm = cell == "lstm"
+        if hx is None:
+            zeros = x.new_zeros(L * D, B, H)
+            h0, c0 = zeros, (zeros if lstm else None)
+        elif lstm:
+            h0, c0 = hx
+        else:
+            h0, c0 = hx, None
+        for name, s in (("h0", h0), ("c0", c0)):
+            if s is not None and tuple(s.shape) != (L * D, B, H):
+                raise ValueError(f"{name} must have shape (num_layers * num_directions, B, H) = ({L * D}, {B}, {H}), got {tuple(s.shape)}")
+        inp, hs, cs = x, [], []
+        for layer in range(L):
+            outs = []
+            for d in range(D):
+                i = layer * D + d
+                y, h_n, c_n = recurrent(cell, inp, self._weights(i), h0[i].contiguous(),
+                                        None if c0 is None else c0[i].contiguous(), lengths,
+                                        reverse=d == 1, backend=self.backend)  # fmt: skip
+                outs.append(y)
+                hs.append(h_n)
+                cs.append(c_n)
+            inp = outs[0] if D == 1 else torch.cat(outs, dim=2)
+            if self.dropout and self.training and layer < L - 1:
+                inp = nn.functional.dropout(inp, self.dropout, True)
+        h_n = torch.stack(hs)
+        state = (h_n, torch.stack(cs)) if lstm else h_n
+        if packed:
+            bs = input.batch_sizes
+            si = input.sorted_indices if input.sorted_indices is not None else torch.arange(B)
+            data = torch.cat([inp[t, si[: int(bs[t])]] for t in range(len(bs))])
+            return PackedSequence(data, bs, input.sorted_indices, input.unsorted_indices), state
+        out = inp.transpose(0, 1) if self.batch_first else inp
+        return out, state
+
+
+class RNN(_RNNBase):
+    def __init__(self, *args, nonlinearity="tanh", **kw):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(f"RNN_{nonlinearity.upper()}", *args, **kw)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(_RNNBase):
+    def __init__(self, *args, **kw):
+        super().__init__("lstm", *args, **kw)
+
+
+class GRU(_RNNBase):
+    def __init__(self, *args, **kw):
+        super().__init__("gru", *args, **kw)
+
+
+class _CellBase(nn.Module):
+    def __init__(self, cell, gates, input_size, hidden_size, bias=True, device=None, dtype=None, *, backend="auto"):
+        super().__init__()
+        self.cell, self.input_size, self.hidden_size, self.bias, self.backend = cell, input_size, hidden_size, bias, backend
+        kw = dict(dtype=dtype or torch.get_default_dtype())
+        self.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, hidden_size, **kw))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(gates * hidden_size, **kw))
+            self.bias_hh = nn.Parameter(torch.empty(gates * hidden_size, **kw))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        k = 1.0 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -k, k)
+
+    def forward(self, input, hx=None):
+        _check_tensor("input", input)
+        if input.dim() != 2:
+            raise ValueError(f"input must be 2-D (B, I), got {input.dim()}-D")
+        B, H = input.shape[0], self.hidden_size
+        lstm = self.cell == "lstm"
+        if hx is None:
+            h0 = input.new_zeros(B, H)
+            c0 = input.new_zeros(B, H) if lstm else None
+        else:
+            h0, c0 = hx if lstm else (hx, None)
+        w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        _, h_n, c_n = recurrent(self.cell, input.unsqueeze(0).contiguous(), w, h0.contiguous(),
+                                None if c0 is None else c0.contiguous(), backend=self.backend)  # fmt: skip
+        return (h_n, c_n) if lstm else h_n
+
+
+class RNNCell(_CellBase):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", **kw):
+        super().__init__(f"rnn_{nonlinearity}", 1, input_size, hidden_size, bias, **kw)
+
+
+class LSTMCell(_CellBase):
+    def __init__(self, input_size, hidden_size, bias=True, **kw):
+        super().__init__("lstm", 4, input_size, hidden_size, bias, **kw)
+
+
+class GRUCell(_CellBase):
+    def __init__(self, input_size, hidden_size, bias=True, **kw):
+        super().__init__("gru", 3, input_size, hidden_size, bias, **kw)

@@ -1,0 +1,181 @@
+"""rnnkit.torch: drop-in torch.nn modules running rnnkit's kernels through autograd.
+Against torch.nn with the same state_dict (outputs, states, every gradient; PackedSequence in and
+out), gradcheck in float64, identical training curves, clear errors for other devices, and
+`import rnnkit` leaving torch alone."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import rnnkit.torch as rt  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+
+PAIRS = {
+    "rnn_tanh": (rt.RNN, torch.nn.RNN, {}),
+    "rnn_relu": (rt.RNN, torch.nn.RNN, {"nonlinearity": "relu"}),
+    "lstm": (rt.LSTM, torch.nn.LSTM, {}),
+    "gru": (rt.GRU, torch.nn.GRU, {}),
+}
+CONFIGS = {
+    "plain": dict(),
+    "deep_bidirectional": dict(num_layers=2, bidirectional=True),
+    "batch_first": dict(batch_first=True, num_layers=2),
+    "no_bias": dict(bias=False),
+}
+
+
+def _make(cell, backend="auto", dtype=torch.float64, **kw):
+    ours_cls, ref_cls, extra = PAIRS[cell]
+    torch.manual_seed(0)
+    ref = ref_cls(4, 3, dtype=dtype, **extra, **kw)
+    ours = ours_cls(4, 3, dtype=dtype, backend=backend, **extra, **kw)
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def _run(mod, x, hx):
+    out, st = mod(x, hx)
+    data = out.data if isinstance(out, torch.nn.utils.rnn.PackedSequence) else out
+    loss = (data * torch.linspace(-1, 1, data.numel(), dtype=data.dtype).reshape(data.shape)).sum()
+    for s in st if isinstance(st, tuple) else (st,):
+        loss = loss + (s * 0.5).sum()
+    loss.backward()
+    return data.detach(), [s.detach() for s in (st if isinstance(st, tuple) else (st,))]
+
+
+@pytest.mark.parametrize("cfg", list(CONFIGS))
+def test_module_matches_torch(backend, cell, cfg):
+    kw = CONFIGS[cfg]
+    ours, ref = _make(cell, backend, **kw)
+    D = 2 if kw.get("bidirectional") else 1
+    L = kw.get("num_layers", 1)
+    shape = (3, 5, 4) if kw.get("batch_first") else (5, 3, 4)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    h0 = torch.randn(L * D, 3, 3, generator=g, dtype=torch.float64)
+    hx = (h0, torch.randn(L * D, 3, 3, generator=g, dtype=torch.float64)) if cell == "lstm" else h0
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    a = _run(ours, xs[0], hx)
+    b = _run(ref, xs[1], hx)
+    torch.testing.assert_close(a[0], b[0])
+    for s, t in zip(a[1], b[1]):
+        torch.testing.assert_close(s, t)
+    torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    for (n, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=f"grad of {n}")
+
+
+def test_packed_sequence_in_and_out(backend, cell):
+    ours, ref = _make(cell, backend, num_layers=2, bidirectional=True)
+    x = torch.randn(6, 4, 4, dtype=torch.float64)
+    lengths = torch.tensor([3, 6, 1, 4])
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    a = _run(ours, pack_padded_sequence(xs[0], lengths, enforce_sorted=False), None)
+    b = _run(ref, pack_padded_sequence(xs[1], lengths, enforce_sorted=False), None)
+    torch.testing.assert_close(a[0], b[0])  # the packed data, in torch's order
+    for s, t in zip(a[1], b[1]):
+        torch.testing.assert_close(s, t)
+    torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    out, _ = ours(pack_padded_sequence(x, lengths, enforce_sorted=False))
+    assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True)], ids=["one", "deep_bi"])
+def test_gradcheck(cell, kw):
+    ours, _ = _make(cell, "auto", **kw)
+    names = [n for n, _ in ours.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in ours.parameters()]
+    x = torch.randn(4, 3, 4, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([4, 2, 3])
+
+    def fn(x, *ps):
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, st = torch.func.functional_call(ours, dict(zip(names, ps)), (packed,))
+        h = st[0] if isinstance(st, tuple) else st
+        return out.data, h
+
+    assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
+
+
+def test_training_curves_match_torch():
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(5, 8, num_layers=2)
+    head_ref = torch.nn.Linear(8, 3)
+    ours = rt.LSTM(5, 8, num_layers=2)
+    ours.load_state_dict(ref.state_dict())
+    head = torch.nn.Linear(8, 3)
+    head.load_state_dict(head_ref.state_dict())
+    g = torch.Generator().manual_seed(2)
+    data = [(torch.randn(7, 4, 5, generator=g), torch.randint(0, 3, (7, 4), generator=g)) for _ in range(15)]
+    curves = []
+    for lstm, lin in ((ref, head_ref), (ours, head)):
+        opt = torch.optim.Adam(list(lstm.parameters()) + list(lin.parameters()), lr=0.01)
+        losses = []
+        for x, y in data:
+            opt.zero_grad()
+            out, _ = lstm(x)
+            loss = torch.nn.functional.cross_entropy(lin(out).reshape(-1, 3), y.reshape(-1))
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        curves.append(np.array(losses))
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-4)
+    assert curves[0][-1] < curves[0][0]
+
+
+def test_cells_match_torch(cell):
+    pairs = {"rnn_tanh": (rt.RNNCell, torch.nn.RNNCell), "rnn_relu": None, "lstm": (rt.LSTMCell, torch.nn.LSTMCell),
+             "gru": (rt.GRUCell, torch.nn.GRUCell)}  # fmt: skip
+    if pairs[cell] is None:
+        pytest.skip("covered by rnn_tanh")
+    ours, ref = pairs[cell][0](4, 3, dtype=torch.float64), pairs[cell][1](4, 3, dtype=torch.float64)
+    ours.load_state_dict(ref.state_dict())
+    xs = [torch.randn(2, 4, dtype=torch.float64) for _ in range(3)]
+    outs = []
+    for mod in (ours, ref):
+        h = None
+        total = 0
+        for x in xs:
+            h = mod(x, h)
+            total = total + (h[0] if cell == "lstm" else h).sum()
+        total.backward()
+        outs.append((h[0] if cell == "lstm" else h).detach())
+    torch.testing.assert_close(outs[0], outs[1])
+    for (n, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=n)
+
+
+def test_other_devices_and_dtypes_are_refused():
+    lstm = rt.LSTM(4, 3)
+    with pytest.raises(ValueError, match="device meta.*CPU"):
+        lstm(torch.empty(2, 1, 4, device="meta"))
+    with pytest.raises(TypeError, match="input must be float32 or float64, got torch.float16"):
+        lstm(torch.zeros(2, 1, 4, dtype=torch.float16))
+    with pytest.raises(ValueError, match="rnnkit's kernels run on the CPU"):
+        rt.GRU(4, 3, device="cuda")
+
+
+def test_torch_compile_graph_breaks_cleanly():
+    gru = rt.GRU(4, 3)
+    x = torch.randn(5, 2, 4)
+    want = gru(x)[0]
+    got = torch.compile(gru, backend="eager")(x)[0]
+    torch.testing.assert_close(got, want)
+
+
+def test_import_rnnkit_leaves_torch_alone():
+    code = "import sys, rnnkit; rnnkit.functional; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_distributed_data_parallel_matches_single_process(tmp_path):
+    """2 gloo processes on loopback, each half of every global batch, against one process."""
+    from rnnkit.demos import ddp
+
+    parallel = ddp.run_parallel(str(tmp_path / "params.pt"), timeout=180)
+    single = ddp.run_single()
+    for k in single:
+        torch.testing.assert_close(parallel[k], single[k], rtol=1e-4, atol=1e-5, msg=k)
