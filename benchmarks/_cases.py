@@ -84,6 +84,29 @@ class Case:
                 getattr(mod, name).copy_(torch.from_numpy(w))
         return mod
 
+    def bridge_fn(self, training):
+        """rnnkit's kernels through rnnkit.torch (the autograd bridge), on the same inputs."""
+        import rnnkit.torch as rt
+
+        mod = {"rnn_tanh": rt.RNN, "lstm": rt.LSTM, "gru": rt.GRU}[self.cell](self.I, self.H)
+        with torch.no_grad():
+            for name, w in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), self.weights):
+                getattr(mod, name).copy_(torch.from_numpy(w))
+        x = torch.from_numpy(self.x).requires_grad_(training)
+        dy = torch.from_numpy(self.dy)
+
+        def call():
+            if not training:
+                with torch.inference_mode():
+                    return mod(x)[0]
+            mod.zero_grad(set_to_none=True)
+            x.grad = None
+            y = mod(x)[0]
+            y.backward(dy)
+            return y.detach()
+
+        return call
+
     def torch_fn(self, training, packed=False, mkldnn=True):
         """torch.nn on the padded batch (packed=False) or on a PackedSequence of the same lengths."""
         from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence

@@ -13,7 +13,7 @@ import math
 import sys
 from collections import defaultdict
 
-ORDER = ("torch", "torch_nomkldnn", "torch_packed", "torch_padded", "cpp", "numba", "numpy")
+ORDER = ("torch", "torch_nomkldnn", "torch_packed", "torch_padded", "cpp", "rnnkit_torch", "numba", "numpy")
 
 
 def load(path):
@@ -35,7 +35,8 @@ def _fmt_time(s):
 
 def table(groups, markdown=False):
     impls = [i for i in ORDER if any(i in g for g in groups.values())]
-    head = ["case"] + [f"{i}" for i in impls] + [f"{i}/torch" for i in impls if i in ("cpp", "numba", "numpy")]
+    ratio_of = ("cpp", "rnnkit_torch", "numba", "numpy")
+    head = ["case"] + [f"{i}" for i in impls] + [f"{i}/torch" for i in impls if i in ratio_of]
     rows = []
     for name in sorted(groups, key=_group_key):
         g = groups[name]
@@ -48,7 +49,7 @@ def table(groups, markdown=False):
             else:
                 row.append("-")
         for i in impls:
-            if i in ("cpp", "numba", "numpy"):
+            if i in ratio_of:
                 row.append(f"{base['median'] / g[i]['median']:.2f}x" if base and i in g else "-")
         rows.append(row)
     if markdown:

@@ -12,7 +12,7 @@ import rnnkit
 
 CELLS = ("rnn_tanh", "lstm", "gru")
 MODES = ("inference", "training")
-IMPLS = ("torch", "torch_nomkldnn", "cpp", "numba", "numpy")
+IMPLS = ("torch", "torch_nomkldnn", "cpp", "rnnkit_torch", "numba", "numpy")
 _cases: dict = {}
 
 
@@ -31,6 +31,10 @@ def _reference_y(case, training):
 
 
 def _fn(case, impl, training):
+    if impl == "rnnkit_torch":  # rnnkit's kernels behind rnnkit.torch's autograd bridge
+        if torch is None:
+            pytest.skip("torch is not installed (pip install 'rnnkit[bench]')")
+        return case.bridge_fn(training)
     if impl.startswith("torch"):
         if torch is None:
             pytest.skip("torch is not installed (pip install 'rnnkit[bench]')")

@@ -47,10 +47,10 @@ class _Recurrent(torch.autograd.Function):
     """One layer, one direction: (x, W_ih, W_hh, b_ih, b_hh, h0, c0) -> (y, h_n, c_n)."""
 
     @staticmethod
-    def forward(ctx, cell, backend, reverse, lengths, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
+    def forward(ctx, cell, backend, reverse, lengths, training, x, w_ih, w_hh, b_ih, b_hh, h0, c0):
         state = (_np(h0), _np(c0)) if cell == "lstm" else _np(h0)
         y, sn, fctx = F.forward(cell, _np(x), (_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)), state,
-                                lengths=lengths, reverse=reverse, training=any(ctx.needs_input_grad),
+                                lengths=lengths, reverse=reverse, training=training,
                                 backend=backend)  # fmt: skip
         ctx.fctx = fctx
         ctx.lstm = cell == "lstm"
@@ -67,7 +67,7 @@ class _Recurrent(torch.autograd.Function):
         dx, ds0, dw = F.backward(ctx.fctx, arr(dy), dstate)
         dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
         t = [None if a is None else torch.from_numpy(a) for a in (dx, *dw, dh0, dc0)]
-        return (None, None, None, None, *t)
+        return (None, None, None, None, None, *t)
 
 
 @torch.compiler.disable
@@ -76,7 +76,10 @@ def recurrent(cell: str, x, weights, h0, c0=None, lengths=None, reverse=False, b
     _check_tensor("x", x)
     for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
         _check_tensor(name, w)
-    y, h_n, c_n = _Recurrent.apply(cell, backend, reverse, lengths, x, *weights, h0, c0)
+    tensors = (x, *weights, h0, c0)
+    # Keep per-step activations only when autograd will ask for them (not under no_grad/inference).
+    training = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    y, h_n, c_n = _Recurrent.apply(cell, backend, reverse, lengths, training, *tensors)
     return y, h_n, (c_n if cell == "lstm" else None)
 
 
