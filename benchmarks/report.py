@@ -33,8 +33,10 @@ def _fmt_time(s):
     return f"{s * 1e3:.3f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def table(groups, markdown=False):
+def table(groups, markdown=False, compact=False):
     impls = [i for i in ORDER if any(i in g for g in groups.values())]
+    if compact:  # torch as shipped (packed for variable lengths) and rnnkit's compiled backends
+        impls = [i for i in impls if i in ("torch", "torch_packed", "cpp", "numba")]
     ratio_of = ("cpp", "rnnkit_torch", "numba", "numpy")
     head = ["case"] + [f"{i}" for i in impls] + [f"{i}/torch" for i in impls if i in ratio_of]
     rows = []
@@ -91,13 +93,14 @@ def main(argv=None):
     ap.add_argument("json")
     ap.add_argument("--plot", metavar="PNG")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--compact", action="store_true", help="torch, cpp and numba columns only")
     args = ap.parse_args(argv)
     groups, info, machine = load(args.json)
     cpu = info.get("cpu") or machine.get("cpu", {}).get("brand_raw", "?")
     sg = info.get("sgemm_gflops")
     print(f"machine: {cpu}; threads: {info.get('threads')}; pointwise ISA: {info.get('isa')}; "
           f"sgemm ceiling (same run): {sg:.0f} GFLOP/s" if sg and not math.isnan(sg) else f"machine: {cpu}")
-    print(table(groups, args.markdown))
+    print(table(groups, args.markdown, args.compact))
     if args.plot:
         plot(groups, args.plot)
         print(f"plot written to {args.plot}")
