@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _cases import CONFIGS, Case, forward_flops, torch
+from rnnkit.bench import CONFIGS, Case, forward_flops, peak_memory_mb, torch
 
 import rnnkit
 
 CELLS = ("rnn_tanh", "lstm", "gru")
 MODES = ("inference", "training")
-IMPLS = ("torch", "torch_nomkldnn", "cpp", "rnnkit_torch", "numba", "numpy")
+IMPLS = ("torch", "torch_nomkldnn", "onnxruntime", "cpp", "rnnkit_torch", "numba", "numpy")
 _cases: dict = {}
 
 
@@ -31,6 +31,13 @@ def _reference_y(case, training):
 
 
 def _fn(case, impl, training):
+    if impl == "onnxruntime":
+        if training:
+            pytest.skip("onnxruntime's recurrent operators are inference only")
+        fn = case.onnxruntime_fn()
+        if fn is None:
+            pytest.skip("onnx/onnxruntime are not installed (pip install 'rnnkit[bench]')")
+        return fn
     if impl == "rnnkit_torch":  # rnnkit's kernels behind rnnkit.torch's autograd bridge
         if torch is None:
             pytest.skip("torch is not installed (pip install 'rnnkit[bench]')")
@@ -78,6 +85,43 @@ def test_speed(benchmark, machine_info, cell, mode, config, impl):
     fn()  # warm-up outside the timed region (compilation, first touch)
     benchmark.group = f"{cell}-{mode}-{config}"
     flops = _extra(benchmark, machine_info, case, training, impl)
+    if training and config == "L" and impl in ("torch", "cpp", "numba") and not _smoke(benchmark):
+        benchmark.extra_info["peak_mb"] = peak_memory_mb(cell, config, impl)
+    benchmark(fn)
+    _record_gflops(benchmark, flops)
+
+
+def _smoke(benchmark):
+    return bool(getattr(benchmark, "disabled", False))
+
+
+SWEEP_IMPLS = ("torch", "cpp", "numba")
+
+
+@pytest.mark.parametrize("impl", SWEEP_IMPLS)
+@pytest.mark.parametrize("T", [16, 64, 256, 1024])
+def test_sweep_T(benchmark, machine_info, T, impl):
+    """How cost grows with the sequence length (LSTM inference, M otherwise)."""
+    _, B, I, H = CONFIGS["M"]  # noqa: E741
+    case = Case("lstm", T, B, I, H)
+    fn = _fn(case, impl, False)
+    fn()
+    benchmark.group = f"sweepT-lstm-inference-T{T}"
+    flops = _extra(benchmark, machine_info, case, False, impl)
+    benchmark(fn)
+    _record_gflops(benchmark, flops)
+
+
+@pytest.mark.parametrize("impl", SWEEP_IMPLS)
+@pytest.mark.parametrize("B", [1, 4, 16, 64, 256])
+def test_sweep_B(benchmark, machine_info, B, impl):
+    """How cost grows with the batch (LSTM inference, M otherwise)."""
+    T, _, I, H = CONFIGS["M"]  # noqa: E741
+    case = Case("lstm", T, B, I, H)
+    fn = _fn(case, impl, False)
+    fn()
+    benchmark.group = f"sweepB-lstm-inference-B{B}"
+    flops = _extra(benchmark, machine_info, case, False, impl)
     benchmark(fn)
     _record_gflops(benchmark, flops)
 

@@ -1,4 +1,4 @@
-"""The `rnnkit` command (also `python -m rnnkit`): info, demo, hello, sentiment, gradnorm.
+"""The `rnnkit` command (also `python -m rnnkit`): info, demo, hello, sentiment, bench, gradnorm.
 Bad arguments or unreadable files give a message and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
@@ -68,6 +68,34 @@ def _gradnorm(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    import json
+    import math
+
+    import rnnkit
+    from rnnkit import bench
+
+    rnnkit.set_num_threads(args.threads)
+    if bench.torch is not None:
+        bench.torch.set_num_threads(args.threads)
+    else:
+        print("rnnkit bench: torch is not installed (pip install 'rnnkit[bench]'): timing rnnkit's backends only")
+    ceiling = bench.sgemm_gflops(args.threads)
+    results = bench.run(full=args.full, only_cells=args.cells, only_configs=args.configs,
+                        budget=args.budget, progress=not args.no_progress)  # fmt: skip
+    print(f"machine: {bench.cpu_model()}; threads: {args.threads}; sgemm ceiling (same run): {ceiling:.0f} GFLOP/s")
+    print(bench.table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"sgemm_gflops": ceiling, "threads": args.threads, "cpu": bench.cpu_model(),
+                       "results": results}, f, indent=1)  # fmt: skip
+        print(f"figures written to {args.json}")
+    if args.plot:
+        bench.plot(results, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0 if results and not math.isnan(ceiling) else 1
+
+
 def _positive(value):
     try:
         n = int(value)
@@ -105,6 +133,17 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=_positive, default=8)
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_sentiment)
+
+    p = sub.add_parser("bench", help="rnnkit against torch.nn: a table of medians, speed-ups and GFLOP/s")
+    p.add_argument("--full", action="store_true", help="every size, the T and B sweeps (several minutes)")
+    p.add_argument("--threads", type=_positive, default=2)
+    p.add_argument("--plot", metavar="PNG", help="draw the speed-ups (and sweeps) here (needs matplotlib)")
+    p.add_argument("--json", metavar="FILE", help="save the figures here")
+    p.add_argument("--cells", nargs="+", choices=["rnn_tanh", "lstm", "gru"], help="only these cells")
+    p.add_argument("--configs", nargs="+", choices=["S", "M", "L", "XL"], help="only these sizes")
+    p.add_argument("--budget", type=float, default=0.5, help="seconds of timing per case (default 0.5)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("gradnorm", help="plot ||dL/dh_t|| over 100 steps for RNN, LSTM and GRU")
     p.add_argument("--output", "-o", default="gradnorm.png", metavar="PNG")

@@ -1,0 +1,420 @@
+"""rnnkit against torch.nn, measured: the cases shared by the pytest-benchmark suite (benchmarks/)
+and `rnnkit bench` (a short run with a progress bar, a table, --plot and --json).
+
+Case(cell, T, B, I, H) holds float32 inputs with torch's default initialisation and makes the timed
+callables: rnnkit on a backend, rnnkit through rnnkit.torch, torch.nn (as shipped, without oneDNN,
+or on a PackedSequence). torch is optional: without it only rnnkit's backends are timed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from . import functional as F
+
+# (T, B, I, H)
+CONFIGS = {
+    "S": (32, 1, 64, 64),
+    "M": (64, 16, 256, 256),
+    "L": (64, 64, 512, 512),
+    "XL": (32, 128, 1024, 1024),
+}
+SMOKE_CONFIGS = ("S", "M")
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
+
+
+def forward_flops(cell, T, B, I, H):  # noqa: E741
+    """FLOPs of a forward pass: 2*T*B*G*H*(I+H) (the products; pointwise work not counted)."""
+    return 2 * T * B * GATES[cell] * H * (I + H)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+try:
+    import torch
+except ImportError:  # torch is optional: its cases are skipped
+    torch = None
+
+
+def spread_lengths(T, B, seed=0):
+    """Lengths spread evenly from T/8 to T, shuffled."""
+    lengths = np.linspace(max(T // 8, 1), T, B).round().astype(np.int64)
+    return np.random.default_rng(seed).permutation(lengths)
+
+
+class Case:
+    """Inputs of one benchmark: x [T,B,I] float32, PyTorch-initialised weights, dy."""
+
+    def __init__(self, cell, T, B, I, H, lengths=False, seed=0):  # noqa: E741
+        self.cell, self.T, self.B, self.I, self.H = cell, T, B, I, H
+        rng = np.random.default_rng(seed)
+        G = {"rnn_tanh": 1, "lstm": 4, "gru": 3}[cell]
+        k = 1 / np.sqrt(H)  # torch.nn's default initialisation
+        self.weights = tuple(rng.uniform(-k, k, s).astype(np.float32) for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)])
+        self.x = rng.standard_normal((T, B, I), dtype=np.float32)
+        self.dy = rng.standard_normal((T, B, H), dtype=np.float32)
+        self.lengths = spread_lengths(T, B, seed) if lengths else None
+        self.valid_steps = int(self.lengths.sum()) if lengths else T * B
+
+    # --- rnnkit -------------------------------------------------------------------------------
+    def rnnkit_fn(self, backend, training):
+        cell, x, w, lengths, dy = self.cell, self.x, self.weights, self.lengths, self.dy
+        if not training:
+            return lambda: F.forward(cell, x, w, lengths=lengths, training=False, backend=backend)[0]
+
+        def step():
+            y, _, ctx = F.forward(cell, x, w, lengths=lengths, backend=backend)
+            F.backward(ctx, dy)
+            return y
+
+        return step
+
+    # --- torch --------------------------------------------------------------------------------
+    def torch_module(self):
+        mod = {"rnn_tanh": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[self.cell](self.I, self.H)
+        with torch.no_grad():
+            for name, w in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), self.weights):
+                getattr(mod, name).copy_(torch.from_numpy(w))
+        return mod
+
+    def bridge_fn(self, training):
+        """rnnkit's kernels through rnnkit.torch (the autograd bridge), on the same inputs."""
+        import rnnkit.torch as rt
+
+        mod = {"rnn_tanh": rt.RNN, "lstm": rt.LSTM, "gru": rt.GRU}[self.cell](self.I, self.H)
+        with torch.no_grad():
+            for name, w in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), self.weights):
+                getattr(mod, name).copy_(torch.from_numpy(w))
+        x = torch.from_numpy(self.x).requires_grad_(training)
+        dy = torch.from_numpy(self.dy)
+
+        def call():
+            if not training:
+                with torch.inference_mode():
+                    return mod(x)[0]
+            mod.zero_grad(set_to_none=True)
+            x.grad = None
+            y = mod(x)[0]
+            y.backward(dy)
+            return y.detach()
+
+        return call
+
+    def onnxruntime_fn(self):
+        """Inference through onnxruntime's RNN/LSTM/GRU operator (a second reference), or None
+        when onnx/onnxruntime are not installed."""
+        try:
+            import onnxruntime as ort
+            from onnx import TensorProto, helper
+        except ImportError:
+            return None
+        order = {"rnn_tanh": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}[self.cell]  # ONNX gate order
+        H = self.H
+
+        def reorder(w):
+            return np.concatenate([w[g * H : (g + 1) * H] for g in order], axis=0)
+
+        W_ih, W_hh, b_ih, b_hh = self.weights
+        inits = [helper.make_tensor(n, TensorProto.FLOAT, a.shape, a.ravel().tolist()) for n, a in
+                 (("W", reorder(W_ih)[None]), ("R", reorder(W_hh)[None]),
+                  ("B", np.concatenate([reorder(b_ih), reorder(b_hh)])[None]))]  # fmt: skip
+        attrs = dict(hidden_size=H)
+        if self.cell == "gru":
+            attrs["linear_before_reset"] = 1
+        op = {"rnn_tanh": "RNN", "lstm": "LSTM", "gru": "GRU"}[self.cell]
+        node = helper.make_node(op, ["X", "W", "R", "B"], ["Y"], **attrs)
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(self.x.shape))],
+                                  [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)  # fmt: skip
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = THREADS
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        x = self.x
+        return lambda: sess.run(None, {"X": x})[0][:, 0]
+
+    def torch_fn(self, training, packed=False, mkldnn=True):
+        """torch.nn on the padded batch (packed=False) or on a PackedSequence of the same lengths."""
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        mod = self.torch_module()
+        x = torch.from_numpy(self.x).requires_grad_(training)
+        dy = torch.from_numpy(self.dy)
+        lengths = torch.from_numpy(self.lengths) if packed else None
+        T = self.T
+
+        def run():
+            inp = pack_padded_sequence(x, lengths, enforce_sorted=False) if packed else x
+            out, _ = mod(inp)
+            if packed:
+                out, _ = pad_packed_sequence(out, total_length=T)
+            return out
+
+        def call():
+            if not training:
+                with torch.inference_mode():
+                    return run()
+            mod.zero_grad(set_to_none=True)
+            x.grad = None
+            y = run()
+            y.backward(dy)
+            return y.detach()
+
+        if mkldnn:
+            return call
+
+        def call_without_onednn():
+            # torch.backends.mkldnn.flags() also sets TF32 flags and warns about Intel GPUs
+            prev = torch._C._get_mkldnn_enabled()
+            torch._C._set_mkldnn_enabled(False)
+            try:
+                return call()
+            finally:
+                torch._C._set_mkldnn_enabled(prev)
+
+        return call_without_onednn
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+def sgemm_gflops(threads=THREADS, n=(4096, 1024, 4096), repeats=5):
+    """The machine's float32 GEMM speed (GFLOP/s, best of `repeats`) through NumPy's BLAS limited to
+    `threads`: the ceiling a forward is compared with."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    M, K, N = n
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((M, K), dtype=np.float32)
+    b = rng.standard_normal((K, N), dtype=np.float32)
+    best = float("inf")
+    with threadpool_limits(limits=threads):
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+    return 2 * M * K * N / best / 1e9
+
+
+_MEMORY_SCRIPT = """
+import sys, rnnkit
+from rnnkit.bench import Case, CONFIGS
+cell, config, impl = sys.argv[1:4]
+rnnkit.set_num_threads(int(sys.argv[4]))
+case = Case(cell, *CONFIGS[config])
+fn = case.torch_fn(True) if impl == "torch" else case.rnnkit_fn(impl, True)
+if impl == "torch":
+    import torch; torch.set_num_threads(int(sys.argv[4]))
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak resident size
+base = status("VmRSS:")
+fn()
+print((status("VmHWM:") - base) / 1024)
+"""
+
+
+def peak_memory_mb(cell, config, impl, threads=THREADS):
+    """Peak resident memory (MiB) that one training step (forward + backward) adds, measured in a
+    fresh process (Linux: VmHWM after resetting it through /proc/self/clear_refs). None elsewhere."""
+    import subprocess
+    import sys
+
+    if not os.path.exists("/proc/self/clear_refs"):
+        return None
+    r = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, cell, config, impl, str(threads)],
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    if r.returncode != 0:
+        return None
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def time_call(fn, min_repeats=3, budget=0.5):
+    """Median seconds of fn() over at least min_repeats calls and about `budget` seconds."""
+    import time
+
+    fn()  # warm-up (compilation, first touch)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or (time.perf_counter() - start < budget and len(times) < 100):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def available_impls(cells=("lstm",)):
+    """rnnkit's usable backends (cpp, numba) and torch when importable."""
+    from . import available_backends
+
+    impls = [b for b in ("cpp", "numba") if b in available_backends()]
+    if torch is not None:
+        impls = ["torch"] + impls
+    return impls
+
+
+def cases(full=False):
+    """(name, cell, mode, T, B, I, H, lengths) of a run: the short one, or the full sweep."""
+    configs = list(CONFIGS) if full else ["S", "M"]
+    out = []
+    for cell in ("rnn_tanh", "lstm", "gru"):
+        for mode in ("inference", "training"):
+            for c in configs:
+                out.append((f"{cell}-{mode}-{c}", cell, mode, *CONFIGS[c], False))
+    T, B, I, H = CONFIGS["M"]
+    if full:
+        for t in (16, 64, 256, 1024):
+            out.append((f"sweepT-lstm-inference-T{t}", "lstm", "inference", t, B, I, H, False))
+        for b in (1, 4, 16, 64, 256):
+            out.append((f"sweepB-lstm-inference-B{b}", "lstm", "inference", T, b, I, H, False))
+    for cell in ("lstm", "gru"):
+        out.append((f"lengths-{cell}-training-M", cell, "training", T, B, I, H, True))
+    return out
+
+
+def run(full=False, impls=None, only_cells=None, only_configs=None, progress=True, budget=0.5):
+    """Time every case on every implementation; returns a list of result dicts
+    {group, impl, median, gflops, cell, mode, T, B, I, H}."""
+    impls = impls or available_impls()
+    todo = [c for c in cases(full)
+            if (not only_cells or c[1] in only_cells)
+            and (not only_configs or c[0].rsplit("-", 1)[1] in only_configs)]  # fmt: skip
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo) * len(impls), desc="rnnkit bench", leave=False)
+    results = []
+    for name, cell, mode, T, B, I, H, lengths in todo:  # noqa: E741
+        case = Case(cell, T, B, I, H, lengths=lengths)
+        training = mode == "training"
+        flops = forward_flops(cell, T, B, I, H) * (3 if training else 1) * case.valid_steps / (T * B)
+        for impl in impls:
+            if impl == "torch":
+                fn = case.torch_fn(training, packed=lengths)
+            else:
+                fn = case.rnnkit_fn(impl, training)
+            med = time_call(fn, budget=budget)
+            results.append(dict(group=name, impl="torch_packed" if impl == "torch" and lengths else impl,
+                                median=med, gflops=flops / med / 1e9, cell=cell, mode=mode,
+                                T=T, B=B, I=I, H=H))  # fmt: skip
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+# --- reporting ------------------------------------------------------------------------------------
+
+ORDER = ("torch", "torch_nomkldnn", "torch_packed", "torch_padded", "onnxruntime", "cpp", "rnnkit_torch", "numba", "numpy")
+RATIO_OF = ("cpp", "rnnkit_torch", "numba", "numpy")
+
+
+def _group_key(name):
+    order = {"S": 0, "M": 1, "L": 2, "XL": 3}
+    parts = name.split("-")
+    size = parts[-1]
+    num = int(size[1:]) if size[:1] in "TB" and size[1:].isdigit() else order.get(size, 9)
+    return (parts[0] in ("lengths", "sweepT", "sweepB"), parts[0], parts[-2] if len(parts) > 2 else "", num)
+
+
+def grouped(results):
+    groups = {}
+    for r in results:
+        groups.setdefault(r["group"], {})[r["impl"]] = r
+    return groups
+
+
+def _fmt_time(s):
+    return f"{s * 1e3:.3f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def table(results, markdown=False, compact=False):
+    """Median per implementation (with GFLOP/s) and the speed-up over torch, one row per case."""
+    groups = grouped(results)
+    impls = [i for i in ORDER if any(i in g for g in groups.values())]
+    if compact:  # torch as shipped (packed for variable lengths) and rnnkit's compiled backends
+        impls = [i for i in impls if i in ("torch", "torch_packed", "cpp", "numba")]
+    head = ["case"] + impls + [f"{i}/torch" for i in impls if i in RATIO_OF]
+    rows = []
+    for name in sorted(groups, key=_group_key):
+        g = groups[name]
+        base = g.get("torch", g.get("torch_packed"))
+        row = [name]
+        for i in impls:
+            gf = g[i].get("gflops") if i in g else None
+            row.append(_fmt_time(g[i]["median"]) + (f" ({gf:.0f} GF/s)" if gf else "") if i in g else "-")
+        row += [f"{base['median'] / g[i]['median']:.2f}x" if base and i in g else "-" for i in impls if i in RATIO_OF]
+        rows.append(row)
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(str(r[c])) for r in [head] + rows) for c in range(len(head))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths)) for r in [head] + rows)
+
+
+def plot(results, path):
+    """Speed-up of rnnkit (cpp) over torch per case, and the T and B sweeps when present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = grouped(results)
+    names = [n for n in sorted(groups, key=_group_key) if "cpp" in groups[n] and ("torch" in groups[n] or "torch_packed" in groups[n])
+             and not n.startswith("sweep")]  # fmt: skip
+    sweeps = [k for k in ("sweepT", "sweepB") if any(n.startswith(k) for n in groups)]
+    fig, axes = plt.subplots(1, 1 + len(sweeps), figsize=(10 + 4 * len(sweeps), 0.3 * len(names) + 1.8), squeeze=False)
+    ax = axes[0][0]
+    speed = [(groups[n].get("torch") or groups[n]["torch_packed"])["median"] / groups[n]["cpp"]["median"] for n in names]
+    ax.barh(range(len(names)), speed, color=["tab:green" if s >= 1 else "tab:red" for s in speed])
+    ax.axvline(1.0, color="k", lw=1)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("speed-up of rnnkit (cpp) over torch, same run")
+    ax.invert_yaxis()
+    for ax, k in zip(axes[0][1:], sweeps):
+        rows = sorted((n for n in groups if n.startswith(k)), key=_group_key)
+        xs = [groups[n]["cpp"][k[-1]] for n in rows]
+        for impl in ("torch", "cpp", "numba"):
+            if all(impl in groups[n] for n in rows):
+                ax.loglog(xs, [groups[n][impl]["median"] for n in rows], "o-", label=impl)
+        ax.set_xlabel(k[-1] + " (LSTM inference, M otherwise)")
+        ax.set_ylabel("seconds (median)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def from_pytest_json(path):
+    """Results from a `pytest benchmarks --benchmark-json=FILE` run, and its machine facts."""
+    import json
+
+    with open(path) as f:
+        data = json.load(f)
+    results, info = [], {}
+    for b in data["benchmarks"]:
+        ex = b.get("extra_info", {})
+        results.append(dict(group=b["group"], impl=ex.get("impl") or b["params"].get("impl"),
+                            median=b["stats"]["median"], gflops=ex.get("gflops"),
+                            peak_mb=ex.get("peak_mb"), **{k: ex.get(k) for k in ("cell", "mode", "T", "B", "I", "H")}))  # fmt: skip
+        info = {k: ex[k] for k in ("cpu", "threads", "sgemm_gflops", "isa") if k in ex} or info
+    return results, info
