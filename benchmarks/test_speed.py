@@ -98,56 +98,18 @@ def _smoke(benchmark):
 SWEEP_IMPLS = ("torch", "cpp", "numba")
 
 
-@pytest.mark.parametrize("impl", SWEEP_IMPLS)
-@pytest.mark.parametrize("T", [16, 64, 256, 1024])
-def test_sweep_T(benchmark, machine_info, T, impl):
-    """How cost grows with the sequence length (LSTM inference, M otherwise)."""
-    _, B, I, H = CONFIGS["M"]  # noqa: E741
-    case = Case("lstm", T, B, I, H)
-    fn = _fn(case, impl, False)
-    fn()
-    benchmark.group = f"sweepT-lstm-inference-T{T}"
-    flops = _extra(benchmark, machine_info, case, False, impl)
-    benchmark(fn)
-    _record_gflops(benchmark, flops)
+SWEEPS = [("T", t) for t in (16, 64, 256, 1024)] + [("B", b) for b in (1, 4, 16, 64, 256)]
 
 
 @pytest.mark.parametrize("impl", SWEEP_IMPLS)
-@pytest.mark.parametrize("B", [1, 4, 16, 64, 256])
-def test_sweep_B(benchmark, machine_info, B, impl):
-    """How cost grows with the batch (LSTM inference, M otherwise)."""
-    T, _, I, H = CONFIGS["M"]  # noqa: E741
-    case = Case("lstm", T, B, I, H)
+@pytest.mark.parametrize("axis, value", SWEEPS, ids=[f"{a}{v}" for a, v in SWEEPS])
+def test_sweep(benchmark, machine_info, axis, value, impl):
+    """How cost grows with the sequence length T or the batch B (LSTM inference, M otherwise)."""
+    size = dict(zip("TBIH", CONFIGS["M"]), **{axis: value})
+    case = Case("lstm", *(size[k] for k in "TBIH"))
     fn = _fn(case, impl, False)
     fn()
-    benchmark.group = f"sweepB-lstm-inference-B{B}"
+    benchmark.group = f"sweep{axis}-lstm-inference-{axis}{value}"
     flops = _extra(benchmark, machine_info, case, False, impl)
     benchmark(fn)
     _record_gflops(benchmark, flops)
-
-
-LENGTH_IMPLS = ("torch_packed", "torch_padded", "cpp", "numba")
-
-
-@pytest.mark.parametrize("impl", LENGTH_IMPLS)
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("cell", CELLS)
-def test_speed_lengths(benchmark, machine_info, cell, mode, impl):
-    """Variable lengths (M, spread from T/8 to T): rnnkit with `lengths` against torch with a
-    PackedSequence, and torch on the padded batch (which computes every padded step)."""
-    training = mode == "training"
-    case = _case(cell, "M", lengths=True)
-    if impl.startswith("torch"):
-        if torch is None:
-            pytest.skip("torch is not installed")
-        fn = case.torch_fn(training, packed=impl == "torch_packed")
-    else:
-        fn = _fn(case, impl, training)
-    if torch is not None and impl != "torch_padded":
-        np.testing.assert_allclose(np.asarray(fn()), _reference_y(case, training), rtol=2e-3, atol=2e-4)
-    fn()
-    benchmark.group = f"lengths-{cell}-{mode}-M"
-    flops = _extra(benchmark, machine_info, case, training, impl)
-    benchmark.extra_info["valid_steps"] = case.valid_steps
-    benchmark(fn)
-    _record_gflops(benchmark, flops * case.valid_steps / (case.T * case.B))
