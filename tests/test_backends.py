@@ -85,3 +85,26 @@ def test_backward_can_run_twice_on_one_ctx(backend, cell):
     b = F.backward(ctx, case.dy, case.dstate_n)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[2][0], b[2][0])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_return_states_is_the_state_after_every_step(backend, cell, reverse, training):
+    """h_t (and c_t) after step t equals the final state of the sequence cut right after step t:
+    x[:t+1] forward, x[t:] in reverse; padded steps keep the state (h0 before a reverse start)."""
+    case = make_case(cell, T=6, B=4, lengths=[6, 3, 0, 5], reverse=reverse, seed=12)
+    y, state_n, ctx, states = F.forward(cell, case.x, case.weights, case.state, lengths=case.lengths,
+                                        reverse=reverse, training=training, backend=backend,
+                                        return_states=True)  # fmt: skip
+    assert (ctx is not None) == training
+    L = case.lengths
+    for t in range(6):
+        if reverse:
+            _, want, _ = F.forward(cell, case.x[t:], case.weights, case.state, lengths=np.maximum(L - t, 0),
+                                   reverse=True, backend="numpy")  # fmt: skip
+        else:
+            _, want, _ = F.forward(cell, case.x[: t + 1], case.weights, case.state, lengths=np.minimum(L, t + 1),
+                                   backend="numpy")  # fmt: skip
+        for name, got, ref in zip(("h", "c"), states if cell == "lstm" else (states,),
+                                  want if cell == "lstm" else (want,)):  # fmt: skip
+            assert_close(f"{name}[{t}]", got[t], ref)

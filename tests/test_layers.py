@@ -141,3 +141,15 @@ def test_cells_match_torch_step_by_step(backend, kind):
         assert_close(f"dx[{i}]", dx, txs[i].grad.numpy())
     for n, p in ref.named_parameters():
         assert_close(f"grad {n}", ours.grads[n], p.grad.numpy())
+
+
+def test_layer_returns_every_steps_state(backend):
+    """return_states: the last step of h_all/c_all is h_n/c_n for full-length sequences, and each
+    layer's h_t is that layer's output where the sequence is running."""
+    lstm = rnnkit.LSTM(4, 3, num_layers=2, bidirectional=True, dtype=np.float64, backend=backend, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 4))
+    y, (h_n, c_n), (h_all, c_all) = lstm(x, return_states=True)
+    assert h_all.shape == c_all.shape == (5, 4, 2, 3)
+    assert_close("h_all[-1] fwd", h_all[-1, 2], h_n[2])  # layer 1, forward direction
+    assert_close("c_all[0] rev", c_all[0, 3], c_n[3])  # layer 1, reverse direction ends at t=0
+    assert_close("h_all = y", h_all[:, 2], y[..., :3])

@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ._native import core as _core
-from ._plan import Plan, plan
+from ._plan import Plan, plan, unpack
 
 _CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
 
@@ -69,3 +69,8 @@ def _backward(p, cache: CppCache, dy, dh_n, dc_n):
 
 rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
 rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward
+
+
+def entering_cell_state(p, cache):
+    """LSTM: c entering each step, [T, B, H] (valid steps; others zero)."""
+    return unpack(cache.plan, cache.c_prev, p.T, p.B)

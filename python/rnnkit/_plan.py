@@ -33,3 +33,12 @@ def plan(p) -> Plan:
     batch_sizes = (p.lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).astype(np.int64)
     return Plan(perm, batch_sizes, offsets, False)
+
+
+def unpack(pl: Plan, packed: np.ndarray, T: int, B: int) -> np.ndarray:
+    """[N, H] packed rows -> [T, B, H] (rows past a sequence's length are zero)."""
+    out = np.zeros((T, B, packed.shape[1]), packed.dtype)
+    for t in range(T):
+        o, n = pl.offsets[t], pl.batch_sizes[t]
+        out[t, pl.perm[:n]] = packed[o : o + n]
+    return out

@@ -8,6 +8,7 @@ Validation happens once (rnnkit._validate), then the chosen backend runs on the 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -39,6 +40,7 @@ def forward(
     reverse: bool = False,
     training: bool = True,
     backend: str = "auto",
+    return_states: bool = False,
 ):
     """Run a recurrent cell over a sequence.
 
@@ -57,18 +59,47 @@ def forward(
     training : bool
         Keep what `backward` needs; with False, ctx is None and nothing per step is kept.
     backend : {"auto", "cpp", "numba", "numpy"}
+    return_states : bool
+        Also return every step's state (which torch.nn does not offer): h_t, and for "lstm" c_t,
+        each [T, B, H], the state after step t (a padded step keeps the state it had: the final
+        one, or in the reverse direction h0/c0 before the sequence starts).
 
     Returns
     -------
     y : ndarray [T, B, H]
     state_n : h_n [B, H], or (h_n, c_n) for "lstm": the state after each sequence's last valid step
     ctx : Context or None
+    states : h_all [T, B, H], or (h_all, c_all) for "lstm"; only with return_states=True
     """
     name = _backends.resolve(backend)
     p = _validate.problem(cell, x, weights, state, lengths, reverse, training)
-    y, h_n, c_n, cache = getattr(_backends.get(name), f"{p.cell}_forward")(p)
+    run = p
+    if return_states and p.is_lstm and not p.training:  # c_t comes from the training cache
+        run = dataclasses.replace(p, training=True)
+    impl = _backends.get(name)
+    y, h_n, c_n, cache = getattr(impl, f"{p.cell}_forward")(run)
     state_n = (h_n, c_n) if p.is_lstm else h_n
-    return y, state_n, (Context(p, name, cache) if p.training else None)
+    ctx = Context(p, name, cache) if p.training else None
+    if not return_states:
+        return y, state_n, ctx
+    return y, state_n, ctx, _all_states(p, impl, cache, y, h_n, c_n)
+
+
+def _all_states(p: Problem, impl, cache, y, h_n, c_n):
+    """The state after every step, [T, B, H] (see forward's return_states)."""
+    t = np.arange(p.T)[:, None]
+    L = np.full(p.B, p.T) if p.lengths is None else p.lengths
+    valid = (t < L[None, :])[..., None]  # [T, B, 1]
+    before = p.reverse  # a padded step in the reverse direction comes before the sequence starts
+    h_all = np.where(valid, y, (p.h0 if before else h_n)[None])
+    if not p.is_lstm:
+        return h_all
+    c_in = impl.entering_cell_state(p, cache)  # [T, B, H]: c entering each valid step
+    # After step t comes the step processed next (t+1, or t-1 in reverse) if it is valid, else the end.
+    nxt = np.roll(c_in, 1 if p.reverse else -1, axis=0)
+    last = (t == 0) if p.reverse else (t + 1 >= L[None, :])
+    c_all = np.where(valid, np.where(last[..., None], c_n[None], nxt), (p.c0 if before else c_n)[None])
+    return h_all, c_all
 
 
 def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = False):

@@ -152,8 +152,12 @@ class _RecurrentLayer(_Module):
             return [(None if arrays[0] is None else arrays[0][i], None if arrays[1] is None else arrays[1][i]) for i in range(LD)]
         return [None if arrays[0] is None else arrays[0][i] for i in range(LD)]
 
-    def forward(self, x, state=None, lengths=None):
-        """y [T, B, D*H] (batch_first: [B, T, D*H]) and the final state(s) [L*D, B, H]."""
+    def forward(self, x, state=None, lengths=None, return_states=False):
+        """y [T, B, D*H] (batch_first: [B, T, D*H]) and the final state(s) [L*D, B, H].
+
+        return_states=True also returns every step's state (torch.nn has no such option): h_all
+        [T, L*D, B, H], and for the LSTM (h_all, c_all), time-major whatever batch_first says.
+        """
         x = np.asarray(x)
         if x.ndim != 3:
             raise ValueError(f"x must be 3-D ({'B, T, I' if self.batch_first else 'T, B, I'}), got shape {x.shape}")
@@ -162,13 +166,18 @@ class _RecurrentLayer(_Module):
         B = x.shape[1]
         states = self._split_state(state, "state", B)
         lstm = self._cell == "lstm"
-        inp, tape, h_n, c_n = x, [], [], []
+        inp, tape, h_n, c_n, h_all, c_all = x, [], [], [], [], []
         for layer in range(self.num_layers):
             outs, ctxs = [], []
             for d, sfx in enumerate(self._suffixes(layer)):
                 i = layer * self.num_directions + d
-                y, sn, ctx = F.forward(self._cell, inp, self._weights(sfx), states[i], lengths=lengths,
-                                       reverse=d == 1, training=self.training, backend=self.backend)  # fmt: skip
+                y, sn, ctx, *st = F.forward(self._cell, inp, self._weights(sfx), states[i], lengths=lengths,
+                                            reverse=d == 1, training=self.training, backend=self.backend,
+                                            return_states=return_states)  # fmt: skip
+                if return_states:
+                    h_all.append(st[0][0] if lstm else st[0])
+                    if lstm:
+                        c_all.append(st[0][1])
                 outs.append(y)
                 ctxs.append(ctx)
                 h_n.append(sn[0] if lstm else sn)
@@ -185,7 +194,11 @@ class _RecurrentLayer(_Module):
         self._tape = tape if self.training else None
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         h_n = np.stack(h_n)
-        return y, ((h_n, np.stack(c_n)) if lstm else h_n)
+        state_n = (h_n, np.stack(c_n)) if lstm else h_n
+        if not return_states:
+            return y, state_n
+        h_all = np.stack(h_all, axis=1)
+        return y, state_n, ((h_all, np.stack(c_all, axis=1)) if lstm else h_all)
 
     __call__ = forward
 

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (np.dot inside @njit needs SciPy's BLAS)
 
 from .. import _threads
-from .._plan import Plan, plan
+from .._plan import Plan, plan, unpack
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
 
 _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
@@ -123,3 +123,8 @@ _threads.register(_apply_threads)
 
 rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
 rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward
+
+
+def entering_cell_state(p, cache):
+    """LSTM: c entering each step, [T, B, H] (valid steps; others zero)."""
+    return unpack(cache.plan, cache.c_prev, p.T, p.B)

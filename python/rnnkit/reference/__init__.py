@@ -9,7 +9,15 @@ from .gru import gru_backward, gru_forward
 from .lstm import lstm_backward, lstm_forward
 from .rnn import rnn_relu_backward, rnn_relu_forward, rnn_tanh_backward, rnn_tanh_forward
 
+
+
+def entering_cell_state(p, cache):
+    """LSTM: c entering each step, [T, B, H] (valid steps; others undefined)."""
+    return cache.c_prev
+
+
 __all__ = [
+    "entering_cell_state",
     "gru_backward", "gru_forward", "lstm_backward", "lstm_forward",
     "rnn_relu_backward", "rnn_relu_forward", "rnn_tanh_backward", "rnn_tanh_forward",
 ]  # fmt: skip
