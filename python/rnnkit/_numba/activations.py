@@ -28,7 +28,7 @@ def _make_exp(ft, it, c):
     coef = tuple(ft(1.0 / math.factorial(n)) for n in range(c["deg"], -1, -1))
     head, tail = coef[0], coef[1:]
 
-    @njit(fastmath=FASTMATH)
+    @njit(fastmath=FASTMATH)  # no cache=True: two closures share one qualname
     def exp_inplace(v, k):
         n = v.shape[0]
         for j in range(n):
@@ -78,7 +78,7 @@ def _exp_ov(v, k):
     return lambda v, k: _exp64(v, k)
 
 
-@njit(fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH)
 def sigmoid_inplace(v, k):
     """v <- 1 / (1 + exp(-v)); k is scratch of v's length and dtype."""
     for j in range(v.shape[0]):
@@ -88,7 +88,7 @@ def sigmoid_inplace(v, k):
         v[j] = 1 / (1 + v[j])
 
 
-@njit(fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH)
 def tanh_inplace(v, k, s):
     """v <- tanh(v) = sign(v) (1 - e) / (1 + e), e = exp(-2|v|); k, s are scratch."""
     for j in range(v.shape[0]):
