@@ -108,6 +108,8 @@ def test_sweep(benchmark, machine_info, axis, value, impl):
     size = dict(zip("TBIH", CONFIGS["M"]), **{axis: value})
     case = Case("lstm", *(size[k] for k in "TBIH"))
     fn = _fn(case, impl, False)
+    if torch is not None:
+        np.testing.assert_allclose(np.asarray(fn()), _reference_y(case, False), rtol=2e-3, atol=2e-4)
     fn()
     benchmark.group = f"sweep{axis}-lstm-inference-{axis}{value}"
     flops = _extra(benchmark, machine_info, case, False, impl)
