@@ -115,3 +115,30 @@ def test_sweep(benchmark, machine_info, axis, value, impl):
     flops = _extra(benchmark, machine_info, case, False, impl)
     benchmark(fn)
     _record_gflops(benchmark, flops)
+
+
+LENGTH_IMPLS = ("torch_packed", "torch_padded", "cpp", "numba")
+
+
+@pytest.mark.parametrize("impl", LENGTH_IMPLS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_speed_lengths(benchmark, machine_info, cell, mode, impl):
+    """Variable lengths (M, spread from T/8 to T): rnnkit with `lengths` against torch with a
+    PackedSequence, and torch on the padded batch (which computes every padded step)."""
+    training = mode == "training"
+    case = _case(cell, "M", lengths=True)
+    if impl.startswith("torch"):
+        if torch is None:
+            pytest.skip("torch is not installed")
+        fn = case.torch_fn(training, packed=impl == "torch_packed")
+    else:
+        fn = _fn(case, impl, training)
+    if torch is not None and impl != "torch_padded":
+        np.testing.assert_allclose(np.asarray(fn()), _reference_y(case, training), rtol=2e-3, atol=2e-4)
+    fn()
+    benchmark.group = f"lengths-{cell}-{mode}-M"
+    flops = _extra(benchmark, machine_info, case, training, impl)
+    benchmark.extra_info["valid_steps"] = case.valid_steps
+    benchmark(fn)
+    _record_gflops(benchmark, flops * case.valid_steps / (case.T * case.B))
