@@ -24,6 +24,7 @@ CASES = {
     "only_b_hh": dict(bias="hh", lengths=[3, 5, 1]),
     "zero_state": dict(state=False),
     "wide_batch": dict(B=37, T=4, H=9, I=2, lengths="spread"),
+    "I0": dict(I=0, lengths=[5, 0, 2]),
 }
 
 
