@@ -43,10 +43,11 @@ void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t
         int64_t k0 = 0;
         for (; k0 + 8 <= K; k0 += 8) {
           V8f r[8], col[8];
+          // Vector loads and stores (a memcpy through the stack stalls on store forwarding).
           for (int i = 0; i < 8; ++i)
-            std::memcpy(&r[i], B + (j + c0 + i) * ldb + k0, sizeof(V8f));
+            r[i] = *reinterpret_cast<const V8f*>(B + (j + c0 + i) * ldb + k0);
           transpose8x8(r, col);
-          for (int k = 0; k < 8; ++k) std::memcpy(panel + (k0 + k) * nr + c0, &col[k], sizeof(V8f));
+          for (int k = 0; k < 8; ++k) *reinterpret_cast<V8f*>(panel + (k0 + k) * nr + c0) = col[k];
         }
         for (; k0 < K; ++k0)
           for (int64_t c = c0; c < c0 + 8; ++c) panel[k0 * nr + c] = B[(j + c) * ldb + k0];
