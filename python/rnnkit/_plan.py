@@ -24,11 +24,28 @@ class Plan(NamedTuple):
         return int(self.offsets[-1])
 
 
+_dense_plans: dict = {}
+
+
+def _dense(T: int, B: int) -> Plan:
+    """The plan without lengths, built once per (T, B) (read-only arrays, shared)."""
+    key = (T, B)
+    pl = _dense_plans.get(key)
+    if pl is None:
+        arrays = (np.arange(B, dtype=np.int64), np.full(T, B, np.int64), np.arange(T + 1, dtype=np.int64) * B)
+        for a in arrays:
+            a.flags.writeable = False
+        pl = Plan(*arrays, True)
+        if len(_dense_plans) > 64:
+            _dense_plans.clear()
+        _dense_plans[key] = pl
+    return pl
+
+
 def plan(p) -> Plan:
     T, B = p.T, p.B
     if p.lengths is None:
-        return Plan(np.arange(B, dtype=np.int64), np.full(T, B, np.int64),
-                    np.arange(T + 1, dtype=np.int64) * B, True)  # fmt: skip
+        return _dense(T, B)
     perm = np.argsort(-p.lengths, kind="stable").astype(np.int64)
     batch_sizes = (p.lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).astype(np.int64)

@@ -19,7 +19,7 @@ GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Problem:
     """One validated single-layer, single-direction recurrent call.
 
@@ -57,6 +57,8 @@ def _shape(a) -> str:
 
 def _array(name: str, value) -> np.ndarray:
     """An ndarray of float32 or float64, or a TypeError naming `name`."""
+    if type(value) is np.ndarray and value.dtype.char in "fd":  # the common case, fast
+        return value
     if isinstance(value, (tuple, list)) and any(isinstance(v, np.ndarray) for v in value):
         raise TypeError(f"{name} must be a single array, got a {type(value).__name__} of arrays")
     if not isinstance(value, np.ndarray):
@@ -69,7 +71,7 @@ def _array(name: str, value) -> np.ndarray:
             value = np.asarray(value)
         except Exception as exc:  # pragma: no cover - exotic array-likes
             raise TypeError(f"{name} must be a NumPy array, got {type(value).__name__}") from exc
-    if value.dtype not in DTYPES:
+    if value.dtype.char not in "fd":
         raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
     return value
 
@@ -141,7 +143,7 @@ def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=
     training = _flag("training", training)
 
     def c(a):
-        return None if a is None else np.ascontiguousarray(a)
+        return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
 
     return Problem(
         cell=cell, T=T, B=B, I=I, H=H, G=G, dtype=dtype,
