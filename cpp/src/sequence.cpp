@@ -61,13 +61,17 @@ class SpinBarrier {
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 
+// memcpy of n elements; n = 0 may come with null pointers (empty buffers), which memcpy forbids.
+template <class T> void copy(T* dst, const T* src, int64_t n) {
+  if (n > 0) std::memcpy(dst, src, sizeof(T) * n);
+}
+
 // A workspace whose every element is written before it is read: left uninitialised (zeroing the
 // large ones cost more than whole steps at small sizes).
 template <class T> class Buffer {
  public:
   explicit Buffer(int64_t n) : p_(n > 0 ? new T[n] : nullptr) {}
   T* data() const { return p_.get(); }
-  T& operator[](int64_t i) const { return p_[i]; }
 
  private:
   std::unique_ptr<T[]> p_;
@@ -84,7 +88,7 @@ template <class T> Buffer<T> pack_rows(const T* W, int64_t G, int64_t H, int64_t
   Buffer<T> out(G * H * K);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t u = 0; u < H; ++u)
-      std::memcpy(&out[packed_index(g, u, G, H) * K], W + (g * H + u) * K, sizeof(T) * K);
+      copy(out.data() + packed_index(g, u, G, H) * K, W + (g * H + u) * K, K);
   return out;
 }
 
@@ -121,9 +125,9 @@ template <class T> void copy_rows_permuted(T* dst, const T* src, const int64_t* 
                                            int64_t width, bool gather) {
   for (int64_t i = 0; i < rows; ++i) {
     if (gather)
-      std::memcpy(dst + i * width, src + perm[i] * width, sizeof(T) * width);
+      copy(dst + i * width, src + perm[i] * width, width);
     else
-      std::memcpy(dst + perm[i] * width, src + i * width, sizeof(T) * width);
+      copy(dst + perm[i] * width, src + i * width, width);
   }
 }
 
@@ -139,7 +143,7 @@ template <class T> void column_sums(T* out, const T* A, int64_t N, int64_t ld, i
 template <class T> void unpack_rows(T* W, const T* Wp, int64_t G, int64_t H, int64_t K, const Split& sp) {
   for (int64_t g = 0; g < G; ++g)
     for (int64_t u = sp.u0; u < sp.u1; ++u)
-      std::memcpy(W + (g * H + u) * K, Wp + packed_index(g, u, G, H) * K, sizeof(T) * K);
+      copy(W + (g * H + u) * K, Wp + packed_index(g, u, G, H) * K, K);
 }
 
 }  // namespace
@@ -158,8 +162,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H;
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
   const bool relu = p.cell == Cell::kRnnRelu;
-  std::memcpy(a.h_n, a.h0, sizeof(T) * B * H);  // sequences of length 0 keep their state
-  if (lstm) std::memcpy(a.c_n, a.c0, sizeof(T) * B * H);
+  copy(a.h_n, a.h0, B * H);  // sequences of length 0 keep their state
+  if (lstm) copy(a.c_n, a.c0, B * H);
   if (p.T == 0 || B == 0) return;
   const int64_t N = p.N();
   const PointwiseTable<T>& pw = pointwise<T>();
@@ -170,7 +174,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     if (a.b_ih) bias[j] += a.b_ih[j];
     if (a.b_hh && !(gru && j >= 2 * H)) bias[j] += a.b_hh[j];
   }
-  if (gru && a.b_hh) std::memcpy(b_hn.data(), a.b_hh + 2 * H, sizeof(T) * H);
+  if (gru && a.b_hh) copy(b_hn.data(), a.b_hh + 2 * H, H);
 
   Buffer<T> h0s(B * H), c(lstm ? B * H : 0);  // initial states in sorted order
   copy_rows_permuted(h0s.data(), a.h0, p.perm, B, H, true);
@@ -180,7 +184,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   if (!p.dense) {  // pack x by time, rows in sorted order, active rows only
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
-        std::memcpy(a.xp + (p.offsets[t] + i) * I, a.x + (t * B + p.perm[i]) * I, sizeof(T) * I);
+        copy(a.xp + (p.offsets[t] + i) * I, a.x + (t * B + p.perm[i]) * I, I);
     X = a.xp;
   }
 
@@ -189,10 +193,10 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   Buffer<T> hbuf(p.training ? 0 : 2 * B * H);
   const int64_t t_first = time_of(p, 0);
   if (p.training) {
-    std::memcpy(a.h_prev + p.offsets[t_first] * H, h0s.data(), sizeof(T) * p.batch_sizes[t_first] * H);
+    copy(a.h_prev + p.offsets[t_first] * H, h0s.data(), p.batch_sizes[t_first] * H);
   } else {
-    std::memcpy(hbuf.data(), h0s.data(), sizeof(T) * B * H);
-    std::memcpy(hbuf.data() + B * H, h0s.data(), sizeof(T) * B * H);
+    copy(hbuf.data(), h0s.data(), B * H);
+    copy(hbuf.data() + B * H, h0s.data(), B * H);
   }
   Buffer<T> acc(B * GH);
   const int nthreads = threads_for(p);
@@ -251,7 +255,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       }
       // Reverse direction with lengths: sequences that start at the next step enter with h0.
       for (int64_t i = rows; i < rows_next; ++i)
-        std::memcpy(hnext + i * H + sp.u0, h0s.data() + i * H + sp.u0, sizeof(T) * (sp.u1 - sp.u0));
+        copy(hnext + i * H + sp.u0, h0s.data() + i * H + sp.u0, (sp.u1 - sp.u0));
       barrier.wait();
     }
   }
@@ -263,8 +267,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
   const bool relu = p.cell == Cell::kRnnRelu;
   if (p.T == 0 || B == 0) {
-    std::memcpy(a.dh0, a.dh_n, sizeof(T) * B * H);
-    if (lstm) std::memcpy(a.dc0, a.dc_n, sizeof(T) * B * H);
+    copy(a.dh0, a.dh_n, B * H);
+    if (lstm) copy(a.dc0, a.dc_n, B * H);
     std::fill(a.dW_ih, a.dW_ih + GH * I, T(0));
     std::fill(a.dW_hh, a.dW_hh + GH * H, T(0));
     std::fill(a.db_ih, a.db_ih + GH, T(0));
@@ -326,7 +330,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       for (int64_t n = 0; n < N; ++n)
         for (int64_t b = sp.blk0; b < sp.blk1; ++b) {
           const int64_t u0 = b * kBlock, wb = std::min(kBlock, H - u0);
-          std::memcpy(a.dg + n * GH + b * G * kBlock + 2 * wb, a.dn + n * H + u0, sizeof(T) * wb);
+          copy(a.dg + n * GH + b * G * kBlock + 2 * wb, a.dn + n * H + u0, wb);
         }
       column_sums(dbp.data(), a.dg, N, GH, sp.col0, sp.col1);
     }
@@ -348,7 +352,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
-        std::memcpy(a.dx + (t * B + p.perm[i]) * I, dxp.data() + (p.offsets[t] + i) * I, sizeof(T) * I);
+        copy(a.dx + (t * B + p.perm[i]) * I, dxp.data() + (p.offsets[t] + i) * I, I);
   copy_rows_permuted(a.dh0, dh.data(), p.perm, B, H, false);
   if (lstm) copy_rows_permuted(a.dc0, dc.data(), p.perm, B, H, false);
 }
