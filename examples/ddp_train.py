@@ -13,7 +13,6 @@ DistributedDataParallel exactly as rnnkit/demos/ddp.py's worker does.
 import os
 import tempfile
 
-import torch
 
 from rnnkit.demos import ddp
 

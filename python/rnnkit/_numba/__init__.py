@@ -42,7 +42,7 @@ def _packed_x(p, pl):
 
 def _forward(p):
     pl = plan(p)
-    T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
+    T, B, H, G, dt, N = p.T, p.B, p.H, p.G, p.dtype, pl.N
     lstm, gru, train = p.cell == "lstm", p.cell == "gru", p.training
     y = np.zeros((T, B, H), dt)
     h_n = p.h0.copy()  # sequences of length 0 keep their state

@@ -144,7 +144,7 @@ class _RNNBase(nn.Module):
                 raise ValueError(f"input must be 3-D, got {input.dim()}-D (unbatched input is not supported)")
             x = input.transpose(0, 1) if self.batch_first else input
         x = x.contiguous()
-        T, B = x.shape[0], x.shape[1]
+        B = x.shape[1]
         D, H, L = 2 if self.bidirectional else 1, self.hidden_size, self.num_layers
         lstm = cell == "lstm"
         if hx is None:
