@@ -1,13 +1,17 @@
 """Backend "numba": adapter from a validated Problem to the Numba kernels in sequence.py.
 
 Same contract and packed layout as the C++ backend (rnnkit/_plan.py); outputs allocated here.
+Here the hidden units are split into blocks, one per thread (_blocks), and W_hh's rows are
+grouped by block (_packed_whh) so that each thread's share of a step's product is contiguous.
 Importing raises ImportError when numba or SciPy (whose BLAS np.dot uses inside @njit) is missing.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import NamedTuple, Optional
 
+import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (np.dot inside @njit needs SciPy's BLAS)
 
@@ -40,6 +44,33 @@ def _packed_x(p, pl):
     return X
 
 
+# A step is split over threads only when each thread gets at least this many multiply-adds of the
+# recurrent product: below it, waking the threads (~4 us per parallel region) costs more than it saves.
+MIN_STEP_WORK_PER_THREAD = 1 << 16
+
+
+def _blocks(B, H, G):
+    """Unit bounds [nblk+1] of the blocks a step is split into: one per thread, multiples of 8 units
+    (whole vectors in the pointwise loops); a single block for small steps."""
+    n = min(_threads.get_num_threads(), numba.config.NUMBA_NUM_THREADS, max(1, H // 8),
+            max(1, B * G * H * H // MIN_STEP_WORK_PER_THREAD))  # fmt: skip
+    bounds = np.array([min(H, round(b * H / n / 8) * 8) for b in range(n)] + [H], np.int64)
+    return bounds
+
+
+def _packed_whh(W_hh, bounds, H, G):
+    """W_hh's rows grouped by unit block: block b owns rows G*u0 .. G*u1, gate-major inside."""
+    order = np.concatenate([np.arange(q * H + u0, q * H + u1)
+                            for u0, u1 in zip(bounds[:-1], bounds[1:]) for q in range(G)])  # fmt: skip
+    return W_hh[order]
+
+
+def _scratch(bounds, B, G, dt):
+    """acc [nblk, B, G*max block] (each block's product) and scr [nblk, 4, G*max block]."""
+    nblk, width = len(bounds) - 1, G * int(np.diff(bounds).max())
+    return np.empty((nblk, B, width), dt), np.empty((nblk, 4, width), dt)
+
+
 def _forward(p):
     pl = plan(p)
     T, B, H, G, dt, N = p.T, p.B, p.H, p.G, p.dtype, pl.N
@@ -62,10 +93,13 @@ def _forward(p):
         h_prev = np.empty((N, H) if train else (1, H), dt)
         c_prev = np.empty((N, H) if train and lstm else (1, H), dt)
         hn = np.empty((N, H) if train and gru else (1, H), dt)
-        sequence_forward(_CELL[p.cell], X, np.ascontiguousarray(p.W_ih.T), np.ascontiguousarray(p.W_hh.T),
-                         bias, b_hn, p.h0[pl.perm], c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse,
-                         train, y, h_n, xg, h_prev, c_prev, hn, np.empty((2, B, H), dt),
-                         np.empty((B, G * H), dt), np.empty((4, G * H), dt))  # fmt: skip
+        bounds = _blocks(B, H, G)
+        acc, scr = _scratch(bounds, B, G, dt)
+        with _blas_on_caller():
+            sequence_forward(_CELL[p.cell], X, np.ascontiguousarray(p.W_ih.T),
+                             _packed_whh(p.W_hh, bounds, H, G), bounds, bias, b_hn, p.h0[pl.perm],
+                             c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
+                             h_prev, c_prev, hn, np.empty((2, B, H), dt), acc, scr)  # fmt: skip
         if train:
             cache = NumbaCache(pl, X, xg, h_prev, c_prev if lstm else None, hn if gru else None)
     elif train:
@@ -90,11 +124,15 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     dc = dc_n[pl.perm] if lstm else np.zeros((1, H), dt)
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     dummy = np.empty((1, H), dt)
-    sequence_backward(_CELL[p.cell], cache.X, p.W_ih, p.W_hh, cache.xg, cache.h_prev,
-                      cache.c_prev if lstm else dummy, cache.hn if gru else dummy, dy, dh, dc,
-                      pl.perm, pl.batch_sizes, pl.offsets, p.reverse, np.empty((N, G * H), dt),
-                      np.empty((N, H) if gru else (1, H), dt), dW_ih, dW_hh, db_ih, db_hh, dX,
-                      np.empty((B, H), dt), np.empty((4, G * H), dt))  # fmt: skip
+    bounds = _blocks(B, H, G)
+    _, scr = _scratch(bounds, 0, G, dt)
+    with _blas_on_caller():
+        sequence_backward(_CELL[p.cell], cache.X, p.W_ih, np.ascontiguousarray(p.W_hh.T), bounds,
+                          cache.xg, cache.h_prev, cache.c_prev if lstm else dummy,
+                          cache.hn if gru else dummy, dy, dh, dc, pl.perm, pl.batch_sizes,
+                          pl.offsets, p.reverse, np.empty((N, G * H), dt),
+                          np.empty((N, H) if gru else (1, H), dt), dW_ih, dW_hh, db_ih, db_hh, dX,
+                          scr)  # fmt: skip
     if not pl.dense:
         for t in range(T):
             o, n = pl.offsets[t], pl.batch_sizes[t]
@@ -109,13 +147,34 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
 
 
 def _apply_threads(n):
-    """np.dot inside @njit calls SciPy's OpenBLAS: give it rnnkit's thread count."""
+    """Numba's threads run the step blocks and the product panels."""
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _find_scipy_blas():
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return
-    for lib in ThreadpoolController().lib_controllers:
-        if "scipy.libs" in (lib.filepath or "") or "scipy/.libs" in (lib.filepath or ""):
+        return []
+    return [lib for lib in ThreadpoolController().lib_controllers
+            if "scipy.libs" in (lib.filepath or "") or "scipy/.libs" in (lib.filepath or "")]  # fmt: skip
+
+
+_SCIPY_BLAS = _find_scipy_blas()
+
+
+@contextmanager
+def _blas_on_caller():
+    """SciPy's OpenBLAS (np.dot inside @njit) held at one thread while a kernel runs: the kernels call
+    it from Numba's threads, one panel each, and a pool of its own would only fight them (its idle
+    workers spin). The user's setting is restored afterwards."""
+    old = [lib.get_num_threads() for lib in _SCIPY_BLAS]
+    for lib in _SCIPY_BLAS:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(_SCIPY_BLAS, old):
             lib.set_num_threads(n)
 
 

@@ -1,84 +1,153 @@
-"""The Numba sequence drivers: the same schedule as the C++ backend (one input-projection product,
-then per step one recurrent product and one fused pointwise pass; backward keeps every step's
-gate gradients and forms the weight gradients as large products at the end), written once for
-all cells (cell codes below) and compiled per dtype, cached on disk (cache=True).
+"""The Numba sequence drivers: the same schedule as the C++ backend, written once for all cells
+(cell codes below), compiled per dtype and cached on disk (cache=True).
 
-Products go through np.dot, i.e. SciPy's BLAS, for every product (one BLAS, one thread pool).
+Forward: the input projection of every step (np.dot, i.e. SciPy's BLAS, in PANELS); then per
+step, each thread takes one block of hidden units (bounds[b]:bounds[b+1], every gate of those
+units): its share of the recurrent product (gemm.nt_product over its rows of Wblk, the W_hh rows
+of the block packed together once per call) and the fused pointwise pass for its units. One
+parallel region (prange over blocks) per step; with one block it runs on the calling thread.
+Backward: per step (in reverse) the pointwise pass by unit blocks, then dL/dh_{t-1} = dgates @
+W_hh split by output columns (a second region); every step's dgates is kept, and dW_ih, dW_hh,
+dx and the biases are formed at the end as large products (np.dot, in PANELS).
+
 Shapes: see rnnkit/_plan.py for the sorted, packed layout; G*H columns in PyTorch's gate order.
+Constants are typed from the arrays (one = dtype(1)): a bare 1 would make float32 maths float64.
 Check: tests/test_backends.py (backend "numba").
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .activations import FASTMATH, sigmoid_inplace, tanh_inplace
+from .gemm import nt_product
 
 RNN_TANH, RNN_RELU, LSTM, GRU = 0, 1, 2, 3
 
+# The large products (input projection, weight and input gradients) are cut into this many panels,
+# each one single-threaded np.dot run by one of Numba's threads: a fixed cut, so the results do not
+# depend on the thread count, and SciPy's BLAS never starts a thread pool of its own next to Numba's.
+PANELS = 4
 
-@njit(cache=True, fastmath=FASTMATH)
-def _step_forward(cell, training, H, xg_row, acc_row, bias, b_hn, h_prev_row, c_row, c_prev_row,
-                  hn_row, y_row, scr):  # fmt: skip
-    """One row of one step: gates from the two projections, state update, y_row <- h_t."""
-    G = xg_row.shape[0] // H
-    g = scr[0, : G * H]
+_OPTS = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+# Only the explicit prange loops run in parallel: array expressions stay plain loops.
+_PARALLEL = dict(prange=True, numpy=False, reduction=False, setitem=False, stencil=False,
+                 fusion=False, comprehension=False)  # fmt: skip
+
+
+@njit(**_OPTS)
+def _pointwise_forward(cell, training, H, u0, xg_row, a_row, bias, b_hn, h_prev_row, c_row,
+                       c_prev_row, hn_row, y_row, scr):  # fmt: skip
+    """One row of one step, units u0 .. u0+n-1 (n = len(y_row)). xg_row [G*H]: the input
+    projection (all units); a_row [G*n]: this block's recurrent projection, gate-major. Writes
+    y_row <- h_t, updates c_row (LSTM); in training the activated gates replace this block's
+    entries of xg_row (RNN: h_t), and c_prev_row (LSTM) / hn_row (GRU) are filled."""
+    n = y_row.shape[0]
+    G = a_row.shape[0] // n
+    one = y_row.dtype.type(1)
+    g = scr[0, : G * n]
     k, s = scr[1], scr[2]
+    for q in range(G if cell != GRU else 2):
+        for u in range(n):
+            g[q * n + u] = xg_row[q * H + u0 + u] + a_row[q * n + u] + bias[q * H + u0 + u]
     if cell == GRU:
-        for j in range(2 * H):
-            g[j] = xg_row[j] + acc_row[j] + bias[j]
-        sigmoid_inplace(g[: 2 * H], k)  # r, z
-        for u in range(H):
-            hn = acc_row[2 * H + u] + b_hn[u]
-            scr[3, u] = hn
-            g[2 * H + u] = xg_row[2 * H + u] + bias[2 * H + u] + g[u] * hn
-        tanh_inplace(g[2 * H :], k, s)  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
-        for u in range(H):
-            z = g[H + u]
-            y_row[u] = (1 - z) * g[2 * H + u] + z * h_prev_row[u]
+        sigmoid_inplace(g[: 2 * n], k)  # r, z
+        hn = scr[3, :n]
+        for u in range(n):
+            hn[u] = a_row[2 * n + u] + b_hn[u0 + u]
+            g[2 * n + u] = xg_row[2 * H + u0 + u] + bias[2 * H + u0 + u] + g[u] * hn[u]
+        tanh_inplace(g[2 * n :], k, s)  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        for u in range(n):
+            z = g[n + u]
+            y_row[u] = (one - z) * g[2 * n + u] + z * h_prev_row[u]
         if training:
-            hn_row[:] = scr[3, :H]
+            hn_row[:] = hn
+    elif cell == LSTM:
+        sigmoid_inplace(g[: 2 * n], k)  # i, f
+        tanh_inplace(g[2 * n : 3 * n], k, s)  # g
+        sigmoid_inplace(g[3 * n :], k)  # o
+        tc = scr[3, :n]
+        for u in range(n):
+            cp = c_row[u]
+            cn = g[n + u] * cp + g[u] * g[2 * n + u]  # c_t = f * c_{t-1} + i * g
+            if training:
+                c_prev_row[u] = cp
+            c_row[u] = cn
+            tc[u] = cn
+        tanh_inplace(tc, k, s)
+        for u in range(n):
+            y_row[u] = g[3 * n + u] * tc[u]  # h_t = o * tanh(c_t)
+    elif cell == RNN_TANH:
+        tanh_inplace(g, k, s)
+        y_row[:] = g
     else:
-        for j in range(G * H):
-            g[j] = xg_row[j] + acc_row[j] + bias[j]
-        if cell == LSTM:
-            sigmoid_inplace(g[: 2 * H], k)  # i, f
-            tanh_inplace(g[2 * H : 3 * H], k, s)  # g
-            sigmoid_inplace(g[3 * H :], k)  # o
-            tc = scr[3, :H]
-            for u in range(H):
-                cp = c_row[u]
-                cn = g[H + u] * cp + g[u] * g[2 * H + u]  # c_t = f * c_{t-1} + i * g
-                if training:
-                    c_prev_row[u] = cp
-                c_row[u] = cn
-                tc[u] = cn
-            tanh_inplace(tc, k, s)
-            for u in range(H):
-                y_row[u] = g[3 * H + u] * tc[u]  # h_t = o * tanh(c_t)
-        elif cell == RNN_TANH:
-            tanh_inplace(g, k, s)
-            y_row[:] = g
-        else:
-            for u in range(H):
-                y_row[u] = 0 if g[u] < 0 else g[u]  # relu keeps NaN
-            g[:] = y_row
+        for u in range(n):
+            y_row[u] = one - one if g[u] < 0 else g[u]  # relu keeps NaN
+        g[:] = y_row
     if training:
-        xg_row[:] = g  # activated gates (RNN: h_t) for backward
+        for q in range(G):
+            for u in range(n):
+                xg_row[q * H + u0 + u] = g[q * n + u]  # activated gates for backward
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def sequence_forward(cell, X, WihT, WhhT, bias, b_hn, h0s, c, perm, bs, off, reverse, training,
-                     y, h_n, xg, h_prev, c_prev, hn, hbuf, acc, scr):  # fmt: skip
-    """Fills y [T,B,H] (padded rows untouched), h_n [B,H] (pre-filled with h0), c [B,H] (sorted,
-    in place), xg [N,G*H]; in training also h_prev, c_prev (LSTM), hn (GRU) [N,H]."""
-    T = bs.shape[0]
+@njit(**_OPTS)
+def _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext, Wblk, xg, bias,
+                   b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr):  # fmt: skip
+    """Block b of one step: its rows of the recurrent product, then its units' pointwise pass."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
     H = h0s.shape[1]
-    if X.shape[1] > 0:
-        np.dot(X, WihT, xg)  # input projection of every step at once
-    else:
+    G = xg.shape[1] // H
+    ab = acc[b]
+    nt_product(hcur, Wblk[G * u0 : G * u1], ab, False)  # ab[:rows, :G*n] = h_{t-1} W_block^T
+    for i in range(rows):
+        y_row = y[t, perm[i], u0:u1]
+        _pointwise_forward(cell, training, H, u0, xg[o + i], ab[i, : G * n], bias, b_hn,
+                           hcur[i, u0:u1], c[i, u0:u1] if cell == LSTM else c[0, :n],
+                           c_prev[o + i, u0:u1] if training and cell == LSTM else c_prev[0, :n],
+                           hn[o + i, u0:u1] if training and cell == GRU else hn[0, :n], y_row,
+                           scr[b])  # fmt: skip
+        if i < rows_next:
+            hnext[i, u0:u1] = y_row
+        else:
+            h_n[perm[i], u0:u1] = y_row  # the sequence ends here
+    for i in range(rows, rows_next):  # reverse with lengths: sequences starting next step
+        hnext[i, u0:u1] = h0s[i, u0:u1]
+
+
+@njit(**_OPTS)
+def _panel(n, p):
+    """Rows (or columns) of panel p of n."""
+    return (n * p) // PANELS, (n * (p + 1)) // PANELS
+
+
+@njit(**_OPTS)
+def _input_projection(p, X, WihT, xg):
+    """Panel p of xg = X @ W_ih^T (rows)."""
+    n0, n1 = _panel(X.shape[0], p)
+    if n1 > n0:
+        np.dot(X[n0:n1], WihT, xg[n0:n1])
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def sequence_forward(cell, X, WihT, Wblk, bounds, bias, b_hn, h0s, c, perm, bs, off, reverse,
+                     training, y, h_n, xg, h_prev, c_prev, hn, hbuf, acc, scr):  # fmt: skip
+    """Fills y [T,B,H] (padded rows untouched), h_n [B,H] (pre-filled with h0), c [B,H] (sorted,
+    in place), xg [N,G*H]; in training also h_prev, c_prev (LSTM), hn (GRU) [N,H].
+    Wblk [G*H, H]: W_hh's rows grouped by unit block; acc [nblk, B, G*max block]; scr [nblk, 4, *]."""
+    T = bs.shape[0]
+    nblk = bounds.shape[0] - 1
+    if X.shape[1] == 0:
         xg[:] = 0
+    elif nblk == 1:  # the input projection of every step at once
+        for p in range(PANELS):
+            _input_projection(p, X, WihT, xg)
+    else:
+        for p in prange(PANELS):
+            _input_projection(p, X, WihT, xg)
     t0 = T - 1 if reverse else 0
     if training:
         h_prev[off[t0] : off[t0] + bs[t0]] = h0s[: bs[t0]]
@@ -93,88 +162,143 @@ def sequence_forward(cell, X, WihT, WhhT, bias, b_hn, h0s, c, perm, bs, off, rev
         rows_next = 0 if last else bs[tn]
         hcur = h_prev[o : o + rows] if training else hbuf[s % 2, :rows]
         hnext = h_prev[off[tn] : off[tn] + bs[tn]] if training else hbuf[(s + 1) % 2]
-        a = acc[:rows]
-        np.dot(hcur, WhhT, a)  # recurrent projection
-        for i in range(rows):
-            y_row = y[t, perm[i]]
-            _step_forward(cell, training, H, xg[o + i], a[i], bias, b_hn, hcur[i], c[i],
-                          c_prev[o + i] if training and cell == LSTM else c_prev[0],
-                          hn[o + i] if training and cell == GRU else hn[0], y_row, scr)  # fmt: skip
-            if i < rows_next:
-                hnext[i] = y_row
-            else:
-                h_n[perm[i]] = y_row  # the sequence ends here
-        for i in range(rows, rows_next):  # reverse with lengths: sequences starting next step
-            hnext[i] = h0s[i]
+        if nblk == 1:
+            _forward_block(cell, training, 0, bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
+                           xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
+        else:
+            for b in prange(nblk):
+                _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
+                               xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def _step_backward(cell, H, g, h_prev_row, c_prev_row, hn_row, dy_row, dh_row, dc_row, dg_row,
-                   dn_row, scr):  # fmt: skip
-    """One row of one step: gradients of the pre-activations from dL/dh (and dL/dc) leaving it."""
+@njit(**_OPTS)
+def _pointwise_backward(cell, H, u0, g, h_prev_row, c_prev_row, hn_row, dy_row, dh_row, dc_row,
+                        dg_row, dn_row, scr):  # fmt: skip
+    """One row of one step, units u0 .. u0+n-1: gradients of the pre-activations (dg_row, the
+    block's entries of [G*H]) from dL/dh (and dL/dc) leaving the step; g: activated gates [G*H]."""
+    n = dy_row.shape[0]
+    one = dy_row.dtype.type(1)
     if cell == LSTM:
-        tc = scr[0, :H]
-        for u in range(H):
-            tc[u] = g[H + u] * c_prev_row[u] + g[u] * g[2 * H + u]
+        tc = scr[0, :n]
+        for u in range(n):
+            tc[u] = g[H + u0 + u] * c_prev_row[u] + g[u0 + u] * g[2 * H + u0 + u]
         tanh_inplace(tc, scr[1], scr[2])  # tanh(c_t), recomputed rather than stored
-        for u in range(H):
-            ig, fg, gg, og = g[u], g[H + u], g[2 * H + u], g[3 * H + u]
+        for u in range(n):
+            j = u0 + u
+            ig, fg, gg, og = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
             dht = dy_row[u] + dh_row[u]
-            dct = dc_row[u] + dht * og * (1 - tc[u] * tc[u])
-            dg_row[u] = dct * gg * ig * (1 - ig)
-            dg_row[H + u] = dct * c_prev_row[u] * fg * (1 - fg)
-            dg_row[2 * H + u] = dct * ig * (1 - gg * gg)
-            dg_row[3 * H + u] = dht * tc[u] * og * (1 - og)
+            dct = dc_row[u] + dht * og * (one - tc[u] * tc[u])
+            dg_row[j] = dct * gg * ig * (one - ig)
+            dg_row[H + j] = dct * c_prev_row[u] * fg * (one - fg)
+            dg_row[2 * H + j] = dct * ig * (one - gg * gg)
+            dg_row[3 * H + j] = dht * tc[u] * og * (one - og)
             dc_row[u] = dct * fg
     elif cell == GRU:
-        for u in range(H):
-            r, z, n = g[u], g[H + u], g[2 * H + u]
+        for u in range(n):
+            j = u0 + u
+            r, z, nn = g[j], g[H + j], g[2 * H + j]
             dht = dy_row[u] + dh_row[u]
-            dnv = dht * (1 - z) * (1 - n * n)
-            dg_row[u] = dnv * hn_row[u] * r * (1 - r)
-            dg_row[H + u] = dht * (h_prev_row[u] - n) * z * (1 - z)
-            dg_row[2 * H + u] = dnv * r  # recurrent side; the input side is dn
+            dnv = dht * (one - z) * (one - nn * nn)
+            dg_row[j] = dnv * hn_row[u] * r * (one - r)
+            dg_row[H + j] = dht * (h_prev_row[u] - nn) * z * (one - z)
+            dg_row[2 * H + j] = dnv * r  # recurrent side; the input side is dn
             dn_row[u] = dnv
             dh_row[u] = dht * z  # direct path to h_{t-1}; the product adds the rest
     else:
-        for u in range(H):
-            h = g[u]
+        for u in range(n):
+            h = g[u0 + u]
             d = dy_row[u] + dh_row[u]
             if cell == RNN_TANH:
-                dg_row[u] = d * (1 - h * h)
+                dg_row[u0 + u] = d * (one - h * h)
             else:
-                dg_row[u] = d if h > 0 else 0
+                dg_row[u0 + u] = d if h > 0 else one - one
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def sequence_backward(cell, X, Wih, Whh, xg, h_prev, c_prev, hn, dy, dh, dc, perm, bs, off,
-                      reverse, dg, dn, dW_ih, dW_hh, db_ih, db_hh, dX, tmp, scr):  # fmt: skip
+@njit(**_OPTS)
+def _backward_block(cell, b, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh, dc, perm, dg, dn,
+                    scr):  # fmt: skip
+    """Block b of one backward step: the pointwise pass of its units for every running row."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    H = dh.shape[1]
+    for i in range(rows):
+        _pointwise_backward(cell, H, u0, xg[o + i], h_prev[o + i, u0:u1],
+                            c_prev[o + i, u0:u1] if cell == LSTM else c_prev[0, :n],
+                            hn[o + i, u0:u1] if cell == GRU else hn[0, :n], dy[t, perm[i], u0:u1],
+                            dh[i, u0:u1], dc[i, u0:u1] if cell == LSTM else dc[0, :n], dg[o + i],
+                            dn[o + i, u0:u1] if cell == GRU else dn[0, :n], scr[b])  # fmt: skip
+
+
+@njit(**_OPTS)
+def _dh_block(cell, b, bounds, rows, o, dg, WhhT, dh):
+    """Columns bounds[b]:bounds[b+1] of dL/dh_{t-1} = dgates @ W_hh (GRU: added to the direct path;
+    rows past their sequence's end keep their dh)."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    if u1 > u0:
+        nt_product(dg[o : o + rows], WhhT[u0:u1], dh[:rows, u0:u1], cell == GRU)
+
+
+@njit(**_OPTS)
+def _weight_grads(cell, p, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih):
+    """Rows j0:j1 (panel p of G*H) of dW_hh = dg^T h_prev, dW_ih = dg^T x and the biases. GRU: the
+    input side of the n gate takes dn where the recurrent side takes dg = dn * r."""
+    j0, j1 = _panel(dg.shape[1], p)
+    if j1 == j0:
+        return
+    H = h_prev.shape[1]
+    dgp = np.ascontiguousarray(dg[:, j0:j1])
+    np.dot(dgp.T, h_prev, dW_hh[j0:j1])
+    db_hh[j0:j1] = dgp.sum(axis=0)
+    if cell == GRU:
+        for j in range(max(j0, 2 * H), j1):
+            dgp[:, j - j0] = dn[:, j - 2 * H]
+    db_ih[j0:j1] = dgp.sum(axis=0)
+    if X.shape[1] > 0:
+        np.dot(dgp.T, X, dW_ih[j0:j1])
+
+
+@njit(**_OPTS)
+def _input_grads(cell, p, dg, dn, Wih, dX):
+    """Rows n0:n1 (panel p) of dx = dg W_ih, with dn on the n gate's input side (GRU)."""
+    n0, n1 = _panel(dg.shape[0], p)
+    if n1 == n0 or Wih.shape[1] == 0:
+        return
+    if cell == GRU:
+        H = dn.shape[1]
+        dg[n0:n1, 2 * H :] = dn[n0:n1]
+    np.dot(dg[n0:n1], Wih, dX[n0:n1])
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def sequence_backward(cell, X, Wih, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc, perm, bs, off,
+                      reverse, dg, dn, dW_ih, dW_hh, db_ih, db_hh, dX, scr):  # fmt: skip
     """dh, dc [B,H] (sorted rows) hold dL/dh_n, dL/dc_n on entry and dL/dh0, dL/dc0 on exit;
-    fills dg [N,G*H], dn [N,H] (GRU), the weight and bias gradients and dX [N,I] (packed)."""
+    fills dg [N,G*H], dn [N,H] (GRU), the weight and bias gradients and dX [N,I] (packed).
+    WhhT [H, G*H]: W_hh transposed (contiguous)."""
     T = bs.shape[0]
-    H = Whh.shape[1]
+    H = WhhT.shape[0]
+    nblk = bounds.shape[0] - 1
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if reverse else s
         rows, o = bs[t], off[t]
-        for i in range(rows):
-            _step_backward(cell, H, xg[o + i], h_prev[o + i],
-                           c_prev[o + i] if cell == LSTM else c_prev[0],
-                           hn[o + i] if cell == GRU else hn[0], dy[t, perm[i]], dh[i], dc[i],
-                           dg[o + i], dn[o + i] if cell == GRU else dn[0], scr)  # fmt: skip
-        d = tmp[:rows]
-        np.dot(dg[o : o + rows], Whh, d)  # dh_{t-1} = dgates @ W_hh (rows past their end keep dh)
-        if cell == GRU:
-            dh[:rows] += d
+        if nblk == 1:
+            _backward_block(cell, 0, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh, dc, perm,
+                            dg, dn, scr)  # fmt: skip
+            _dh_block(cell, 0, bounds, rows, o, dg, WhhT, dh)
         else:
-            dh[:rows] = d
-    # Weight and bias gradients: every step's share at once.
-    dW_hh[:] = np.dot(dg.T, h_prev)
-    db_hh[:] = dg.sum(axis=0)
-    if cell == GRU:
-        dg[:, 2 * H :] = dn  # the input side of the n gate: dn, not dn * r
-    db_ih[:] = dg.sum(axis=0)
-    if X.shape[1] > 0:
-        dW_ih[:] = np.dot(dg.T, X)
-        np.dot(dg, Wih, dX)
+            for b in prange(nblk):
+                _backward_block(cell, b, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh, dc,
+                                perm, dg, dn, scr)  # fmt: skip
+            for b in prange(nblk):
+                _dh_block(cell, b, bounds, rows, o, dg, WhhT, dh)
+    # Weight, bias and input gradients: every step's share at once, in panels.
+    if nblk == 1:
+        for p in range(PANELS):
+            _weight_grads(cell, p, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
+        for p in range(PANELS):
+            _input_grads(cell, p, dg, dn, Wih, dX)
     else:
-        dW_ih[:] = 0
+        for p in prange(PANELS):
+            _weight_grads(cell, p, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
+        for p in prange(PANELS):
+            _input_grads(cell, p, dg, dn, Wih, dX)
