@@ -9,6 +9,7 @@ Importing raises ImportError when numba or SciPy (whose BLAS np.dot uses inside 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import NamedTuple, Optional
 
 import numba
@@ -54,15 +55,29 @@ def _blocks(B, H, G):
     (whole vectors in the pointwise loops); a single block for small steps."""
     n = min(_threads.get_num_threads(), numba.config.NUMBA_NUM_THREADS, max(1, H // 8),
             max(1, B * G * H * H // MIN_STEP_WORK_PER_THREAD))  # fmt: skip
+    return _bounds(H, n)
+
+
+@lru_cache(maxsize=64)
+def _bounds(H, n):
     bounds = np.array([min(H, round(b * H / n / 8) * 8) for b in range(n)] + [H], np.int64)
+    bounds.flags.writeable = False
     return bounds
 
 
-def _packed_whh(W_hh, bounds, H, G):
-    """W_hh's rows grouped by unit block: block b owns rows G*u0 .. G*u1, gate-major inside."""
+@lru_cache(maxsize=64)
+def _block_order(H, G, n):
+    """Row order of W_hh grouped by unit block: block b owns rows G*u0 .. G*u1, gate-major inside."""
+    bounds = _bounds(H, n)
     order = np.concatenate([np.arange(q * H + u0, q * H + u1)
                             for u0, u1 in zip(bounds[:-1], bounds[1:]) for q in range(G)])  # fmt: skip
-    return W_hh[order]
+    order.flags.writeable = False
+    return order
+
+
+def _packed_whh(W_hh, bounds, H, G):
+    """W_hh's rows grouped by the unit blocks of bounds."""
+    return W_hh[_block_order(H, G, len(bounds) - 1)]
 
 
 def _scratch(bounds, B, G, dt):
@@ -95,9 +110,11 @@ def _forward(p):
         hn = np.empty((N, H) if train and gru else (1, H), dt)
         bounds = _blocks(B, H, G)
         acc, scr = _scratch(bounds, B, G, dt)
+        Wblk = _packed_whh(p.W_hh, bounds, H, G)
+        WblkT = np.ascontiguousarray(Wblk.T) if pl.batch_sizes.min() <= 2 else Wblk[:1, :1]
         with _blas_on_caller():
-            sequence_forward(_CELL[p.cell], X, np.ascontiguousarray(p.W_ih.T),
-                             _packed_whh(p.W_hh, bounds, H, G), bounds, bias, b_hn, p.h0[pl.perm],
+            sequence_forward(_CELL[p.cell], X, np.ascontiguousarray(p.W_ih.T), Wblk, WblkT,
+                             bounds, bias, b_hn, p.h0[pl.perm],
                              c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
                              h_prev, c_prev, hn, np.empty((2, B, H), dt), acc, scr)  # fmt: skip
         if train:
@@ -127,7 +144,7 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     bounds = _blocks(B, H, G)
     _, scr = _scratch(bounds, 0, G, dt)
     with _blas_on_caller():
-        sequence_backward(_CELL[p.cell], cache.X, p.W_ih, np.ascontiguousarray(p.W_hh.T), bounds,
+        sequence_backward(_CELL[p.cell], cache.X, p.W_ih, p.W_hh, np.ascontiguousarray(p.W_hh.T), bounds,
                           cache.xg, cache.h_prev, cache.c_prev if lstm else dummy,
                           cache.hn if gru else dummy, dy, dh, dc, pl.perm, pl.batch_sizes,
                           pl.offsets, p.reverse, np.empty((N, G * H), dt),

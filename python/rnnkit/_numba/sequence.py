@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import FASTMATH, sigmoid_inplace, tanh_inplace
-from .gemm import nt_product
+from .gemm import step_product
 
 RNN_TANH, RNN_RELU, LSTM, GRU = 0, 1, 2, 3
 
@@ -92,8 +92,8 @@ def _pointwise_forward(cell, training, H, u0, xg_row, a_row, bias, b_hn, h_prev_
 
 
 @njit(**_OPTS)
-def _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext, Wblk, xg, bias,
-                   b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr):  # fmt: skip
+def _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext, Wblk, WblkT, xg,
+                   bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr):  # fmt: skip
     """Block b of one step: its rows of the recurrent product, then its units' pointwise pass."""
     u0, u1 = bounds[b], bounds[b + 1]
     n = u1 - u0
@@ -102,7 +102,7 @@ def _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext
     H = h0s.shape[1]
     G = xg.shape[1] // H
     ab = acc[b]
-    nt_product(hcur, Wblk[G * u0 : G * u1], ab, False)  # ab[:rows, :G*n] = h_{t-1} W_block^T
+    step_product(hcur, Wblk, WblkT, G * u0, ab, 0, G * n, False)  # ab[:rows, :G*n] = h_{t-1} W_block^T
     for i in range(rows):
         y_row = y[t, perm[i], u0:u1]
         _pointwise_forward(cell, training, H, u0, xg[o + i], ab[i, : G * n], bias, b_hn,
@@ -133,11 +133,12 @@ def _input_projection(p, X, WihT, xg):
 
 
 @njit(parallel=_PARALLEL, **_OPTS)
-def sequence_forward(cell, X, WihT, Wblk, bounds, bias, b_hn, h0s, c, perm, bs, off, reverse,
+def sequence_forward(cell, X, WihT, Wblk, WblkT, bounds, bias, b_hn, h0s, c, perm, bs, off, reverse,
                      training, y, h_n, xg, h_prev, c_prev, hn, hbuf, acc, scr):  # fmt: skip
     """Fills y [T,B,H] (padded rows untouched), h_n [B,H] (pre-filled with h0), c [B,H] (sorted,
     in place), xg [N,G*H]; in training also h_prev, c_prev (LSTM), hn (GRU) [N,H].
-    Wblk [G*H, H]: W_hh's rows grouped by unit block; acc [nblk, B, G*max block]; scr [nblk, 4, *]."""
+    Wblk [G*H, H]: W_hh's rows grouped by unit block, WblkT its transpose (read only for steps with
+    one or two rows); acc [nblk, B, G*max block]; scr [nblk, 4, *]."""
     T = bs.shape[0]
     nblk = bounds.shape[0] - 1
     if X.shape[1] == 0:
@@ -164,11 +165,11 @@ def sequence_forward(cell, X, WihT, Wblk, bounds, bias, b_hn, h0s, c, perm, bs, 
         hnext = h_prev[off[tn] : off[tn] + bs[tn]] if training else hbuf[(s + 1) % 2]
         if nblk == 1:
             _forward_block(cell, training, 0, bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
-                           xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
+                           WblkT, xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
         else:
             for b in prange(nblk):
                 _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
-                               xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
+                               WblkT, xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
 
 
 @njit(**_OPTS)
@@ -230,12 +231,12 @@ def _backward_block(cell, b, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh,
 
 
 @njit(**_OPTS)
-def _dh_block(cell, b, bounds, rows, o, dg, WhhT, dh):
+def _dh_block(cell, b, bounds, rows, o, dg, WhhT, Whh, dh):
     """Columns bounds[b]:bounds[b+1] of dL/dh_{t-1} = dgates @ W_hh (GRU: added to the direct path;
     rows past their sequence's end keep their dh)."""
     u0, u1 = bounds[b], bounds[b + 1]
     if u1 > u0:
-        nt_product(dg[o : o + rows], WhhT[u0:u1], dh[:rows, u0:u1], cell == GRU)
+        step_product(dg[o : o + rows], WhhT, Whh, u0, dh, u0, u1 - u0, cell == GRU)
 
 
 @njit(**_OPTS)
@@ -270,7 +271,7 @@ def _input_grads(cell, p, dg, dn, Wih, dX):
 
 
 @njit(parallel=_PARALLEL, **_OPTS)
-def sequence_backward(cell, X, Wih, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc, perm, bs, off,
+def sequence_backward(cell, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc, perm, bs, off,
                       reverse, dg, dn, dW_ih, dW_hh, db_ih, db_hh, dX, scr):  # fmt: skip
     """dh, dc [B,H] (sorted rows) hold dL/dh_n, dL/dc_n on entry and dL/dh0, dL/dc0 on exit;
     fills dg [N,G*H], dn [N,H] (GRU), the weight and bias gradients and dX [N,I] (packed).
@@ -284,13 +285,13 @@ def sequence_backward(cell, X, Wih, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh
         if nblk == 1:
             _backward_block(cell, 0, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh, dc, perm,
                             dg, dn, scr)  # fmt: skip
-            _dh_block(cell, 0, bounds, rows, o, dg, WhhT, dh)
+            _dh_block(cell, 0, bounds, rows, o, dg, WhhT, Whh, dh)
         else:
             for b in prange(nblk):
                 _backward_block(cell, b, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh, dc,
                                 perm, dg, dn, scr)  # fmt: skip
             for b in prange(nblk):
-                _dh_block(cell, b, bounds, rows, o, dg, WhhT, dh)
+                _dh_block(cell, b, bounds, rows, o, dg, WhhT, Whh, dh)
     # Weight, bias and input gradients: every step's share at once, in panels.
     if nblk == 1:
         for p in range(PANELS):
