@@ -82,8 +82,19 @@ def _packed_whh(W_hh, bounds, H, G):
 
 def _scratch(bounds, B, G, dt):
     """acc [nblk, B, G*max block] (each block's product) and scr [nblk, 4, G*max block]."""
-    nblk, width = len(bounds) - 1, G * int(np.diff(bounds).max())
+    b = bounds.tolist()
+    nblk, width = len(b) - 1, G * max(b1 - b0 for b0, b1 in zip(b, b[1:]))
     return np.empty((nblk, B, width), dt), np.empty((nblk, 4, width), dt)
+
+
+# Large products are cut into PANELS panels (one per thread at a time) from this many multiply-adds
+# on; smaller ones are one BLAS call. Chosen by size only: results do not depend on the threads.
+MIN_PANELLED_WORK = 1 << 21
+PANELS = 4
+
+
+def _panels(N, G, H, K):
+    return PANELS if N * G * H * K >= MIN_PANELLED_WORK else 1
 
 
 def _forward(p):
@@ -110,11 +121,9 @@ def _forward(p):
         hn = np.empty((N, H) if train and gru else (1, H), dt)
         bounds = _blocks(B, H, G)
         acc, scr = _scratch(bounds, B, G, dt)
-        Wblk = _packed_whh(p.W_hh, bounds, H, G)
-        WblkT = np.ascontiguousarray(Wblk.T) if pl.batch_sizes.min() <= 2 else Wblk[:1, :1]
         with _blas_on_caller():
-            sequence_forward(_CELL[p.cell], X, np.ascontiguousarray(p.W_ih.T), Wblk, WblkT,
-                             bounds, bias, b_hn, p.h0[pl.perm],
+            sequence_forward(_CELL[p.cell], _panels(N, G, H, p.I), X, p.W_ih,
+                             _packed_whh(p.W_hh, bounds, H, G), bounds, bias, b_hn, p.h0[pl.perm],
                              c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
                              h_prev, c_prev, hn, np.empty((2, B, H), dt), acc, scr)  # fmt: skip
         if train:
@@ -144,7 +153,7 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     bounds = _blocks(B, H, G)
     _, scr = _scratch(bounds, 0, G, dt)
     with _blas_on_caller():
-        sequence_backward(_CELL[p.cell], cache.X, p.W_ih, p.W_hh, np.ascontiguousarray(p.W_hh.T), bounds,
+        sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, p.W_ih, p.W_hh, np.ascontiguousarray(p.W_hh.T), bounds,
                           cache.xg, cache.h_prev, cache.c_prev if lstm else dummy,
                           cache.hn if gru else dummy, dy, dh, dc, pl.perm, pl.batch_sizes,
                           pl.offsets, p.reverse, np.empty((N, G * H), dt),

@@ -1,14 +1,14 @@
 """The Numba sequence drivers: the same schedule as the C++ backend, written once for all cells
 (cell codes below), compiled per dtype and cached on disk (cache=True).
 
-Forward: the input projection of every step (np.dot, i.e. SciPy's BLAS, in PANELS); then per
+Forward: the input projection of every step (np.dot, i.e. SciPy's BLAS, in npan panels); then per
 step, each thread takes one block of hidden units (bounds[b]:bounds[b+1], every gate of those
 units): its share of the recurrent product (gemm.nt_product over its rows of Wblk, the W_hh rows
 of the block packed together once per call) and the fused pointwise pass for its units. One
 parallel region (prange over blocks) per step; with one block it runs on the calling thread.
 Backward: per step (in reverse) the pointwise pass by unit blocks, then dL/dh_{t-1} = dgates @
 W_hh split by output columns (a second region); every step's dgates is kept, and dW_ih, dW_hh,
-dx and the biases are formed at the end as large products (np.dot, in PANELS).
+dx and the biases are formed at the end as large products (np.dot, in npan panels).
 
 Shapes: see rnnkit/_plan.py for the sorted, packed layout; G*H columns in PyTorch's gate order.
 Constants are typed from the arrays (one = dtype(1)): a bare 1 would make float32 maths float64.
@@ -25,10 +25,10 @@ from .gemm import step_product
 
 RNN_TANH, RNN_RELU, LSTM, GRU = 0, 1, 2, 3
 
-# The large products (input projection, weight and input gradients) are cut into this many panels,
-# each one single-threaded np.dot run by one of Numba's threads: a fixed cut, so the results do not
-# depend on the thread count, and SciPy's BLAS never starts a thread pool of its own next to Numba's.
-PANELS = 4
+# The large products (input projection, weight and input gradients) are cut into npan panels, each
+# one single-threaded np.dot run by one of Numba's threads. npan is set by the adapter from the
+# problem's size alone, so the results do not depend on the thread count; and SciPy's BLAS never
+# starts a thread pool of its own next to Numba's.
 
 _OPTS = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
 # Only the explicit prange loops run in parallel: array expressions stay plain loops.
@@ -119,36 +119,37 @@ def _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext
 
 
 @njit(**_OPTS)
-def _panel(n, p):
-    """Rows (or columns) of panel p of n."""
-    return (n * p) // PANELS, (n * (p + 1)) // PANELS
+def _panel(n, p, npan):
+    """Rows (or columns) of panel p of npan over n."""
+    return (n * p) // npan, (n * (p + 1)) // npan
 
 
 @njit(**_OPTS)
-def _input_projection(p, X, WihT, xg):
+def _input_projection(p, npan, X, Wih, xg):
     """Panel p of xg = X @ W_ih^T (rows)."""
-    n0, n1 = _panel(X.shape[0], p)
+    n0, n1 = _panel(X.shape[0], p, npan)
     if n1 > n0:
-        np.dot(X[n0:n1], WihT, xg[n0:n1])
+        np.dot(X[n0:n1], Wih.T, xg[n0:n1])
 
 
 @njit(parallel=_PARALLEL, **_OPTS)
-def sequence_forward(cell, X, WihT, Wblk, WblkT, bounds, bias, b_hn, h0s, c, perm, bs, off, reverse,
+def sequence_forward(cell, npan, X, Wih, Wblk, bounds, bias, b_hn, h0s, c, perm, bs, off, reverse,
                      training, y, h_n, xg, h_prev, c_prev, hn, hbuf, acc, scr):  # fmt: skip
     """Fills y [T,B,H] (padded rows untouched), h_n [B,H] (pre-filled with h0), c [B,H] (sorted,
     in place), xg [N,G*H]; in training also h_prev, c_prev (LSTM), hn (GRU) [N,H].
-    Wblk [G*H, H]: W_hh's rows grouped by unit block, WblkT its transpose (read only for steps with
-    one or two rows); acc [nblk, B, G*max block]; scr [nblk, 4, *]."""
+    Wblk [G*H, H]: W_hh's rows grouped by unit block; acc [nblk, B, G*max block]; scr [nblk, 4, *]."""
     T = bs.shape[0]
     nblk = bounds.shape[0] - 1
+    # the transpose is read only by steps of one or two rows
+    WblkT = np.ascontiguousarray(Wblk.T) if bs.min() <= 2 else Wblk[:1, :1].copy()
     if X.shape[1] == 0:
         xg[:] = 0
     elif nblk == 1:  # the input projection of every step at once
-        for p in range(PANELS):
-            _input_projection(p, X, WihT, xg)
+        for p in range(npan):
+            _input_projection(p, npan, X, Wih, xg)
     else:
-        for p in prange(PANELS):
-            _input_projection(p, X, WihT, xg)
+        for p in prange(npan):
+            _input_projection(p, npan, X, Wih, xg)
     t0 = T - 1 if reverse else 0
     if training:
         h_prev[off[t0] : off[t0] + bs[t0]] = h0s[: bs[t0]]
@@ -240,10 +241,10 @@ def _dh_block(cell, b, bounds, rows, o, dg, WhhT, Whh, dh):
 
 
 @njit(**_OPTS)
-def _weight_grads(cell, p, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih):
+def _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih):
     """Rows j0:j1 (panel p of G*H) of dW_hh = dg^T h_prev, dW_ih = dg^T x and the biases. GRU: the
     input side of the n gate takes dn where the recurrent side takes dg = dn * r."""
-    j0, j1 = _panel(dg.shape[1], p)
+    j0, j1 = _panel(dg.shape[1], p, npan)
     if j1 == j0:
         return
     H = h_prev.shape[1]
@@ -259,9 +260,9 @@ def _weight_grads(cell, p, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih):
 
 
 @njit(**_OPTS)
-def _input_grads(cell, p, dg, dn, Wih, dX):
+def _input_grads(cell, p, npan, dg, dn, Wih, dX):
     """Rows n0:n1 (panel p) of dx = dg W_ih, with dn on the n gate's input side (GRU)."""
-    n0, n1 = _panel(dg.shape[0], p)
+    n0, n1 = _panel(dg.shape[0], p, npan)
     if n1 == n0 or Wih.shape[1] == 0:
         return
     if cell == GRU:
@@ -271,7 +272,7 @@ def _input_grads(cell, p, dg, dn, Wih, dX):
 
 
 @njit(parallel=_PARALLEL, **_OPTS)
-def sequence_backward(cell, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc, perm, bs, off,
+def sequence_backward(cell, npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc, perm, bs, off,
                       reverse, dg, dn, dW_ih, dW_hh, db_ih, db_hh, dX, scr):  # fmt: skip
     """dh, dc [B,H] (sorted rows) hold dL/dh_n, dL/dc_n on entry and dL/dh0, dL/dc0 on exit;
     fills dg [N,G*H], dn [N,H] (GRU), the weight and bias gradients and dX [N,I] (packed).
@@ -294,12 +295,12 @@ def sequence_backward(cell, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, hn, d
                 _dh_block(cell, b, bounds, rows, o, dg, WhhT, Whh, dh)
     # Weight, bias and input gradients: every step's share at once, in panels.
     if nblk == 1:
-        for p in range(PANELS):
-            _weight_grads(cell, p, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
-        for p in range(PANELS):
-            _input_grads(cell, p, dg, dn, Wih, dX)
+        for p in range(npan):
+            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
+        for p in range(npan):
+            _input_grads(cell, p, npan, dg, dn, Wih, dX)
     else:
-        for p in prange(PANELS):
-            _weight_grads(cell, p, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
-        for p in prange(PANELS):
-            _input_grads(cell, p, dg, dn, Wih, dX)
+        for p in prange(npan):
+            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
+        for p in prange(npan):
+            _input_grads(cell, p, npan, dg, dn, Wih, dX)
