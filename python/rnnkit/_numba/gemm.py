@@ -21,8 +21,8 @@ import numpy as np
 from numba import njit
 
 _FM = {"contract", "reassoc"}  # reassociation lets LLVM vectorise the k reductions
-KC = 256  # k panel: 6 rows of X and 2 of W stay in L1
-NC = 96  # W rows per panel: NC x KC elements stay in L2
+KC = 1024  # k panel: 6 rows of X (24 KiB in float32) stay in L1
+NC = 48  # W rows per panel: NC x KC elements stay in L2
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
