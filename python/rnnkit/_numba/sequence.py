@@ -37,6 +37,14 @@ _PARALLEL = dict(prange=True, numpy=False, reduction=False, setitem=False, stenc
 
 
 @njit(**_OPTS)
+def _copy(dst, src):
+    """dst[:] = src as a plain loop: Numba's slice assignment checks for overlap and may allocate a
+    temporary, which per row of a step cost more than the step's pointwise pass."""
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(**_OPTS)
 def _pointwise_forward(cell, training, H, u0, xg_row, a_row, bias, b_hn, h_prev_row, c_row,
                        c_prev_row, hn_row, y_row, scr):  # fmt: skip
     """One row of one step, units u0 .. u0+n-1 (n = len(y_row)). xg_row [G*H]: the input
@@ -62,7 +70,7 @@ def _pointwise_forward(cell, training, H, u0, xg_row, a_row, bias, b_hn, h_prev_
             z = g[n + u]
             y_row[u] = (one - z) * g[2 * n + u] + z * h_prev_row[u]
         if training:
-            hn_row[:] = hn
+            _copy(hn_row, hn)
     elif cell == LSTM:
         sigmoid_inplace(g[: 2 * n], k)  # i, f
         tanh_inplace(g[2 * n : 3 * n], k, s)  # g
@@ -80,11 +88,11 @@ def _pointwise_forward(cell, training, H, u0, xg_row, a_row, bias, b_hn, h_prev_
             y_row[u] = g[3 * n + u] * tc[u]  # h_t = o * tanh(c_t)
     elif cell == RNN_TANH:
         tanh_inplace(g, k, s)
-        y_row[:] = g
+        _copy(y_row, g)
     else:
         for u in range(n):
             y_row[u] = one - one if g[u] < 0 else g[u]  # relu keeps NaN
-        g[:] = y_row
+        _copy(g, y_row)
     if training:
         for q in range(G):
             for u in range(n):
@@ -111,11 +119,11 @@ def _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext
                            hn[o + i, u0:u1] if training and cell == GRU else hn[0, :n], y_row,
                            scr[b])  # fmt: skip
         if i < rows_next:
-            hnext[i, u0:u1] = y_row
+            _copy(hnext[i, u0:u1], y_row)
         else:
-            h_n[perm[i], u0:u1] = y_row  # the sequence ends here
+            _copy(h_n[perm[i], u0:u1], y_row)  # the sequence ends here
     for i in range(rows, rows_next):  # reverse with lengths: sequences starting next step
-        hnext[i, u0:u1] = h0s[i, u0:u1]
+        _copy(hnext[i, u0:u1], h0s[i, u0:u1])
 
 
 @njit(**_OPTS)
