@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import rnnkit
 from _helpers import assert_close, make_case
 
-import rnnkit
-
-pytestmark = pytest.mark.skipif("numba" not in rnnkit.available_backends(), reason="numba backend unavailable")
+pytestmark = pytest.mark.skipif(
+    "numba" not in rnnkit.available_backends(), reason="numba backend unavailable"
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,9 @@ def test_forced_blocks_and_panels(nb, monkeypatch, cell, lengths, reverse):
     """Small problems split into unit blocks and BLAS panels anyway: same results as one block and
     one product (bitwise for the blocks: they do not change what a unit sums), and right."""
     _numba, _, _ = nb
-    case = make_case(cell, T=7, B=9, I=11, H=40, dtype=np.float32, lengths=lengths, reverse=reverse, seed=3)
+    case = make_case(
+        cell, T=7, B=9, I=11, H=40, dtype=np.float32, lengths=lengths, reverse=reverse, seed=3
+    )
     old = rnnkit.get_num_threads()
     try:
         rnnkit.set_num_threads(1)
@@ -118,5 +121,7 @@ def test_forced_blocks_and_panels(nb, monkeypatch, cell, lengths, reverse):
         rnnkit.set_num_threads(old)
     want = case.astype(np.float64).run("numpy")
     for k in one:
-        np.testing.assert_array_equal(one[k], blocks[k], err_msg=f"{k}: unit blocks changed the result")
+        np.testing.assert_array_equal(
+            one[k], blocks[k], err_msg=f"{k}: unit blocks changed the result"
+        )
         assert_close(k, panels[k], want[k], np.float32)

@@ -16,7 +16,9 @@ For one or two rows (batch 1, the last steps of short sequences) the dot form wa
 tile; those use the transposed weights Wt = W^T and run along the columns (axpy form).
 Check: tests/test_numba_kernels.py.
 """
+
 from __future__ import annotations
+
 import numpy as np
 from numba import njit
 
@@ -103,7 +105,9 @@ def _axpy_rows(X, Wt, w0, out, o0, n, accumulate):
             x0, x1, x2, x3 = X[i, k], X[i, k + 1], X[i, k + 2], X[i, k + 3]
             for q in range(un):
                 c = uw + q
-                out[i, uo + q] += x0 * Wt[k, c] + x1 * Wt[k + 1, c] + x2 * Wt[k + 2, c] + x3 * Wt[k + 3, c]
+                out[i, uo + q] += (
+                    x0 * Wt[k, c] + x1 * Wt[k + 1, c] + x2 * Wt[k + 2, c] + x3 * Wt[k + 3, c]
+                )
         for k in range(k4, K):
             x = X[i, k]
             for q in range(un):

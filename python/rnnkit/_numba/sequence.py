@@ -110,7 +110,8 @@ def _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext
     H = h0s.shape[1]
     G = xg.shape[1] // H
     ab = acc[b]
-    step_product(hcur, Wblk, WblkT, G * u0, ab, 0, G * n, False)  # ab[:rows, :G*n] = h_{t-1} W_block^T
+    # ab[:rows, :G*n] = h_{t-1} W_block^T
+    step_product(hcur, Wblk, WblkT, G * u0, ab, 0, G * n, False)
     for i in range(rows):
         y_row = y[t, perm[i], u0:u1]
         _pointwise_forward(cell, training, H, u0, xg[o + i], ab[i, : G * n], bias, b_hn,
