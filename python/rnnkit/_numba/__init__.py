@@ -80,11 +80,11 @@ def _packed_whh(W_hh, bounds, H, G):
     return W_hh[_block_order(H, G, len(bounds) - 1)]
 
 
-def _scratch(bounds, B, G, dt):
-    """acc [nblk, B, G*max block] (each block's product) and scr [nblk, 4, G*max block]."""
+def _scratch(bounds, rows, G, dt):
+    """[nblk, rows, G*max block]: per block, `rows` rows as wide as the block's gates (forward: the
+    block's product, B rows; both passes: 4 rows of pointwise scratch)."""
     b = bounds.tolist()
-    nblk, width = len(b) - 1, G * max(b1 - b0 for b0, b1 in zip(b, b[1:]))
-    return np.empty((nblk, B, width), dt), np.empty((nblk, 4, width), dt)
+    return np.empty((len(b) - 1, rows, G * max(b1 - b0 for b0, b1 in zip(b, b[1:]))), dt)
 
 
 # Large products are cut into PANELS panels (one per thread at a time) from this many multiply-adds
@@ -120,7 +120,7 @@ def _forward(p):
         c_prev = np.empty((N, H) if train and lstm else (1, H), dt)
         hn = np.empty((N, H) if train and gru else (1, H), dt)
         bounds = _blocks(B, H, G)
-        acc, scr = _scratch(bounds, B, G, dt)
+        acc, scr = _scratch(bounds, B, G, dt), _scratch(bounds, 4, G, dt)
         with _blas_on_caller():
             sequence_forward(_CELL[p.cell], _panels(N, G, H, p.I), X, p.W_ih,
                              _packed_whh(p.W_hh, bounds, H, G), bounds, bias, b_hn, p.h0[pl.perm],
@@ -151,14 +151,13 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     dummy = np.empty((1, H), dt)
     bounds = _blocks(B, H, G)
-    _, scr = _scratch(bounds, 0, G, dt)
     with _blas_on_caller():
-        sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, p.W_ih, p.W_hh, np.ascontiguousarray(p.W_hh.T), bounds,
-                          cache.xg, cache.h_prev, cache.c_prev if lstm else dummy,
-                          cache.hn if gru else dummy, dy, dh, dc, pl.perm, pl.batch_sizes,
-                          pl.offsets, p.reverse, np.empty((N, G * H), dt),
+        sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, p.W_ih, p.W_hh,
+                          np.ascontiguousarray(p.W_hh.T), bounds, cache.xg, cache.h_prev,
+                          cache.c_prev if lstm else dummy, cache.hn if gru else dummy, dy, dh, dc,
+                          pl.perm, pl.batch_sizes, pl.offsets, p.reverse, np.empty((N, G * H), dt),
                           np.empty((N, H) if gru else (1, H), dt), dW_ih, dW_hh, db_ih, db_hh, dX,
-                          scr)  # fmt: skip
+                          _scratch(bounds, 4, G, dt))  # fmt: skip
     if not pl.dense:
         for t in range(T):
             o, n = pl.offsets[t], pl.batch_sizes[t]

@@ -281,8 +281,9 @@ def _input_grads(cell, p, npan, dg, dn, Wih, dX):
 
 
 @njit(parallel=_PARALLEL, **_OPTS)
-def sequence_backward(cell, npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc, perm, bs, off,
-                      reverse, dg, dn, dW_ih, dW_hh, db_ih, db_hh, dX, scr):  # fmt: skip
+def sequence_backward(cell, npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc,
+                      perm, bs, off, reverse, dg, dn, dW_ih, dW_hh, db_ih, db_hh, dX,
+                      scr):  # fmt: skip
     """dh, dc [B,H] (sorted rows) hold dL/dh_n, dL/dc_n on entry and dL/dh0, dL/dc0 on exit;
     fills dg [N,G*H], dn [N,H] (GRU), the weight and bias gradients and dX [N,I] (packed).
     WhhT [H, G*H]: W_hh transposed (contiguous)."""
