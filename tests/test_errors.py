@@ -51,6 +51,9 @@ BAD = {
     "reverse_not_bool": (dict(reverse="yes"), TypeError, ["reverse", "'yes'"]),
     "training_not_bool": (dict(training=None), TypeError, ["training", "None"]),
     "unknown_backend": (dict(backend="cuda9"), ValueError, ["backend", "'cuda9'", "'numpy'"]),
+    "cell_not_a_string": (dict(cell=["lstm"]), ValueError, ["cell must be one of", "['lstm']"]),
+    "x_masked": (dict(x=np.ma.masked_array(np.zeros((4, 3, 5)))), TypeError, ["x is a masked array", "lengths"]),
+    "x_complex": (dict(x=np.zeros((4, 3, 5), np.complex128)), TypeError, ["x", "float32 or float64", "complex128"]),
 }
 
 
@@ -122,3 +125,30 @@ def test_available_backends_lists_reasons():
     assert "numpy" in b and b[-1] == "numpy"
     for name, why in b.missing.items():
         assert name not in b and why
+
+
+def test_foreign_byte_order_is_converted_on_every_argument(backend, cell):
+    """Big-endian arrays gave the C++ backend uninitialised memory (y up to 1e31) and numba a raw
+    TypingError: every array argument is converted to native order once, like a strided one."""
+    case = make_case(cell, T=4, B=3, I=5, H=4, dtype=f32, lengths=[4, 1, 3], seed=2)
+    want = case.run(backend)
+
+    def big(a):
+        if a is None:
+            return None
+        if isinstance(a, tuple):
+            return tuple(big(v) for v in a)
+        return a.astype(a.dtype.newbyteorder(">"))
+
+    swapped = type(case)(cell, big(case.x), big(case.weights), big(case.state), case.lengths,
+                         case.reverse, big(case.dy), big(case.dstate_n))  # fmt: skip
+    got = swapped.run(backend)
+    for k in want:
+        assert got[k].dtype.isnative, k
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_empty_lengths_list_for_an_empty_batch(backend):
+    case = _lstm(B=0)
+    y, _, _ = _call(case, backend, lengths=[])
+    assert y.shape == (4, 0, 2)

@@ -50,3 +50,68 @@ def test_cpp_applies_the_setting(threads):
     assert core.get_num_threads() == 2
     rnnkit.set_num_threads(1)
     assert core.get_num_threads() == 1
+
+
+# A script run in a subprocess: one threaded call in the parent, then the same call in children
+# started by fork (the multiprocessing default on Linux, and DataLoader's). With GNU OpenMP's pool
+# the children hung (cpp) or were killed (numba); a hang shows here as the timeout.
+_FORK_SCRIPT = """
+import multiprocessing as mp, sys
+import numpy as np
+import rnnkit
+from rnnkit import functional as F
+
+backend = sys.argv[1]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((20, 8, 32)).astype(np.float32)
+W = (0.1 * rng.standard_normal((256, 32)).astype(np.float32),
+     0.1 * rng.standard_normal((256, 64)).astype(np.float32), None, None)
+rnnkit.set_num_threads(2)
+
+def work(_):
+    y, _, ctx = F.forward("lstm", x, W, backend=backend)
+    dx = F.backward(ctx, np.ones_like(y))[0]
+    return float(y.sum()), float(dx.sum())
+
+want = work(0)
+if backend == "cpp":
+    from rnnkit._native import core
+    assert core.pool_threads() >= 1, "the parent call did not use the pool"
+with mp.get_context("fork").Pool(2) as pool:
+    got = pool.map_async(work, range(4)).get(timeout=60)
+assert got == [want] * 4, (got, want)
+if sys.argv[2:] == ["dataloader"]:
+    import torch
+    class Data(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+        def __getitem__(self, i):
+            return torch.tensor(work(i))
+    out = list(torch.utils.data.DataLoader(Data(), batch_size=2, num_workers=2))
+    assert torch.cat(out).tolist() == [list(want)] * 4, out
+print("ok")
+"""
+
+
+def _run_script(script, *args, timeout=240):
+    import subprocess
+    import sys
+
+    try:
+        r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                           timeout=timeout)  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"hung: no result after {timeout} s (stderr: {e.stderr!r})")
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba"])
+def test_forked_children_run_after_a_threaded_call(backend):
+    if backend not in rnnkit.available_backends():
+        pytest.skip(f"{backend} unavailable")
+    _run_script(_FORK_SCRIPT, backend)
+
+
+def test_dataloader_workers_run_rnnkit():
+    pytest.importorskip("torch")
+    _run_script(_FORK_SCRIPT, rnnkit.available_backends()[0], "dataloader")

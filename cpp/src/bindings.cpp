@@ -11,6 +11,7 @@
 #include "rnnkit/build_info.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/pointwise.h"
+#include "rnnkit/threads.h"
 
 namespace py = pybind11;
 using rnnkit::Cell;
@@ -83,6 +84,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("blas_config", [] { return std::string(rnnkit::blas_config()); }, "OpenBLAS build configuration.");
   m.def("set_num_threads", &rnnkit::set_num_threads, "Threads rnnkit's kernels use.");
   m.def("get_num_threads", &rnnkit::get_num_threads, "Threads rnnkit's kernels use.");
+  m.def("pool_threads", &rnnkit::pool_threads, "Worker threads of rnnkit's pool in this process.");
   m.def("forward", &forward<float>, "Sequence forward (float32); see rnnkit/kernels.h.");
   m.def("forward", &forward<double>, "Sequence forward (float64); see rnnkit/kernels.h.");
   m.def("backward", &backward<float>, "Sequence BPTT (float32); see rnnkit/kernels.h.");

@@ -1,15 +1,12 @@
 // The sequence drivers shared by every cell: forward over all steps and backpropagation through
 // time (see rnnkit/kernels.h). The cells differ only in their pointwise passes (pointwise_impl.h);
 // the GEMM schedule, packing, variable lengths and threading are written once here.
-// Threads: one OpenMP region per call; thread k owns a range of hidden-unit blocks, i.e. contiguous
-// packed gate columns, so each step is one GEMM + one pointwise pass per thread and one barrier.
+// Threads: one parallel() region per call (rnnkit/threads.h, rnnkit's own fork-safe pool); thread k
+// owns a range of hidden-unit blocks, i.e. contiguous packed gate columns, so each step is one GEMM
+// + one pointwise pass per thread and one barrier.
 // Check: tests/test_backends.py (matrix against the reference), tests/test_threads.py.
-#include <immintrin.h>
-#include <omp.h>
-
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -18,6 +15,7 @@
 #include "rnnkit/gates.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/pointwise.h"
+#include "rnnkit/threads.h"
 
 namespace rnnkit {
 
@@ -30,34 +28,6 @@ std::atomic<int> g_threads{1};
 constexpr int64_t kMinStepWorkPerThread = 64 * 1024;
 // Largest A operand (elements) given to the packed kernel rather than BLAS.
 constexpr int64_t kPackedMaxA = 128 * 1024;
-
-// The per-step barrier. OpenMP's own barrier may put a waiting thread to sleep on a futex, and
-// waking it costs several microseconds per step; rnnkit's threads have nothing else to do between
-// steps, so they spin (yielding the core after a while, in case it is oversubscribed).
-class SpinBarrier {
- public:
-  void init(int n) { n_ = n; }
-  void wait() {
-    if (n_ <= 1) return;
-    const int gen = generation_.load(std::memory_order_acquire);
-    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
-      count_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
-      return;
-    }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins < 20000)
-        _mm_pause();
-      else
-        std::this_thread::yield();
-    }
-  }
-
- private:
-  int n_ = 1;
-  std::atomic<int> count_{0};
-  std::atomic<int> generation_{0};
-};
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 
@@ -206,13 +176,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const bool small_input = N * I <= kPackedMaxA;
   Buffer<T> Wih_panels(small_input ? (GH + nthreads * pw.nr) * I : 0);
 
-  SpinBarrier barrier;
-
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int k = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-    barrier.init(nt);  // (the implicit barrier after `single` publishes it)
+  Barrier barrier(nthreads);
+  parallel(nthreads, [&](int k, int nt) {
     const Split sp = split_for(k, nt, H, G);
     T* const Wp = Whh_panels.data() + (sp.col0 + k * pw.nr) * H;
     pw.pack_panels(Wp, Whh.data() + sp.col0 * H, H, true, H, sp.col1 - sp.col0);
@@ -258,7 +223,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
         copy(hnext + i * H + sp.u0, h0s.data() + i * H + sp.u0, (sp.u1 - sp.u0));
       barrier.wait();
     }
-  }
+  });
   if (lstm) copy_rows_permuted(a.c_n, c.data(), p.perm, B, H, false);
 }
 
@@ -289,13 +254,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const int nthreads = threads_for(p);
   Buffer<T> Whh_panels((H + nthreads * pw.nr) * GH);  // W_hh (packed rows), per thread
 
-  SpinBarrier barrier;
-
-#pragma omp parallel num_threads(nthreads)
-  {
-    const int k = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-    barrier.init(nt);
+  Barrier barrier(nthreads);
+  parallel(nthreads, [&](int k, int nt) {
     const Split sp = split_for(k, nt, H, G);
     T* const Wp = Whh_panels.data() + (sp.u0 + k * pw.nr) * GH;
     pw.pack_panels(Wp, Whh.data() + sp.u0, H, false, GH, sp.u1 - sp.u0);
@@ -317,7 +277,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       // length are not touched, so their gradient passes through unchanged.
       pw.gemm_packed(rows, sp.u1 - sp.u0, GH, a.dg + o * GH, GH, Wp, dh.data() + sp.u0, H, gru);
     }
-#pragma omp barrier
+    barrier.wait();
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
       gemm<T>(true, false, q.col1 - q.col0, H, N, T(1), a.dg + q.col0, GH, a.h_prev, H, T(0),
@@ -340,7 +300,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
               dWip.data() + q.col0 * I, I);
     });
     unpack_rows(a.dW_ih, dWip.data(), G, H, I, sp);
-#pragma omp barrier
+    barrier.wait();
     // dx = dgates @ W_ih, split by rows (fixed row panels, as the columns above).
     const int64_t P = panel_count(H);
     for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
@@ -348,7 +308,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       gemm<T>(false, false, n1 - n0, I, GH, T(1), a.dg + n0 * GH, GH, Wih.data(), I, T(0),
               (p.dense ? a.dx : dxp.data()) + n0 * I, I);
     }
-  }
+  });
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)

@@ -56,11 +56,20 @@ def _shape(a) -> str:
 
 
 def _array(name: str, value) -> np.ndarray:
-    """An ndarray of float32 or float64, or a TypeError naming `name`."""
-    if type(value) is np.ndarray and value.dtype.char in "fd":  # the common case, fast
+    """A native-byte-order ndarray of float32 or float64, or a TypeError naming `name`.
+
+    Big-endian (or other non-native) arrays are converted once, like non-contiguous ones, so that
+    no backend ever reads foreign byte order; masked arrays are refused (their mask would be
+    honoured by no backend)."""
+    if type(value) is np.ndarray and value.dtype in DTYPES:  # the common case, fast
         return value
     if isinstance(value, (tuple, list)) and any(isinstance(v, np.ndarray) for v in value):
         raise TypeError(f"{name} must be a single array, got a {type(value).__name__} of arrays")
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; rnnkit ignores no entries: pass {name}.filled(value), "
+            f"and use `lengths` for padded sequences"
+        )
     if not isinstance(value, np.ndarray):
         if type(value).__module__.split(".")[0] == "torch":
             raise TypeError(
@@ -71,8 +80,10 @@ def _array(name: str, value) -> np.ndarray:
             value = np.asarray(value)
         except Exception as exc:  # pragma: no cover - exotic array-likes
             raise TypeError(f"{name} must be a NumPy array, got {type(value).__name__}") from exc
-    if value.dtype.char not in "fd":
+    if value.dtype.char not in "fd" or value.dtype.kind != "f":
         raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
+    if not value.dtype.isnative:
+        value = value.astype(value.dtype.newbyteorder("="))
     return value
 
 
@@ -89,7 +100,7 @@ def _flag(name: str, value) -> bool:
 
 
 def cell_name(cell) -> str:
-    if cell not in GATES:
+    if not isinstance(cell, str) or cell not in GATES:
         raise ValueError(f"cell must be one of {', '.join(map(repr, GATES))}; got {cell!r}")
     return cell
 
@@ -188,6 +199,8 @@ def _lengths(lengths, T, B):
     if type(lengths).__module__.split(".")[0] == "torch":
         lengths = lengths.detach().cpu().numpy()
     arr = np.asarray(lengths)
+    if arr.size == 0 and arr.dtype == np.float64 and isinstance(lengths, (list, tuple)):
+        arr = arr.astype(np.int64)  # [] for an empty batch
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), got dtype {arr.dtype}")
     if arr.shape != (B,):

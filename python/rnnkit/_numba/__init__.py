@@ -8,7 +8,9 @@ Importing raises ImportError when numba or SciPy (whose BLAS np.dot uses inside 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import os
+import threading
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import NamedTuple, Optional
 
@@ -19,6 +21,65 @@ import scipy.linalg.cython_blas  # noqa: F401  (np.dot inside @njit needs SciPy'
 from .. import _threads
 from .._plan import Plan, plan, unpack
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
+
+
+
+def _choose_threading_layer():
+    """Numba's threading layer: "forksafe" (TBB where the tbb package is installed, else
+    workqueue), never GNU OpenMP, whose thread pool does not survive fork(): a child forked after
+    a parallel call (multiprocessing's and DataLoader's default on Linux) was killed. A layer the
+    user chose (NUMBA_THREADING_LAYER, or numba.config before importing rnnkit), or one already
+    running in this process, is left alone."""
+    from numba.np.ufunc import parallel
+
+    if os.environ.get("NUMBA_THREADING_LAYER") or parallel._is_initialized:
+        return
+    if str(numba.config.THREADING_LAYER).lower() == "default":
+        numba.config.THREADING_LAYER = "forksafe"
+
+
+_choose_threading_layer()
+
+
+def _layer():
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return None
+
+
+# workqueue refuses (aborts on) concurrent parallel regions: rnnkit's own calls then take turns.
+_serial = threading.Lock()
+_forked_from_gnu_omp = False
+
+
+def _after_fork_in_child():
+    global _forked_from_gnu_omp, _serial
+    _serial = threading.Lock()
+    if _layer() == "omp":
+        from numba.np.ufunc import omppool
+
+        _forked_from_gnu_omp = getattr(omppool, "openmp_vendor", "") == "GNU"
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@contextmanager
+def _kernel_call():
+    """Around every kernel call: the BLAS held at one thread, turns taken under workqueue, and a
+    clear error in a child forked from a process whose GNU OpenMP pool is running."""
+    if _forked_from_gnu_omp:
+        raise RuntimeError(
+            "the numba backend cannot run in this process: it was forked from a process that had "
+            "started Numba's GNU OpenMP threading layer, which does not survive fork(). Start "
+            "worker processes with multiprocessing's 'spawn' (or 'forkserver') method, or let "
+            "rnnkit choose the layer (do not set NUMBA_THREADING_LAYER=omp; `pip install tbb`)"
+        )
+    with _serial if _layer() in (None, "workqueue") else nullcontext():
+        with _blas_on_caller():
+            yield
+
 
 _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
 
@@ -121,7 +182,7 @@ def _forward(p):
         hn = np.empty((N, H) if train and gru else (1, H), dt)
         bounds = _blocks(B, H, G)
         acc, scr = _scratch(bounds, B, G, dt), _scratch(bounds, 4, G, dt)
-        with _blas_on_caller():
+        with _kernel_call():
             sequence_forward(_CELL[p.cell], _panels(N, G, H, p.I), X, p.W_ih,
                              _packed_whh(p.W_hh, bounds, H, G), bounds, bias, b_hn, p.h0[pl.perm],
                              c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
@@ -151,7 +212,7 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     dummy = np.empty((1, H), dt)
     bounds = _blocks(B, H, G)
-    with _blas_on_caller():
+    with _kernel_call():
         sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, p.W_ih, p.W_hh,
                           np.ascontiguousarray(p.W_hh.T), bounds, cache.xg, cache.h_prev,
                           cache.c_prev if lstm else dummy, cache.hn if gru else dummy, dy, dh, dc,

@@ -30,7 +30,8 @@ RNN_TANH, RNN_RELU, LSTM, GRU = 0, 1, 2, 3
 # problem's size alone, so the results do not depend on the thread count; and SciPy's BLAS never
 # starts a thread pool of its own next to Numba's.
 
-_OPTS = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+# nogil: a call releases the GIL like the C++ backend, so other Python threads run meanwhile.
+_OPTS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 # Only the explicit prange loops run in parallel: array expressions stay plain loops.
 _PARALLEL = dict(prange=True, numpy=False, reduction=False, setitem=False, stencil=False,
                  fusion=False, comprehension=False)  # fmt: skip

@@ -1,0 +1,61 @@
+// rnnkit/threads.h: rnnkit's own thread pool (cpp/src/threads.cpp), the one threading design of the
+// C++ backend. parallel(nt, f) runs f(k, nt) for k = 0 .. nt-1, the calling thread being k = 0, and
+// returns when every k is done. Barrier synchronises any subset of those threads (a whole call, or
+// one direction of a bidirectional layer).
+//
+// Why not OpenMP: GNU libgomp's pool does not survive fork() (a child calling rnnkit after a
+// threaded call in the parent hung: DataLoader workers fork by default), and its barrier sleeps
+// on a futex at a fixed spin count it does not let a library choose per region. This pool is
+// fork-safe (pthread_atfork: a child starts with no pool and builds a new one on its first call),
+// serves concurrent callers (each call takes a team of its own from a free list), and every wait,
+// between steps and between calls, spins for a bounded time and then sleeps on a futex, so a
+// descheduled vCPU or an idle pool never burns the other core.
+// Check: tests/test_threads.py (bitwise across thread counts, fork, concurrent callers).
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+namespace rnnkit {
+
+// Spin-then-sleep waiting on a 32-bit word (Linux futex; elsewhere a yield loop).
+namespace detail {
+void wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers);
+void wake_all(std::atomic<uint32_t>& word, std::atomic<int>& sleepers);
+using TaskFn = void (*)(void* ctx, int k, int nt);
+void parallel_impl(int nt, TaskFn fn, void* ctx);
+}  // namespace detail
+
+// f(k, nt) for k in [0, nt) on nt threads; nt <= 1 runs f(0, 1) on the caller. f must not throw.
+template <class F> void parallel(int nt, F&& f) {
+  if (nt <= 1) return f(0, 1);
+  detail::parallel_impl(
+      nt, [](void* c, int k, int n) { (*static_cast<F*>(c))(k, n); }, &f);
+}
+
+// A reusable barrier for n threads: generation counter, spin then futex.
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    if (n_ <= 1) return;
+    const uint32_t gen = generation_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_seq_cst);
+      detail::wake_all(generation_, sleepers_);
+      return;
+    }
+    detail::wait_while_equal(generation_, gen, sleepers_);
+  }
+
+ private:
+  int n_;
+  std::atomic<int> count_{0};
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<int> sleepers_{0};
+};
+
+// Worker threads created so far in this process (all teams); 0 in a freshly forked child.
+int pool_threads();
+
+}  // namespace rnnkit
