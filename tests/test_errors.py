@@ -1,6 +1,8 @@
 """Each bad input and the message it produces: the argument is named, with what was expected and given.
 Runs on every backend (validation is shared, so the message must not depend on the backend)."""
 
+import re
+
 import numpy as np
 import pytest
 from _helpers import make_case
@@ -152,3 +154,60 @@ def test_empty_lengths_list_for_an_empty_batch(backend):
     case = _lstm(B=0)
     y, _, _ = _call(case, backend, lengths=[])
     assert y.shape == (4, 0, 2)
+
+
+def _core_args(monkeypatch, cell="lstm", training=True, lengths=None):
+    """The exact arguments rnnkit._cpp hands to rnnkit._core.forward/backward for one call."""
+    if "cpp" not in rnnkit.available_backends():
+        pytest.skip("cpp backend not built")
+    from rnnkit import _cpp
+
+    real, seen = _cpp._core, {}
+
+    class Recorder:
+        def __getattr__(self, name):
+            def call(*args):
+                seen[name] = list(args)
+                return getattr(real, name)(*args)
+
+            return call
+
+    monkeypatch.setattr(_cpp, "_core", Recorder())
+    case = make_case(cell, T=4, B=3, I=5, H=6, dtype=f32, lengths=lengths, seed=3)
+    y, _, ctx = case.forward("cpp", training=training)
+    if training:
+        F.backward(ctx, case.dy, case.dstate_n)
+    return real, seen
+
+
+# (function, argument position, replacement, message fragment)
+_CORE_BAD = {
+    "unknown_cell": ("forward", 0, 7, "cell must be 0 (rnn_tanh)"),
+    "y_too_small": ("forward", 1, np.zeros((4, 3, 5), f32), "y must have shape (4, 3, 6), got (4, 3, 5)"),
+    "y_float64": ("forward", 1, np.zeros((4, 3, 6), f64), "y must be a float32 array"),
+    "y_strided": ("forward", 1, np.zeros((4, 3, 12), f32)[:, :, ::2], "y must be C-contiguous"),
+    "y_read_only": ("forward", 1, np.lib.stride_tricks.as_strided(np.zeros((4, 3, 6), f32), writeable=False),
+                    "y must be writeable"),
+    "c_n_missing": ("forward", 3, None, "c_n is required here"),
+    "xg_list": ("forward", 4, [[0.0]], "xg must be a float32 array (the dtype of x), got <class 'list'>"),
+    "perm_out_of_range": ("forward", 16, np.array([0, 1, 5]), "perm must be a permutation"),
+    "perm_int32": ("forward", 16, np.array([0, 1, 2], np.int32), "perm must be an int64 array"),
+    "batch_sizes_growing": ("forward", 17, np.array([3, 2, 3, 1]), "batch_sizes must be non-increasing"),
+    "offsets_wrong": ("forward", 18, np.array([0, 3, 6, 9, 99]), "offsets must be the running sums"),
+    "dg_too_small": ("backward", 8, np.zeros((11, 24), f32), "dg must have shape (12, 24), got (11, 24)"),
+    "h_prev_missing": ("backward", 15, None, "h_prev is required here"),
+}
+
+
+@pytest.mark.parametrize("name", list(_CORE_BAD))
+def test_private_core_checks_every_buffer(monkeypatch, name):
+    """rnnkit._core segfaulted on wrong-sized outputs and out-of-range plans, ran an unknown cell
+    as a tanh RNN, and copied mismatched outputs into temporaries (results lost): now each is a
+    ValueError naming the buffer."""
+    core, seen = _core_args(monkeypatch)
+    fn, pos, value, fragment = _CORE_BAD[name]
+    args = list(seen[fn])
+    args[pos] = value
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        getattr(core, fn)(*args)
+    getattr(core, fn)(*seen[fn])  # the recorded call itself is fine

@@ -115,3 +115,32 @@ def test_forked_children_run_after_a_threaded_call(backend):
 def test_dataloader_workers_run_rnnkit():
     pytest.importorskip("torch")
     _run_script(_FORK_SCRIPT, rnnkit.available_backends()[0], "dataloader")
+
+
+@pytest.mark.parametrize("bad, exc, fragment", [
+    (2**31, ValueError, "n must be <= 4096, got 2147483648"),
+    (True, TypeError, "n must be an integer, got bool True"),
+    ("2", TypeError, "n must be an integer, got str"),
+])  # fmt: skip
+def test_set_num_threads_refuses_what_it_cannot_honour(threads, bad, exc, fragment):
+    rnnkit.set_num_threads(2)
+    with pytest.raises(exc, match=fragment):
+        rnnkit.set_num_threads(bad)
+    assert rnnkit.get_num_threads() == 2
+    assert "cpp" in rnnkit.available_backends() or "cpp" not in rnnkit.available_backends().missing
+
+
+@pytest.mark.parametrize("env", ["abc", "0", "-3", "2147483648", "1.5"])
+def test_bad_env_thread_count_warns_and_import_still_works(env):
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rnnkit", "--help"], capture_output=True, text=True,
+                       env={**os.environ, "RNNKIT_NUM_THREADS": env}, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"RNNKIT_NUM_THREADS must be an integer in [1, 4096], got {env!r}" in r.stderr
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", "import rnnkit; print(rnnkit.get_num_threads())"],
+                       capture_output=True, text=True, env={**os.environ, "RNNKIT_NUM_THREADS": env},
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0 and int(r.stdout) >= 1, r.stderr

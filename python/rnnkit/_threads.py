@@ -7,6 +7,7 @@ Applies to every backend that runs threads (cpp; numba when it runs in parallel)
 from __future__ import annotations
 
 import os
+import warnings
 
 from . import _validate
 
@@ -14,25 +15,33 @@ _appliers = []  # callables of the loaded backends, each taking the new count
 
 
 def _default() -> int:
-    env = os.environ.get("RNNKIT_NUM_THREADS")
-    if env:
-        try:
-            return _validate.positive_int("RNNKIT_NUM_THREADS", int(env))
-        except (TypeError, ValueError):
-            raise ValueError(f"RNNKIT_NUM_THREADS must be a positive integer, got {env!r}") from None
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    cores = min(cores, _validate.MAX_THREADS)
+    env = os.environ.get("RNNKIT_NUM_THREADS", "").strip()
+    if env:
+        # A bad value must not break `import rnnkit` (and with it every command): warn, use the cores.
+        try:
+            return _validate.num_threads("RNNKIT_NUM_THREADS", int(env))
+        except (TypeError, ValueError):
+            warnings.warn(
+                f"RNNKIT_NUM_THREADS must be an integer in [1, {_validate.MAX_THREADS}], got "
+                f"{env!r}; using {cores} (the cores this process may use)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return cores
 
 
 _num_threads = _default()
 
 
 def set_num_threads(n: int) -> None:
-    """Use n threads (>= 1) in rnnkit's kernels from now on."""
+    """Use n threads (an int in [1, 4096]) in rnnkit's kernels from now on."""
     global _num_threads
-    _num_threads = _validate.positive_int("n", n)
+    _num_threads = _validate.num_threads("n", n)
     for apply in _appliers:
         apply(_num_threads)
 

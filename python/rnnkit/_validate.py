@@ -234,11 +234,24 @@ def grads(p: Problem, dy, dstate_n):
     return np.ascontiguousarray(dy), dh_n, dc_n
 
 
-def positive_int(name: str, value) -> int:
+def positive_int(name: str, value, maximum: Optional[int] = None) -> int:
+    """An int >= 1 (and <= maximum); bools are refused (True is not a count)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got bool {value!r}")
     try:
         n = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {n}")
     return n
+
+
+# Most threads rnnkit accepts (the C++ side takes an int; more than this is a typo, not a machine).
+MAX_THREADS = 4096
+
+
+def num_threads(name: str, value) -> int:
+    return positive_int(name, value, MAX_THREADS)
