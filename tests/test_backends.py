@@ -111,3 +111,154 @@ def test_return_states_is_the_state_after_every_step(backend, cell, reverse, tra
         for name, got, ref in zip(("h", "c"), states if cell == "lstm" else (states,),
                                   want if cell == "lstm" else (want,)):  # fmt: skip
             assert_close(f"{name}[{t}]", got[t], ref)
+
+
+def _ulp_error(got, want, dtype):
+    """|got - want| in units of the dtype's epsilon relative to |want|; below the smallest normal
+    number, absolute (in units of that number)."""
+    fi = np.finfo(dtype)
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(np.abs(want) >= fi.tiny, np.abs(got - want) / np.maximum(np.abs(want), fi.tiny) / fi.eps,
+                       np.abs(got - want) / fi.tiny)  # fmt: skip
+    return np.where(same, 0.0, np.nan_to_num(err, nan=np.inf, posinf=np.inf))
+
+
+def _activation_of(backend, kind, x):
+    """exp / sigmoid / tanh of x as the backend's kernels compute them (cpp: the active ISA)."""
+    v = x.copy()
+    if backend == "cpp":
+        from rnnkit._native import core
+
+        core.activation(("exp", "sigmoid", "tanh").index(kind), v)
+        return v
+    from numba import njit
+
+    from rnnkit._numba import activations as A
+
+    k, s = np.empty_like(v), np.empty_like(v)
+    if kind == "exp":
+        njit(lambda v, k: A.exp_inplace(v, k))(v, k)
+    elif kind == "sigmoid":
+        A.sigmoid_inplace(v, k)
+    else:
+        A.tanh_inplace(v, k, s)
+    return v
+
+
+@pytest.mark.parametrize("kind", ["exp", "sigmoid", "tanh"])
+def test_activations_are_accurate_over_the_whole_range(backend, dtype, kind):
+    """Relative error against NumPy in float64 on magnitudes 1e-30 .. 1e3 of both signs, plus 0,
+    the saturation region, ±max, ±inf and NaN: tanh near 0 lost its relative accuracy (11% at
+    1e-7, 0 below 1e-8), and the clamped exp kept sigmoid from reaching 0 and 1."""
+    if backend == "numpy":
+        pytest.skip("the reference is NumPy's own functions")
+    fi = np.finfo(dtype)
+    mags = np.logspace(-30, 3, 4001)
+    x = np.concatenate([mags, -mags, [0.0, 1e30, -1e30, np.inf, -np.inf, np.nan]]).astype(dtype)
+    x = np.concatenate([x, np.array([fi.max, -fi.max], dtype)])
+    with np.errstate(over="ignore"):
+        x64 = x.astype(np.float64)
+        want = {"exp": np.exp(x64), "sigmoid": 1 / (1 + np.exp(-x64)), "tanh": np.tanh(x64)}[kind]
+        want = want.astype(dtype)  # the correctly rounded result in dtype (0 and inf where they saturate)
+    if kind == "exp":  # exp saturates to inf from 88.3 (float32) / 709 (float64), a little before
+        want[x > (88.3 if dtype == np.float32 else 709.0)] = np.inf  # the dtype's own overflow
+    got = _activation_of(backend, kind, x)
+    err = _ulp_error(got, want, dtype)
+    worst = int(np.argmax(err))
+    limit = {"exp": 4, "sigmoid": 4, "tanh": 4}[kind]
+    assert err[worst] <= limit, (
+        f"{kind}({x[worst]!r}) = {got[worst]!r}, want {want[worst]!r}: {err[worst]:.3g} ulp (limit {limit})"
+    )
+    assert np.isnan(got[np.isnan(x)]).all()
+
+
+def test_saturated_gates_pass_no_gradient(backend, dtype):
+    """A forget gate driven to exactly 0 (pre-activation -1e30) with huge cell states: with the old
+    clamped exp, sigmoid stayed ~1e-38 above 0 and dW_hh came out 6.7e21 where the reference and
+    torch give 0 contributions through that gate."""
+    case = make_case("lstm", T=4, B=3, I=5, H=4, dtype=dtype, seed=5)
+    W_ih, W_hh, b_ih, b_hh = case.weights
+    b_ih = b_ih.copy()
+    b_ih[4:8] = -1e30  # the forget gate, units 0..3
+    h0, c0 = case.state
+    case.weights = (W_ih, W_hh, b_ih, b_hh)
+    case.state = (h0, np.full_like(c0, 1e30))
+    got = case.run(backend)
+    want = case.astype(np.float64).run("numpy")
+    for k in want:
+        assert np.isfinite(got[k]).all(), k
+        assert_close(k, got[k], want[k], dtype)
+
+
+def test_infinite_inputs_give_what_the_reference_gives(backend, cell):
+    """±inf in x: the gates saturate; the gradients are NaN exactly where the reference's are
+    (0 * inf in dW_ih), not ±inf."""
+    case = make_case(cell, T=3, B=2, I=4, H=3, dtype=np.float64, seed=6)
+    case.x = case.x.copy()
+    case.x[1, 0, 2] = np.inf
+    case.x[2, 1, 0] = -np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = case.run(backend)
+        want = case.run("numpy")
+    for k in want:
+        np.testing.assert_array_equal(np.isnan(got[k]), np.isnan(want[k]), err_msg=f"{k}: NaN pattern")
+        fin = np.isfinite(want[k])
+        np.testing.assert_array_equal(np.isinf(got[k]), np.isinf(want[k]), err_msg=f"{k}: inf pattern")
+        assert_close(k, got[k][fin], want[k][fin], np.float64)
+
+
+@pytest.fixture
+def blas_limit(backend, monkeypatch):
+    """Sets the largest M or K of one BLAS call of the backend to a small number."""
+
+    def set_limit(n):
+        if backend == "cpp":
+            from rnnkit._native import core
+
+            core.set_blas_limit(n)
+        elif backend == "numba":
+            from rnnkit._numba import blas
+
+            monkeypatch.setattr(blas, "LIMIT", n)
+
+    yield set_limit
+    if backend == "cpp":
+        from rnnkit._native import core
+
+        core.set_blas_limit(0)
+
+
+@pytest.mark.parametrize("lengths", [None, "spread"])
+def test_products_are_cut_to_the_blas_int_limit(backend, cell, blas_limit, lengths):
+    """The BLAS takes 32-bit sizes: the input projection (M = sum of lengths) and the weight
+    gradients (K = sum of lengths) past 2^31 were handed over truncated. With the limit set to 37
+    the same cutting runs on a small problem (big_input: the input projection goes to the BLAS)."""
+    if backend == "numpy":
+        pytest.skip("the reference calls no BLAS of rnnkit's")
+    case = make_case(cell, T=8, B=64, I=260, H=8, dtype=np.float64, lengths=lengths, seed=9)
+    whole = case.run(backend)
+    blas_limit(37)
+    cut = case.run(backend)
+    want = case.run("numpy")
+    for k in want:
+        assert_close(k, cut[k], want[k], np.float64)
+        assert_close(k, cut[k], whole[k], np.float64)
+
+
+def test_results_do_not_depend_on_the_calling_thread(backend, cell):
+    """The same call from the main thread, from a worker thread, and from four threads at once gives
+    bitwise the same results (numba differed by 1.8e-7 in a worker thread: SciPy's BLAS thread
+    setting, process-wide, was set and restored per call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    case = make_case(cell, T=6, B=40, I=300, H=64, dtype=np.float32, lengths="spread", seed=10)
+    serial = case.run(backend)
+    with ThreadPoolExecutor(1) as ex:
+        other = ex.submit(case.run, backend).result()
+    with ThreadPoolExecutor(4) as ex:
+        many = list(ex.map(lambda _: case.run(backend), range(8)))
+    for got in [other] + many:
+        for k in serial:
+            np.testing.assert_array_equal(got[k], serial[k], err_msg=k)

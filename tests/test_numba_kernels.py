@@ -5,6 +5,8 @@ payload, infinities), and the parallel paths forced on small problems (unit bloc
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import rnnkit
@@ -125,3 +127,78 @@ def test_forced_blocks_and_panels(nb, monkeypatch, cell, lengths, reverse):
             one[k], blocks[k], err_msg=f"{k}: unit blocks changed the result"
         )
         assert_close(k, panels[k], want[k], np.float32)
+
+
+def test_read_only_inputs_use_the_same_compiled_code(nb):
+    """A read-only x or weight (writeable=False, a read-only memmap, np.frombuffer) was a new Numba
+    type and compiled again for a minute: the adapter hands the kernels read-only views of every
+    input, so one signature serves all."""
+    _numba, _, _ = nb
+    from rnnkit._numba import sequence
+
+    case = make_case("lstm", T=3, B=2, I=4, H=5, dtype=np.float32, seed=3)
+    case.run("numba")
+    before = (len(sequence.sequence_forward.signatures), len(sequence.sequence_backward.signatures))
+
+    def ro(a):
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+
+    case.x = ro(case.x)
+    case.weights = tuple(ro(w) for w in case.weights)
+    case.dy = ro(case.dy)
+    got = case.run("numba")
+    after = (len(sequence.sequence_forward.signatures), len(sequence.sequence_backward.signatures))
+    assert after == before
+    want = case.astype(np.float64).run("numpy")
+    for k in want:
+        assert_close(k, got[k], want[k], np.float32)
+
+
+def test_kernels_release_the_gil(nb):
+    from rnnkit._numba import sequence
+
+    for f in (sequence.sequence_forward, sequence.sequence_backward):
+        assert f.targetoptions.get("nogil") is True, f
+
+
+def test_cache_is_keyed_on_every_source_file_of_the_package(nb, tmp_path):
+    """Numba keyed each function on its own file: a change in activations.py left sequence.py's
+    cached drivers running the old activations. Every kernel is now keyed on one stamp of all the
+    package's files."""
+    import shutil
+
+    from rnnkit._numba import _cache, sequence
+
+    if _cache.CACHE:
+        assert sequence.sequence_forward._cache._impl.locator.get_source_stamp() == _cache._STAMP
+    for name in os.listdir(_cache._HERE):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(_cache._HERE, name), tmp_path / name)
+    assert _cache.package_stamp(str(tmp_path)) == _cache._STAMP
+    with open(tmp_path / "activations.py", "a") as f:
+        f.write("\n# changed\n")
+    assert _cache.package_stamp(str(tmp_path)) != _cache._STAMP
+
+
+def test_unwritable_cache_falls_back_to_compiling(tmp_path):
+    """With no writable directory anywhere (a read-only install and HOME), the backend imports and
+    warns instead of failing with Numba's 'cannot cache function ... no locator'."""
+    import subprocess
+    import sys
+
+    code = (
+        "import tempfile, warnings\n"
+        "def refuse(*a, **k): raise OSError('read-only')\n"
+        "tempfile.TemporaryFile = refuse\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from rnnkit._numba import _cache, sequence\n"
+        "assert _cache.CACHE is False\n"
+        "assert any('no writable directory' in str(x.message) for x in w), [str(x.message) for x in w]\n"
+        "import rnnkit; assert 'numba' in rnnkit.available_backends()\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

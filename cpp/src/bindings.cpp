@@ -197,6 +197,13 @@ void backward_any(int cell, py::object dx, py::object dh0, py::object dc0, py::o
                     h_prev, c_prev, hn, dy, dh_n, dc_n);
 }
 
+// exp/sigmoid/tanh of the active ISA's pointwise table, in place (for the accuracy tests).
+template <class T> void activation_of(int kind, py::array_t<T, py::array::c_style> x) {
+  if (kind < 0 || kind > 2) throw py::value_error("rnnkit._core.activation: kind must be 0 (exp), 1 (sigmoid) or 2 (tanh)");
+  if (!x.writeable()) throw py::value_error("rnnkit._core.activation: x must be writeable");
+  rnnkit::pointwise<T>().activation(kind, x.mutable_data(), x.size());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -210,6 +217,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &rnnkit::set_num_threads, "Threads rnnkit's kernels use.");
   m.def("get_num_threads", &rnnkit::get_num_threads, "Threads rnnkit's kernels use.");
   m.def("pool_threads", &rnnkit::pool_threads, "Worker threads of rnnkit's pool in this process.");
+  m.def("set_blas_limit", &rnnkit::set_blas_limit,
+        "Largest M or K of one BLAS call (tests only; <= 0 restores the 32-bit maximum).");
+  m.def("activation", &activation_of<float>, py::arg("kind"), py::arg("x").noconvert(),
+        "x <- exp (0), sigmoid (1) or tanh (2) of x, in place, as the kernels compute them.");
+  m.def("activation", &activation_of<double>, py::arg("kind"), py::arg("x").noconvert(),
+        "x <- exp (0), sigmoid (1) or tanh (2) of x, in place, as the kernels compute them.");
   m.def("forward", &forward_any, "Sequence forward (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
   m.def("backward", &backward_any, "Sequence BPTT (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
 }

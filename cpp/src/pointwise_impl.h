@@ -230,14 +230,24 @@ template <class T> void gru_fwd(const StepFwd<T>& s) {
   s.training ? gru_fwd_t<T, true>(s) : gru_fwd_t<T, false>(s);
 }
 
+template <class T> void activation(int kind, T* x, int64_t n) {
+  for (int64_t i = 0; i < n; i += kVL<T>) {
+    const int64_t m = min_(kVL<T>, n - i);
+    const V<T> v = ld(x + i, m);
+    st(x + i, kind == 0 ? rnnkit::exp_<T, kVB>(v) : kind == 1 ? sigmoid_<T>(v) : tanh_<T>(v), m);
+  }
+}
+
 }  // namespace
 
 extern const PointwiseTable<float> table_f32 = {
     rnn_fwd<float>, rnn_bwd<float>, lstm_fwd<float>, lstm_bwd_t<float>, gru_fwd<float>,
-    gru_bwd_t<float>, gemm_packed<float>, pack_panels<float>, GemmShape<float>::NR};
+    gru_bwd_t<float>, gemm_packed<float>, pack_panels<float>, GemmShape<float>::NR,
+    activation<float>};
 extern const PointwiseTable<double> table_f64 = {
     rnn_fwd<double>, rnn_bwd<double>, lstm_fwd<double>, lstm_bwd_t<double>, gru_fwd<double>,
-    gru_bwd_t<double>, gemm_packed<double>, pack_panels<double>, GemmShape<double>::NR};
+    gru_bwd_t<double>, gemm_packed<double>, pack_panels<double>, GemmShape<double>::NR,
+    activation<double>};
 
 }  // namespace RNNKIT_ISA_NS
 }  // namespace rnnkit

@@ -43,19 +43,30 @@ def _dense(T: int, B: int) -> Plan:
 
 
 def plan(p) -> Plan:
+    """O(T + B) work (a sort of the lengths and a histogram), read-only arrays."""
     T, B = p.T, p.B
     if p.lengths is None:
         return _dense(T, B)
     perm = np.argsort(-p.lengths, kind="stable").astype(np.int64)
-    batch_sizes = (p.lengths[None, :] > np.arange(T)[:, None]).sum(axis=1).astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).astype(np.int64)
-    return Plan(perm, batch_sizes, offsets, False)
+    # batch_sizes[t] = #{b : lengths[b] > t} = B - #{b : lengths[b] <= t}
+    batch_sizes = B - np.cumsum(np.bincount(p.lengths, minlength=T + 1)[:T])
+    offsets = np.zeros(T + 1, np.int64)
+    np.cumsum(batch_sizes, out=offsets[1:])
+    arrays = (perm, batch_sizes.astype(np.int64), offsets)
+    for a in arrays:
+        a.flags.writeable = False
+    return Plan(*arrays, False)
+
+
+def packed_rows(pl: Plan, B: int) -> np.ndarray:
+    """[N] int64: the row of a [T*B, ...] array (time-major) that each packed row comes from."""
+    t = np.repeat(np.arange(len(pl.batch_sizes), dtype=np.int64), pl.batch_sizes)
+    i = np.arange(pl.N, dtype=np.int64) - pl.offsets[t]
+    return t * B + pl.perm[i]
 
 
 def unpack(pl: Plan, packed: np.ndarray, T: int, B: int) -> np.ndarray:
     """[N, H] packed rows -> [T, B, H] (rows past a sequence's length are zero)."""
     out = np.zeros((T, B, packed.shape[1]), packed.dtype)
-    for t in range(T):
-        o, n = pl.offsets[t], pl.batch_sizes[t]
-        out[t, pl.perm[:n]] = packed[o : o + n]
+    out.reshape(T * B, -1)[packed_rows(pl, B)] = packed
     return out

@@ -133,6 +133,8 @@ def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=
             f"W_hh must have shape (G*H, H) with G={G} gates for cell {cell!r}, got {_shape(W_hh)}"
         )
     H = W_hh.shape[1]
+    if max(G * H, I) >= 2**31:  # the BLAS's 32-bit widths (rows and reductions are cut to fit)
+        raise ValueError(f"G*H = {G * H} and I = {I} must each be below 2**31")
     _expect_shape("W_ih", W_ih, (G * H, I), f"(G*H, I) with G={G}, H={H} (from W_hh), I={I} (from x)")
     for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
         if b is not None:

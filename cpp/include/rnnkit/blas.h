@@ -12,6 +12,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
 
 // Called once at import: rnnkit's OpenBLAS runs single-threaded inside rnnkit's own threads.
 void blas_init();
+// Largest M or K handed to one BLAS call (default and cap: the BLAS's 32-bit int); products past
+// it are cut into pieces. Lowered only by the tests, to exercise the cutting on small shapes.
+void set_blas_limit(int64_t n);
 const char* blas_config();
 
 }  // namespace rnnkit

@@ -3,7 +3,8 @@
 // GCC vectorises the loops that call it for whatever ISA the including file is compiled for.
 // Every function has internal linkage (static): each ISA's translation unit keeps its own copy, so
 // the linker can never hand AVX-512 code to the scalar path.
-// Accuracy: a few ulp in float64, about 2 ulp in float32 (checked by tests/test_backends.py).
+// Accuracy: a few ulp in float64, about 2 ulp in float32, relative to the true value over the
+// whole range (tests/test_isa.py); exp saturates to 0 and inf, so sigmoid reaches 0 and 1.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -76,7 +77,11 @@ __attribute__((always_inline)) static inline typename Lanes<T, VB>::V exp_(typen
   r = r - kf * C::ln2_lo;
   const V p = poly_exp<V, T>(r);
   // multiply by 2^k: the shifter's own bits shift out (unsigned wrap-around)
-  const V out = (V)((VI)p + (ki << C::mant));
+  V out = (V)((VI)p + (ki << C::mant));
+  // Past the clamps the result saturates exactly as the true exp does (0 below, inf above), so
+  // that sigmoid reaches 0 and 1 and no gradient leaks through a saturated gate.
+  out = x < lo ? splat<T, VB>(0) : out;
+  out = x > hi ? splat<T, VB>(__builtin_inf()) : out;
   return x != x ? x : out;  // NaN in, NaN out
 }
 
@@ -85,14 +90,34 @@ __attribute__((always_inline)) static inline typename Lanes<T, VB>::V sigmoid_(t
   return T(1) / (T(1) + exp_<T, VB>(-x));
 }
 
+// tanh(x) = x + x^3 P(x^2) for |x| < 0.625 (Cephes' tanhf polynomial; for float64 its rational
+// P/Q), where (1 - e) / (1 + e) would cancel (relative error 1e-2 at 1e-6, 0 below 1e-8);
+// sign(x) (1 - e) / (1 + e), e = exp(-2|x|), above. Both are computed and blended (vectorised).
+// Within 2 ulp of the true tanh everywhere (tests/test_isa.py sweeps 1e-30 .. 1e3).
+template <class V, class T> __attribute__((always_inline)) static inline V tanh_small(V x) {
+  const V s = x * x;
+  if constexpr (sizeof(T) == 4) {
+    const V p = (((T(-5.70498872745e-3f) * s + T(2.06390887954e-2f)) * s + T(-5.37397155531e-2f)) * s +
+                 T(1.33314422036e-1f)) * s + T(-3.33332819422e-1f);
+    return p * s * x + x;
+  } else {
+    const V p = (T(-9.64399179425052238628e-1) * s + T(-9.92877231001918586564e1)) * s +
+                T(-1.61468768441708447952e3);
+    const V q = ((s + T(1.12811678491632931402e2)) * s + T(2.23548839060100448583e3)) * s +
+                T(4.84406305325125486048e3);
+    return x + x * s * (p / q);
+  }
+}
+
 template <class T, int VB>
 __attribute__((always_inline)) static inline typename Lanes<T, VB>::V tanh_(typename Lanes<T, VB>::V x) {
   using V = typename Lanes<T, VB>::V;
   const V zero = splat<T, VB>(0);
   const V ax = x < zero ? -x : x;
-  const V e = exp_<T, VB>(T(-2) * ax);  // in (0, 1]: no overflow
-  const V t = (T(1) - e) / (T(1) + e);
-  return x < zero ? -t : t;  // NaN: ax, e, t are NaN and so is the result
+  const V e = exp_<T, VB>(T(-2) * ax);  // in [0, 1]: no overflow
+  V t = (T(1) - e) / (T(1) + e);
+  t = x < zero ? -t : t;  // NaN: ax, e, t are NaN and so is the result
+  return ax < splat<T, VB>(T(0.625)) ? tanh_small<V, T>(x) : t;
 }
 
 }  // namespace rnnkit

@@ -63,6 +63,8 @@ template <class T> struct PointwiseTable {
   // gemm_packed reads: ceil(N / nr) * nr * K elements at out (cpp/src/pack_impl.h).
   void (*pack_panels)(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N);
   int nr;
+  // x[0, n) <- exp (kind 0), sigmoid (1) or tanh (2) of itself, as the passes compute them (tests).
+  void (*activation)(int kind, T* x, int64_t n);
 };
 
 enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };

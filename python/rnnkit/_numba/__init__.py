@@ -3,7 +3,7 @@
 Same contract and packed layout as the C++ backend (rnnkit/_plan.py); outputs allocated here.
 Here the hidden units are split into blocks, one per thread (_blocks), and W_hh's rows are
 grouped by block (_packed_whh) so that each thread's share of a step's product is contiguous.
-Importing raises ImportError when numba or SciPy (whose BLAS np.dot uses inside @njit) is missing.
+Importing raises ImportError when numba or scipy-openblas32 (the BLAS of blas.py) is missing.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import NamedTuple, Optional
 
 import numba
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (np.dot inside @njit needs SciPy's BLAS)
 
 from .. import _threads
-from .._plan import Plan, plan, unpack
+from .._plan import Plan, packed_rows, plan, unpack
+from . import blas
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
 
 
@@ -67,8 +67,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 @contextmanager
 def _kernel_call():
-    """Around every kernel call: the BLAS held at one thread, turns taken under workqueue, and a
-    clear error in a child forked from a process whose GNU OpenMP pool is running."""
+    """Around every kernel call: turns taken under workqueue, and a clear error in a child forked from a process whose GNU OpenMP pool is running."""
     if _forked_from_gnu_omp:
         raise RuntimeError(
             "the numba backend cannot run in this process: it was forked from a process that had "
@@ -77,8 +76,7 @@ def _kernel_call():
             "rnnkit choose the layer (do not set NUMBA_THREADING_LAYER=omp; `pip install tbb`)"
         )
     with _serial if _layer() in (None, "workqueue") else nullcontext():
-        with _blas_on_caller():
-            yield
+        yield
 
 
 _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
@@ -96,14 +94,20 @@ class NumbaCache(NamedTuple):
     hn: Optional[np.ndarray]
 
 
+def _ro(a):
+    """A read-only view: the kernels see every input array as read-only, so that one compiled
+    signature serves writeable arrays, read-only ones and memmaps alike (each flag combination was a
+    new type, compiled again for a minute)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 def _packed_x(p, pl):
+    """x as [N, I] packed rows (read-only; a view of x without lengths)."""
     if pl.dense:
-        return p.x.reshape(p.T * p.B, p.I)
-    X = np.empty((pl.N, p.I), p.dtype)
-    for t in range(p.T):
-        o, n = pl.offsets[t], pl.batch_sizes[t]
-        X[o : o + n] = p.x[t, pl.perm[:n]]
-    return X
+        return _ro(p.x.reshape(p.T * p.B, p.I))
+    return _ro(p.x.reshape(p.T * p.B, p.I)[packed_rows(pl, p.B)])
 
 
 # A step is split over threads only when each thread gets at least this many multiply-adds of the
@@ -183,10 +187,10 @@ def _forward(p):
         bounds = _blocks(B, H, G)
         acc, scr = _scratch(bounds, B, G, dt), _scratch(bounds, 4, G, dt)
         with _kernel_call():
-            sequence_forward(_CELL[p.cell], _panels(N, G, H, p.I), X, p.W_ih,
-                             _packed_whh(p.W_hh, bounds, H, G), bounds, bias, b_hn, p.h0[pl.perm],
+            sequence_forward(_CELL[p.cell], _panels(N, G, H, p.I), X, _ro(p.W_ih),
+                             _ro(_packed_whh(p.W_hh, bounds, H, G)), bounds, bias, b_hn, p.h0[pl.perm],
                              c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
-                             h_prev, c_prev, hn, np.empty((2, B, H), dt), acc, scr)  # fmt: skip
+                             h_prev, c_prev, hn, np.empty((2, B, H), dt), acc, scr, blas.LIMIT)  # fmt: skip
         if train:
             cache = NumbaCache(pl, X, xg, h_prev, c_prev if lstm else None, hn if gru else None)
     elif train:
@@ -213,16 +217,14 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     dummy = np.empty((1, H), dt)
     bounds = _blocks(B, H, G)
     with _kernel_call():
-        sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, p.W_ih, p.W_hh,
-                          np.ascontiguousarray(p.W_hh.T), bounds, cache.xg, cache.h_prev,
-                          cache.c_prev if lstm else dummy, cache.hn if gru else dummy, dy, dh, dc,
+        sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
+                          _ro(np.ascontiguousarray(p.W_hh.T)), bounds, cache.xg, cache.h_prev,
+                          cache.c_prev if lstm else dummy, cache.hn if gru else dummy, _ro(dy), dh, dc,
                           pl.perm, pl.batch_sizes, pl.offsets, p.reverse, np.empty((N, G * H), dt),
                           np.empty((N, H) if gru else (1, H), dt), dW_ih, dW_hh, db_ih, db_hh, dX,
-                          _scratch(bounds, 4, G, dt))  # fmt: skip
+                          _scratch(bounds, 4, G, dt), blas.LIMIT)  # fmt: skip
     if not pl.dense:
-        for t in range(T):
-            o, n = pl.offsets[t], pl.batch_sizes[t]
-            dx[t, pl.perm[:n]] = dX[o : o + n]
+        dx.reshape(T * B, I)[packed_rows(pl, B)] = dX
     dh0 = np.empty_like(dh)
     dh0[pl.perm] = dh
     dc0 = None
@@ -235,33 +237,6 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
 def _apply_threads(n):
     """Numba's threads run the step blocks and the product panels."""
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-
-
-def _find_scipy_blas():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return []
-    return [lib for lib in ThreadpoolController().lib_controllers
-            if "scipy.libs" in (lib.filepath or "") or "scipy/.libs" in (lib.filepath or "")]  # fmt: skip
-
-
-_SCIPY_BLAS = _find_scipy_blas()
-
-
-@contextmanager
-def _blas_on_caller():
-    """SciPy's OpenBLAS (np.dot inside @njit) held at one thread while a kernel runs: the kernels call
-    it from Numba's threads, one panel each, and a pool of its own would only fight them (its idle
-    workers spin). The user's setting is restored afterwards."""
-    old = [lib.get_num_threads() for lib in _SCIPY_BLAS]
-    for lib in _SCIPY_BLAS:
-        lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in zip(_SCIPY_BLAS, old):
-            lib.set_num_threads(n)
 
 
 _threads.register(_apply_threads)

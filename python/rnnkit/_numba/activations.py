@@ -17,6 +17,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ._cache import CACHE
+
 FASTMATH = {"contract"}  # fused multiply-add only: no assumptions about NaN or reassociation
 
 # abs_mask/inf_bits: |x| bits above inf_bits are NaN
@@ -29,12 +31,13 @@ _F64 = dict(lo=-708.0, hi=709.0, sh=6755399441055744.0, mant=52, l2h=6.931471803
 
 def _make_exp(ft, it, c):
     lo, hi, sh, l2h, l2l = ft(c["lo"]), ft(c["hi"]), ft(c["sh"]), ft(c["l2h"]), ft(c["l2l"])
+    zero, inf = ft(0), ft(np.inf)
     log2e, mant = ft(1.4426950408889634), c["mant"]
     abs_mask, inf_bits = c["abs_mask"], c["inf_bits"]  # Python ints: typed like literals
     coef = tuple(ft(1.0 / math.factorial(n)) for n in range(c["deg"], -1, -1))
     head, tail = coef[0], coef[1:]
 
-    @njit(fastmath=FASTMATH, error_model="numpy")  # no cache=True: two closures share one qualname
+    @njit(fastmath=FASTMATH, error_model="numpy")  # not cached: two closures share one qualname
     def exp_inplace(v, k):
         n = v.shape[0]
         for j in range(n):
@@ -48,12 +51,16 @@ def _make_exp(ft, it, c):
             p = head
             for q in tail:  # a homogeneous tuple: LLVM unrolls the loop
                 p = p * r + q
+            # past the clamps, saturate as the true exp does: sigmoid then reaches 0 and 1
+            p = zero if x < lo else p
+            p = inf if x > hi else p
             v[j] = p
             k[j] = kf
         vi, ki = _bits(v), _bits(k)
         for j in range(n):
             b = vi[j]
-            keep = it((b & abs_mask) <= inf_bits)  # 0 for NaN: its bits stay as they are
+            m = b & abs_mask  # 0 < m < inf_bits: a finite p to scale; 0, inf and NaN stay as they are
+            keep = it(m > 0) & it(m < inf_bits)
             vi[j] = b + ((ki[j] << mant) & -keep)  # times 2^k through the exponent field
 
     return exp_inplace
@@ -85,7 +92,7 @@ def _exp_ov(v, k):
     return lambda v, k: _exp64(v, k)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
 def sigmoid_inplace(v, k):
     """v <- 1 / (1 + exp(-v)); k is scratch of v's length and dtype."""
     one = v.dtype.type(1)  # typed constants: a bare 1 would turn float32 arithmetic into float64
@@ -96,14 +103,44 @@ def sigmoid_inplace(v, k):
         v[j] = one / (one + v[j])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _tanh_small(x):  # pragma: no cover - replaced by the overload in compiled code
+    raise NotImplementedError
+
+
+@overload(_tanh_small)
+def _tanh_small_ov(x):
+    """tanh(x) for |x| < 0.625: x + x^3 P(x^2) (Cephes' tanhf polynomial; float64: its rational
+    P/Q), where (1 - e) / (1 + e) cancels (1e-2 relative error at 1e-6, 0 below 1e-8)."""
+    if x == types.float32:
+        c0, c1, c2 = np.float32(-5.70498872745e-3), np.float32(2.06390887954e-2), np.float32(-5.37397155531e-2)
+        c3, c4 = np.float32(1.33314422036e-1), np.float32(-3.33332819422e-1)
+
+        def f(x):
+            s = x * x
+            return ((((c0 * s + c1) * s + c2) * s + c3) * s + c4) * s * x + x
+
+        return f
+    p0, p1, p2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
+    q0, q1, q2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
+
+    def g(x):
+        s = x * x
+        return x + x * s * (((p0 * s + p1) * s + p2) / (((s + q0) * s + q1) * s + q2))
+
+    return g
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model="numpy")
 def tanh_inplace(v, k, s):
-    """v <- tanh(v) = sign(v) (1 - e) / (1 + e), e = exp(-2|v|); k, s are scratch."""
-    one, m2 = v.dtype.type(1), v.dtype.type(-2)
+    """v <- tanh(v): sign(v) (1 - e) / (1 + e), e = exp(-2|v|), for |v| >= 0.625, a polynomial
+    below (accurate to a few ulp relative to the true value everywhere); k, s are scratch."""
+    one, m2, small = v.dtype.type(1), v.dtype.type(-2), v.dtype.type(0.625)
     for j in range(v.shape[0]):
         s[j] = v[j]
         v[j] = m2 * abs(v[j])
     exp_inplace(v, k)
     for j in range(v.shape[0]):
+        x = s[j]
         t = (one - v[j]) / (one + v[j])
-        v[j] = -t if s[j] < 0 else t
+        t = -t if x < 0 else t
+        v[j] = _tanh_small(x) if abs(x) < small else t

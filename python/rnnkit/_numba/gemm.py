@@ -5,7 +5,7 @@ own thread pool on every call; for one step's small product (B rows) that overhe
 time, and the pool fights the Numba threads that split the step. This kernel runs on the calling
 thread and reads W as it is stored (the rows of W_hh are the gate units), so a thread computes
 its own unit block with no packing. Large products (input projection, weight gradients) still
-go to the BLAS through np.dot.
+go to the BLAS (blas.py).
 
 Shape of the kernel: 6 rows x 2 columns of accumulators, the reduction over k innermost, so LLVM
 vectorises it along k (fastmath reassoc, for this module only) and keeps the 12 sums in
@@ -22,12 +22,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._cache import CACHE
+
 _FM = {"contract", "reassoc"}  # reassociation lets LLVM vectorise the k reductions
 KC = 1024  # k panel: 6 rows of X (24 KiB in float32) stay in L1
 NC = 48  # W rows per panel: NC x KC elements stay in L2
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=CACHE, fastmath=_FM, error_model="numpy")
 def _tile(X, W, out, i, r, j, c, d, k0, k1, acc):
     """Rows i..i+r-1 (r <= 6) and W rows j..j+c-1 (c <= 2), stored to out's columns j+d..; k in
     [k0, k1). Rows and columns past the tile repeat its last one (same cost as a full tile; the
@@ -89,7 +91,7 @@ def _tile(X, W, out, i, r, j, c, d, k0, k1, acc):
     out[i5, oj1] = s51
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=CACHE, fastmath=_FM, error_model="numpy")
 def _axpy_rows(X, Wt, w0, out, o0, n, accumulate):
     """out[i, o0+q] (+)= sum_k X[i, k] Wt[k, w0+q] row by row, along q (four k at a time, so out is
     loaded and stored once per four multiply-adds)."""
@@ -114,7 +116,7 @@ def _axpy_rows(X, Wt, w0, out, o0, n, accumulate):
                 out[i, uo + q] += x * Wt[k, uw + q]
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=CACHE, fastmath=_FM, error_model="numpy")
 def step_product(X, W, Wt, w0, out, o0, n, accumulate):
     """out[i, o0+q] = (out[i, o0+q] if accumulate else 0) + sum_k X[i, k] W[w0+q, k] for i < M, q < n.
     X [M, K], W [>= w0+n, K], Wt = W^T (read only when M <= 2), all C-contiguous."""

@@ -1,14 +1,14 @@
 """The Numba sequence drivers: the same schedule as the C++ backend, written once for all cells
-(cell codes below), compiled per dtype and cached on disk (cache=True).
+(cell codes below), compiled per dtype and cached on disk (_cache.py).
 
-Forward: the input projection of every step (np.dot, i.e. SciPy's BLAS, in npan panels); then per
+Forward: the input projection of every step (blas.gemm, in npan panels); then per
 step, each thread takes one block of hidden units (bounds[b]:bounds[b+1], every gate of those
 units): its share of the recurrent product (gemm.nt_product over its rows of Wblk, the W_hh rows
 of the block packed together once per call) and the fused pointwise pass for its units. One
 parallel region (prange over blocks) per step; with one block it runs on the calling thread.
 Backward: per step (in reverse) the pointwise pass by unit blocks, then dL/dh_{t-1} = dgates @
 W_hh split by output columns (a second region); every step's dgates is kept, and dW_ih, dW_hh,
-dx and the biases are formed at the end as large products (np.dot, in npan panels).
+dx and the biases are formed at the end as large products (blas.gemm, in npan panels).
 
 Shapes: see rnnkit/_plan.py for the sorted, packed layout; G*H columns in PyTorch's gate order.
 Constants are typed from the arrays (one = dtype(1)): a bare 1 would make float32 maths float64.
@@ -20,18 +20,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._cache import CACHE
 from .activations import FASTMATH, sigmoid_inplace, tanh_inplace
+from .blas import gemm
 from .gemm import step_product
 
 RNN_TANH, RNN_RELU, LSTM, GRU = 0, 1, 2, 3
 
 # The large products (input projection, weight and input gradients) are cut into npan panels, each
-# one single-threaded np.dot run by one of Numba's threads. npan is set by the adapter from the
-# problem's size alone, so the results do not depend on the thread count; and SciPy's BLAS never
-# starts a thread pool of its own next to Numba's.
+# one single-threaded BLAS call (blas.py) run by one of Numba's threads. npan is set by the adapter
+# from the problem's size alone, so the results do not depend on the thread count.
 
 # nogil: a call releases the GIL like the C++ backend, so other Python threads run meanwhile.
-_OPTS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+_OPTS = dict(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
 # Only the explicit prange loops run in parallel: array expressions stay plain loops.
 _PARALLEL = dict(prange=True, numpy=False, reduction=False, setitem=False, stencil=False,
                  fusion=False, comprehension=False)  # fmt: skip
@@ -135,19 +136,20 @@ def _panel(n, p, npan):
 
 
 @njit(**_OPTS)
-def _input_projection(p, npan, X, Wih, xg):
+def _input_projection(p, npan, X, Wih, xg, limit):
     """Panel p of xg = X @ W_ih^T (rows)."""
     n0, n1 = _panel(X.shape[0], p, npan)
     if n1 > n0:
-        np.dot(X[n0:n1], Wih.T, xg[n0:n1])
+        gemm(False, True, X[n0:n1], Wih, xg[n0:n1], 0, limit)
 
 
 @njit(parallel=_PARALLEL, **_OPTS)
 def sequence_forward(cell, npan, X, Wih, Wblk, bounds, bias, b_hn, h0s, c, perm, bs, off, reverse,
-                     training, y, h_n, xg, h_prev, c_prev, hn, hbuf, acc, scr):  # fmt: skip
+                     training, y, h_n, xg, h_prev, c_prev, hn, hbuf, acc, scr, limit):  # fmt: skip
     """Fills y [T,B,H] (padded rows untouched), h_n [B,H] (pre-filled with h0), c [B,H] (sorted,
     in place), xg [N,G*H]; in training also h_prev, c_prev (LSTM), hn (GRU) [N,H].
-    Wblk [G*H, H]: W_hh's rows grouped by unit block; acc [nblk, B, G*max block]; scr [nblk, 4, *]."""
+    Wblk [G*H, H]: W_hh's rows grouped by unit block; acc [nblk, B, G*max block]; scr [nblk, 4, *];
+    limit: the largest M or K of one BLAS call (blas.LIMIT)."""
     T = bs.shape[0]
     nblk = bounds.shape[0] - 1
     # the transpose is read only by steps of one or two rows
@@ -156,10 +158,10 @@ def sequence_forward(cell, npan, X, Wih, Wblk, bounds, bias, b_hn, h0s, c, perm,
         xg[:] = 0
     elif nblk == 1:  # the input projection of every step at once
         for p in range(npan):
-            _input_projection(p, npan, X, Wih, xg)
+            _input_projection(p, npan, X, Wih, xg, limit)
     else:
         for p in prange(npan):
-            _input_projection(p, npan, X, Wih, xg)
+            _input_projection(p, npan, X, Wih, xg, limit)
     t0 = T - 1 if reverse else 0
     if training:
         h_prev[off[t0] : off[t0] + bs[t0]] = h0s[: bs[t0]]
@@ -251,26 +253,42 @@ def _dh_block(cell, b, bounds, rows, o, dg, WhhT, Whh, dh):
 
 
 @njit(**_OPTS)
-def _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih):
+def _column_sums(A, out):
+    """out[j] = sum_n A[n, j], in row order (deterministic)."""
+    for j in range(out.shape[0]):
+        out[j] = 0
+    for n in range(A.shape[0]):
+        for j in range(out.shape[0]):
+            out[j] += A[n, j]
+
+
+@njit(**_OPTS)
+def _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit):
     """Rows j0:j1 (panel p of G*H) of dW_hh = dg^T h_prev, dW_ih = dg^T x and the biases. GRU: the
     input side of the n gate takes dn where the recurrent side takes dg = dn * r."""
     j0, j1 = _panel(dg.shape[1], p, npan)
     if j1 == j0:
         return
     H = h_prev.shape[1]
-    dgp = np.ascontiguousarray(dg[:, j0:j1])
-    np.dot(dgp.T, h_prev, dW_hh[j0:j1])
-    db_hh[j0:j1] = dgp.sum(axis=0)
-    if cell == GRU:
+    dgp = dg[:, j0:j1]
+    gemm(True, False, dgp, h_prev, dW_hh[j0:j1], 0, limit)
+    _column_sums(dgp, db_hh[j0:j1])
+    if cell == GRU and j1 > 2 * H:
+        dgi = np.ascontiguousarray(dgp)
         for j in range(max(j0, 2 * H), j1):
-            dgp[:, j - j0] = dn[:, j - 2 * H]
-    db_ih[j0:j1] = dgp.sum(axis=0)
-    if X.shape[1] > 0:
-        np.dot(dgp.T, X, dW_ih[j0:j1])
+            for n in range(dgi.shape[0]):
+                dgi[n, j - j0] = dn[n, j - 2 * H]
+        _column_sums(dgi, db_ih[j0:j1])
+        if X.shape[1] > 0:
+            gemm(True, False, dgi, X, dW_ih[j0:j1], 0, limit)
+    else:
+        _copy(db_ih[j0:j1], db_hh[j0:j1])
+        if X.shape[1] > 0:
+            gemm(True, False, dgp, X, dW_ih[j0:j1], 0, limit)
 
 
 @njit(**_OPTS)
-def _input_grads(cell, p, npan, dg, dn, Wih, dX):
+def _input_grads(cell, p, npan, dg, dn, Wih, dX, limit):
     """Rows n0:n1 (panel p) of dx = dg W_ih, with dn on the n gate's input side (GRU)."""
     n0, n1 = _panel(dg.shape[0], p, npan)
     if n1 == n0 or Wih.shape[1] == 0:
@@ -278,13 +296,13 @@ def _input_grads(cell, p, npan, dg, dn, Wih, dX):
     if cell == GRU:
         H = dn.shape[1]
         dg[n0:n1, 2 * H :] = dn[n0:n1]
-    np.dot(dg[n0:n1], Wih, dX[n0:n1])
+    gemm(False, False, dg[n0:n1], Wih, dX[n0:n1], 0, limit)
 
 
 @njit(parallel=_PARALLEL, **_OPTS)
 def sequence_backward(cell, npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, hn, dy, dh, dc,
                       perm, bs, off, reverse, dg, dn, dW_ih, dW_hh, db_ih, db_hh, dX,
-                      scr):  # fmt: skip
+                      scr, limit):  # fmt: skip
     """dh, dc [B,H] (sorted rows) hold dL/dh_n, dL/dc_n on entry and dL/dh0, dL/dc0 on exit;
     fills dg [N,G*H], dn [N,H] (GRU), the weight and bias gradients and dX [N,I] (packed).
     WhhT [H, G*H]: W_hh transposed (contiguous)."""
@@ -307,11 +325,11 @@ def sequence_backward(cell, npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev,
     # Weight, bias and input gradients: every step's share at once, in panels.
     if nblk == 1:
         for p in range(npan):
-            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
+            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit)
         for p in range(npan):
-            _input_grads(cell, p, npan, dg, dn, Wih, dX)
+            _input_grads(cell, p, npan, dg, dn, Wih, dX, limit)
     else:
         for p in prange(npan):
-            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih)
+            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit)
         for p in prange(npan):
-            _input_grads(cell, p, npan, dg, dn, Wih, dX)
+            _input_grads(cell, p, npan, dg, dn, Wih, dX, limit)

@@ -23,4 +23,11 @@ def bias(b, p) -> np.ndarray:
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-a))
+    with np.errstate(over="ignore"):  # exp(-a) = inf for a << 0: sigmoid is then exactly 0
+        return 1.0 / (1.0 + np.exp(-a))
+
+
+def step_input(p, t: int, m: np.ndarray) -> np.ndarray:
+    """x_t with the rows of padded sequences zeroed: a padded step's input is never read, so a NaN
+    or inf there cannot reach any output or gradient (0 * NaN would)."""
+    return p.x[t] if p.lengths is None else np.where(m, p.x[t], 0)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import bias, sigmoid, time_steps, valid
+from ._common import bias, sigmoid, step_input, time_steps, valid
 
 
 class GRUCache(NamedTuple):
@@ -34,7 +34,8 @@ def gru_forward(p):
     h = p.h0
     for t in time_steps(p.T, p.reverse):
         m = valid(p, t)
-        ai = p.x[t] @ p.W_ih.T + b_ih  # input part of the three gates
+        x_t = step_input(p, t, m)
+        ai = x_t @ p.W_ih.T + b_ih  # input part of the three gates
         ah = h @ p.W_hh.T + b_hh  # recurrent part, kept apart: r multiplies its n block
         r = sigmoid(ai[:, :H] + ah[:, :H])  # reset gate
         z = sigmoid(ai[:, H : 2 * H] + ah[:, H : 2 * H])  # update gate
@@ -57,6 +58,7 @@ def gru_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
     dh = dh_n.copy()
     for t in reversed(time_steps(p.T, p.reverse)):
         m = valid(p, t)
+        x_t = step_input(p, t, m)
         gates = cache.gates[t]
         r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
         h_prev = cache.h_prev[t]
@@ -68,7 +70,7 @@ def gru_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
         dr = dn * cache.hn[t] * r * (1 - r)  # n = tanh(.. + r * hn)
         dai = np.concatenate([dr, dz, dn], axis=1)  # gradient of the input part of the gates
         dah = np.concatenate([dr, dz, dn * r], axis=1)  # ... and of the recurrent part
-        dW_ih += dai.T @ p.x[t]  # BPTT: every step adds its share to the shared weights
+        dW_ih += dai.T @ x_t  # BPTT: every step adds its share to the shared weights
         dW_hh += dah.T @ h_prev
         db_ih += dai.sum(axis=0)
         db_hh += dah.sum(axis=0)

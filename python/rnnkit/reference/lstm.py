@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import bias, sigmoid, time_steps, valid
+from ._common import bias, sigmoid, step_input, time_steps, valid
 
 
 class LSTMCache(NamedTuple):
@@ -37,7 +37,8 @@ def lstm_forward(p):
     h, c = p.h0, p.c0
     for t in time_steps(p.T, p.reverse):
         m = valid(p, t)
-        a = p.x[t] @ p.W_ih.T + h @ p.W_hh.T + b  # all four gates' pre-activations
+        x_t = step_input(p, t, m)
+        a = x_t @ p.W_ih.T + h @ p.W_hh.T + b  # all four gates' pre-activations
         i = sigmoid(a[:, 0 * H : 1 * H])  # input gate
         f = sigmoid(a[:, 1 * H : 2 * H])  # forget gate
         g = np.tanh(a[:, 2 * H : 3 * H])  # candidate cell
@@ -60,6 +61,7 @@ def lstm_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
     dh, dc = dh_n.copy(), dc_n.copy()
     for t in reversed(time_steps(p.T, p.reverse)):
         m = valid(p, t)
+        x_t = step_input(p, t, m)
         gates = cache.gates[t]
         i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
         tanh_c = cache.tanh_c[t]
@@ -74,7 +76,7 @@ def lstm_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
         da = np.concatenate(  # through the nonlinearities: sigmoid' = s(1-s), tanh' = 1-g^2
             [di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1
         )
-        dW_ih += da.T @ p.x[t]  # BPTT: every step adds its share to the shared weights
+        dW_ih += da.T @ x_t  # BPTT: every step adds its share to the shared weights
         dW_hh += da.T @ cache.h_prev[t]
         db += da.sum(axis=0)
         dx[t] = da @ p.W_ih

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import bias, time_steps, valid
+from ._common import bias, step_input, time_steps, valid
 
 
 class RNNCache(NamedTuple):
@@ -28,7 +28,8 @@ def rnn_forward(p, relu=False):
     h = p.h0
     for t in time_steps(p.T, p.reverse):
         m = valid(p, t)
-        h_t = act(p.x[t] @ p.W_ih.T + h @ p.W_hh.T + b)  # h_t = act(W_ih x_t + W_hh h_{t-1} + b)
+        x_t = step_input(p, t, m)
+        h_t = act(x_t @ p.W_ih.T + h @ p.W_hh.T + b)  # h_t = act(W_ih x_t + W_hh h_{t-1} + b)
         if cache is not None:
             cache.h_prev[t], cache.h[t] = h, h_t
         y[t] = np.where(m, h_t, 0)  # y_t = h_t; a padded step outputs zeros
@@ -43,12 +44,15 @@ def rnn_backward(p, cache, dy, dh_n, dc_n=None, relu=False, dh_norms=None):
     dh = dh_n.copy()  # dL/dh for the state leaving the current step
     for t in reversed(time_steps(p.T, p.reverse)):
         m = valid(p, t)
+        x_t = step_input(p, t, m)
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t: from the output and from step t+1
         if dh_norms is not None:
             dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
         h_t = cache.h[t]
-        da = dh_t * ((h_t > 0) if relu else (1 - h_t * h_t))  # through act: tanh' = 1 - h^2
-        dW_ih += da.T @ p.x[t]  # BPTT: every step adds its share to the shared weights
+        # through act: tanh' = 1 - h^2; relu' = [h > 0], selecting (as torch does) rather than
+        # multiplying, so that a NaN gradient does not pass where the unit is off
+        da = np.where(h_t > 0, dh_t, 0) if relu else dh_t * (1 - h_t * h_t)
+        dW_ih += da.T @ x_t  # BPTT: every step adds its share to the shared weights
         dW_hh += da.T @ cache.h_prev[t]
         db += da.sum(axis=0)
         dx[t] = da @ p.W_ih
