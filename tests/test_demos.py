@@ -70,7 +70,7 @@ def test_cli_info_and_errors(tmp_path):
     r = _cli("demo", "--text", str(tmp_path / "missing.txt"), "--epochs", "1")
     assert r.returncode == 1 and "cannot read text file" in r.stderr and "Traceback" not in r.stderr
     r = _cli("hello", "--steps", "zero")
-    assert r.returncode == 2 and "expected a positive integer" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "expected an integer in [1, 1000000], got 'zero'" in r.stderr and "Traceback" not in r.stderr
     r = _cli("frobnicate")
     assert r.returncode == 2 and "invalid choice" in r.stderr
 

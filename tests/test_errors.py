@@ -211,3 +211,99 @@ def test_private_core_checks_every_buffer(monkeypatch, name):
     with pytest.raises(ValueError, match=re.escape(fragment)):
         getattr(core, fn)(*args)
     getattr(core, fn)(*seen[fn])  # the recorded call itself is fine
+
+
+def _entry_point_calls():
+    """(callable, exception, message fragment) for bad input to every public entry point other
+    than functional.forward (the table above)."""
+    from rnnkit import training as tr
+
+    case = _lstm()
+    lstm = rnnkit.LSTM(5, 2)
+    lin = rnnkit.Linear(3, 2)
+    emb = rnnkit.Embedding(4, 3)
+    x = np.zeros((4, 3, 5), np.float32)
+    return {
+        "return_states_str": (lambda: _call(case, return_states="no"), TypeError, "return_states must be True or False"),
+        "dh_norms_str": (lambda: F.backward(_call(case)[2], case.dy, dh_norms="yes"), TypeError, "dh_norms"),
+        "lstm_backward_wide_dy": (lambda: (lstm(x), lstm.backward(np.zeros((4, 3, 3), np.float32))), ValueError,
+                                  "dy must have the shape of the last forward's output (4, 3, 2), got (4, 3, 3)"),
+        "linear_backward_wrong_dy": (lambda: (lin(np.zeros((5, 3), np.float32)), lin.backward(np.zeros((2, 5)))),
+                                     ValueError, "dy must have the shape of the last forward's output (5, 2)"),
+        "embedding_backward_wrong_dy": (lambda: (emb(np.array([1, 2])), emb.backward(np.zeros((3, 3)))), ValueError,
+                                        "(2, 3), got (3, 3)"),
+        "linear_int_dtype": (lambda: rnnkit.Linear(3, 2, dtype=np.int64), TypeError, "dtype must be float32 or float64, got int64"),
+        "embedding_int_dtype": (lambda: rnnkit.Embedding(3, 2, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+        "cell_int_dtype": (lambda: rnnkit.GRUCell(3, 2, dtype=np.int64), TypeError, "dtype must be float32 or float64"),
+        "layer_dropout_bool": (lambda: rnnkit.GRU(3, 2, dropout=True), ValueError, "dropout must be a number in [0, 1)"),
+        "load_state_dict_str": (lambda: lin.load_state_dict({"weight": "abc", "bias": np.zeros(2)}), TypeError,
+                                "load_state_dict: weight must be an array of numbers"),
+        "cross_entropy_0d": (lambda: tr.softmax_cross_entropy(np.float32(1.0), 0), ValueError, "logits must be a float array"),
+        "clip_norm_str": (lambda: tr.clip_grad_norm({"w": np.ones(2)}, "1"), TypeError, "max_norm must be a number, got str"),
+        "clip_value_negative": (lambda: tr.clip_grad_value({"w": np.ones(2)}, -1), ValueError, "clip_value must lie in (0, inf)"),
+        "sgd_negative_lr": (lambda: tr.SGD({}, lr=-0.1), ValueError, "lr must lie in [0, inf), got -0.1"),
+        "sgd_missing_grad": (lambda: tr.SGD({"w": np.ones(2)}).step({}), KeyError, "no gradient for parameter 'w'"),
+        "adam_beta_one": (lambda: tr.Adam({}, betas=(1.0, 0.999)), ValueError, "betas[0] must lie in [0, 1), got 1.0"),
+        "adam_negative_eps": (lambda: tr.Adam({}, eps=-1e-8), ValueError, "eps must lie in (0, inf)"),
+        "adam_missing_grad": (lambda: tr.Adam({"w": np.ones(2)}).step({"v": np.ones(2)}), KeyError, "'w'"),
+        "tbptt_chunk_zero": (lambda: list(tr.tbptt_chunks(10, 0)), ValueError, "chunk must be >= 1, got 0"),
+    }
+
+
+_ENTRY = list(_entry_point_calls())
+
+
+@pytest.mark.parametrize("name", _ENTRY)
+def test_every_entry_point_names_bad_input(name):
+    fn, exc, fragment = _entry_point_calls()[name]
+    with pytest.raises(exc, match=re.escape(fragment)):
+        fn()
+
+
+@pytest.mark.parametrize("make, fit", [
+    (lambda: rnnkit.LSTM(5, 2), lambda m: m(np.ones((4, 3, 5), np.float32))[0]),
+    (lambda: rnnkit.Linear(5, 2), lambda m: m(np.ones((4, 5), np.float32))),
+    (lambda: rnnkit.Embedding(5, 2), lambda m: m(np.array([1, 2, 1]))),
+])  # fmt: skip
+def test_layer_backward_twice_raises_unless_retained(make, fit):
+    """layer.backward twice after one forward silently doubled layer.grads: like torch, a second
+    backward raises unless the first asked to keep the graph."""
+    m = make()
+    y = fit(m)
+    m.backward(np.ones_like(y), retain_graph=True)
+    once = {k: v.copy() for k, v in m.grads.items()}
+    m.backward(np.ones_like(y))
+    for k in once:
+        np.testing.assert_allclose(m.grads[k], 2 * once[k], rtol=1e-6)
+    with pytest.raises(RuntimeError, match="backward was already called for the last forward"):
+        m.backward(np.ones_like(y))
+    y = fit(m)  # a new forward may be differentiated again
+    m.backward(np.ones_like(y))
+
+
+@pytest.mark.parametrize("args", [
+    ["demo", "--hidden", "1000000000"],
+    ["gradnorm", "--steps", "1000000000"],
+    ["gradnorm", "-o", "."],
+    ["bench", "--threads", "2147483648"],
+    ["bench", "--json", "/nonexistent-dir/x.json"],
+    ["bench", "--plot", "/nonexistent-dir/x.png"],
+])  # fmt: skip
+def test_command_refuses_bad_arguments_before_running(args, capsys):
+    from rnnkit.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument" in err and "Traceback" not in err, err
+
+
+def test_demo_text_is_capped(tmp_path, capsys):
+    from rnnkit.__main__ import main
+    from rnnkit.demos import charlm
+
+    big = tmp_path / "big.txt"
+    big.write_text("a" * (charlm.MAX_TEXT + 1))
+    assert main(["demo", "--text", str(big)]) == 1
+    assert "longer than 10,000,000 characters" in capsys.readouterr().err

@@ -144,3 +144,55 @@ def test_bad_env_thread_count_warns_and_import_still_works(env):
                        capture_output=True, text=True, env={**os.environ, "RNNKIT_NUM_THREADS": env},
                        timeout=120)  # fmt: skip
     assert r.returncode == 0 and int(r.stdout) >= 1, r.stderr
+
+
+_GNU_OMP_CHILD = """
+import multiprocessing as mp, sys
+import numpy as np
+import numba
+from rnnkit import functional as F
+import rnnkit
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((20, 8, 32)).astype(np.float32)
+W = (0.1 * rng.standard_normal((256, 32)).astype(np.float32),
+     0.1 * rng.standard_normal((256, 64)).astype(np.float32), None, None)
+rnnkit.set_num_threads(2)
+F.forward("lstm", x, W, backend="numba")
+assert numba.threading_layer() == "omp", numba.threading_layer()
+
+def child(_):
+    try:
+        F.forward("lstm", x, W, backend="numba")
+    except RuntimeError as e:
+        return str(e)
+    return "ran"
+
+with mp.get_context("fork").Pool(1) as pool:
+    msg = pool.map_async(child, [0]).get(timeout=60)[0]
+assert "forked from a process that had started Numba's GNU OpenMP" in msg and "spawn" in msg, msg
+print("ok")
+"""
+
+
+def test_numba_under_gnu_openmp_says_why_a_forked_child_cannot_run():
+    """Where the user forces Numba's GNU OpenMP layer, a forked child gets a clear error naming
+    the cause and the fix, instead of being killed by libgomp."""
+    import os
+    import subprocess
+    import sys
+
+    if "numba" not in rnnkit.available_backends():
+        pytest.skip("numba unavailable")
+    from numba.np.ufunc import parallel
+
+    try:
+        from numba.np.ufunc import omppool
+    except ImportError:
+        pytest.skip("Numba has no OpenMP layer here")
+    if getattr(omppool, "openmp_vendor", "") != "GNU":
+        pytest.skip("Numba's OpenMP here is not GNU's")
+    del parallel
+    r = subprocess.run([sys.executable, "-c", _GNU_OMP_CHILD], capture_output=True, text=True, timeout=240,
+                       env={**os.environ, "NUMBA_THREADING_LAYER": "omp"})  # fmt: skip
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr

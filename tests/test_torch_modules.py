@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+import rnnkit  # noqa: E402
 import rnnkit.torch as rt  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
 
@@ -179,3 +180,70 @@ def test_distributed_data_parallel_matches_single_process(tmp_path):
     single = ddp.run_single()
     for k in single:
         torch.testing.assert_close(parallel[k], single[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def _lstm_and_input(backend="cpp"):
+    torch.manual_seed(0)
+    m = rt.LSTM(4, 3, backend=backend).double()
+    x = torch.randn(5, 2, 4, dtype=torch.float64, requires_grad=True)
+    return m, x
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_inplace_change_before_backward_raises_as_in_torch(backend):
+    """Changing a weight in place between forward and backward: torch.nn raises; rnnkit.torch
+    silently computed the gradients from the changed weights."""
+    if backend not in rnnkit.available_backends():
+        pytest.skip(f"{backend} unavailable")
+    m, x = _lstm_and_input(backend)
+    y, _ = m(x)
+    with torch.no_grad():
+        m.weight_hh_l0.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_second_backward_without_retain_graph_raises():
+    m, x = _lstm_and_input()
+    y, _ = m(x)
+    loss = y.sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loss.backward()
+    m2, x2 = _lstm_and_input()
+    y2, _ = m2(x2)
+    y2.sum().backward(retain_graph=True)
+    g = m2.weight_ih_l0.grad.clone()
+    y2.sum().backward()
+    torch.testing.assert_close(m2.weight_ih_l0.grad, 2 * g)
+
+
+def test_double_backward_is_refused_not_silently_wrong():
+    """create_graph=True then a loss on the gradient silently dropped the second-order term
+    (|dL/dW_hh| 3.44 against torch's 11.14): second derivatives are refused."""
+    m, x = _lstm_and_input()
+    y, _ = m(x)
+    (gx,) = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|differentiate twice"):
+        gx.sum().backward()
+
+
+@pytest.mark.parametrize("make, exc, fragment", [
+    (lambda: rt.LSTM(5, 0), ValueError, "hidden_size must be >= 1, got 0"),
+    (lambda: rt.LSTM(5, -1), ValueError, "hidden_size must be >= 1, got -1"),
+    (lambda: rt.GRU(5, 3, num_layers=0), ValueError, "num_layers must be >= 1, got 0"),
+    (lambda: rt.RNN(5, 3, dropout=2), ValueError, "dropout must be a number in [0, 1], got 2"),
+    (lambda: rt.LSTM(5.5, 3), TypeError, "input_size must be an integer, got float"),
+    (lambda: rt.LSTM(5, 3, bidirectional="yes"), TypeError, "bidirectional must be True or False"),
+    (lambda: rt.RNNCell(5, 3, nonlinearity="sigmoid"), ValueError, "nonlinearity must be 'tanh' or 'relu'"),
+    (lambda: rt.GRUCell(5, 0), ValueError, "hidden_size must be >= 1"),
+    (lambda: rt.LSTM(5, 3)(np.zeros((2, 1, 5), np.float32)), TypeError,
+     "input must be a torch.Tensor or a PackedSequence, got ndarray"),
+    (lambda: rt.LSTMCell(5, 3)(np.zeros((1, 5), np.float32)), TypeError,
+     "input must be a torch.Tensor, got ndarray (rnnkit.RNN/LSTM/GRU are the NumPy layers)"),
+])  # fmt: skip
+def test_module_arguments_are_checked(make, exc, fragment):
+    import re
+
+    with pytest.raises(exc, match=re.escape(fragment)):
+        make()

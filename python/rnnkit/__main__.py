@@ -96,14 +96,42 @@ def _bench(args) -> int:
     return 0 if results and not math.isnan(ceiling) else 1
 
 
-def _positive(value):
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
-    return n
+def _int_in(low, high):
+    """An argparse type: an integer in [low, high] (the bounds keep a typo from becoming a
+    MemoryError minutes later)."""
+
+    def parse(value):
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value!r}") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {n}")
+        return n
+
+    return parse
+
+
+def _output_path(value, suffix=None):
+    """A file path that can be written: its folder exists and it is not a folder itself; checked
+    before a long run rather than after it. With suffix, a missing one is added (what matplotlib
+    would do silently) so the path printed is the path written."""
+    import os
+
+    if os.path.isdir(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is a directory, not a file")
+    if suffix and not os.path.splitext(value)[1]:
+        value += suffix
+    folder = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {value!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(value) and not os.access(value, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {value!r}: permission denied")
+    return value
+
+
+def _png(value):
+    return _output_path(value, ".png")
 
 
 def main(argv=None) -> int:
@@ -116,29 +144,29 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("demo", help="train a character LSTM on a text and sample from it (about a minute)")
     p.add_argument("--text", metavar="FILE", help="train on this UTF-8 text (default: the Zen of Python)")
-    p.add_argument("--epochs", type=_positive, default=150)
-    p.add_argument("--hidden", type=_positive, default=128)
-    p.add_argument("--sample", type=_positive, default=300, help="characters to sample")
+    p.add_argument("--epochs", type=_int_in(1, 100_000), default=150)
+    p.add_argument("--hidden", type=_int_in(1, 4096), default=128)
+    p.add_argument("--sample", type=_int_in(1, 1_000_000), default=300, help="characters to sample")
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("hello", help='the textbook "hello" character model, step by step')
-    p.add_argument("--steps", type=_positive, default=300)
+    p.add_argument("--steps", type=_int_in(1, 1_000_000), default=300)
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_hello)
 
     p = sub.add_parser("sentiment", help="word order decides: LSTM/GRU against a bag-of-words baseline")
     p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
-    p.add_argument("--train", type=_positive, default=2000, help="training sentences")
-    p.add_argument("--epochs", type=_positive, default=8)
+    p.add_argument("--train", type=_int_in(1, 1_000_000), default=2000, help="training sentences")
+    p.add_argument("--epochs", type=_int_in(1, 100_000), default=8)
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_sentiment)
 
     p = sub.add_parser("bench", help="rnnkit against torch.nn: a table of medians, speed-ups and GFLOP/s")
     p.add_argument("--full", action="store_true", help="every size, the T and B sweeps (several minutes)")
-    p.add_argument("--threads", type=_positive, default=2)
-    p.add_argument("--plot", metavar="PNG", help="draw the speed-ups (and sweeps) here (needs matplotlib)")
-    p.add_argument("--json", metavar="FILE", help="save the figures here")
+    p.add_argument("--threads", type=_int_in(1, 4096), default=2)
+    p.add_argument("--plot", metavar="PNG", type=_png, help="draw the speed-ups (and sweeps) here (needs matplotlib)")
+    p.add_argument("--json", metavar="FILE", type=_output_path, help="save the figures here")
     p.add_argument("--cells", nargs="+", choices=["rnn_tanh", "lstm", "gru"], help="only these cells")
     p.add_argument("--configs", nargs="+", choices=["S", "M", "L", "XL"], help="only these sizes")
     p.add_argument("--budget", type=float, default=0.5, help="seconds of timing per case (default 0.5)")
@@ -146,8 +174,8 @@ def main(argv=None) -> int:
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("gradnorm", help="plot ||dL/dh_t|| over 100 steps for RNN, LSTM and GRU")
-    p.add_argument("--output", "-o", default="gradnorm.png", metavar="PNG")
-    p.add_argument("--steps", type=_positive, default=100)
+    p.add_argument("--output", "-o", type=_png, default="gradnorm.png", metavar="PNG")
+    p.add_argument("--steps", type=_int_in(2, 100_000), default=100)
     p.set_defaults(func=_gradnorm)
 
     args = parser.parse_args(argv)
@@ -158,6 +186,9 @@ def main(argv=None) -> int:
         return args.func(args)
     except (ValueError, OSError) as exc:
         print(f"rnnkit {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"rnnkit {args.command}: out of memory; try smaller sizes", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

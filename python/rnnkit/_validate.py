@@ -93,7 +93,7 @@ def _expect_shape(name: str, a: np.ndarray, expected: tuple, meaning: str) -> No
         raise ValueError(f"{name} must have shape {meaning} = {want}, got {_shape(a)}")
 
 
-def _flag(name: str, value) -> bool:
+def flag(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
@@ -152,8 +152,8 @@ def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=
             )
 
     lengths = _lengths(lengths, T, B)
-    reverse = _flag("reverse", reverse)
-    training = _flag("training", training)
+    reverse = flag("reverse", reverse)
+    training = flag("training", training)
 
     def c(a):
         return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)

@@ -73,6 +73,7 @@ def forward(
     """
     name = _backends.resolve(backend)
     p = _validate.problem(cell, x, weights, state, lengths, reverse, training)
+    return_states = _validate.flag("return_states", return_states)
     run = p
     if return_states and p.is_lstm and not p.training:  # c_t comes from the training cache
         run = dataclasses.replace(p, training=True)
@@ -105,6 +106,11 @@ def _all_states(p: Problem, impl, cache, y, h_n, c_n):
 def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = False):
     """Backpropagation through time for a training-mode `forward`.
 
+    backward may run any number of times on one ctx: it returns fresh gradients and accumulates
+    nothing. The ctx holds references to the arrays given to forward (x, the weights, the initial
+    state), not copies: they must not be changed in place before backward, or the gradients come
+    out of the changed values.
+
     Parameters
     ----------
     ctx : Context returned by forward(..., training=True)
@@ -131,6 +137,7 @@ def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = Fals
         raise TypeError(f"ctx must be the Context returned by forward, got {type(ctx).__name__}")
     p = ctx.problem
     dy, dh_n, dc_n = _validate.grads(p, dy, dstate_n)
+    dh_norms = _validate.flag("dh_norms", dh_norms)
     norms = None
     if dh_norms:
         ref = _backends.get("numpy")

@@ -24,7 +24,32 @@ def _as_array(name, value, dtype):
     """A parameter value from NumPy or torch (a state_dict), as a C-contiguous array of dtype."""
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
         value = value.detach().cpu().numpy()
-    return np.ascontiguousarray(np.asarray(value), dtype=dtype)
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"load_state_dict: {name} must be an array of numbers, got {type(value).__name__} of dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _float_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _expect_grad(name, dy, shape, dtype):
+    """The incoming gradient of a layer's output: an array of exactly the output's shape."""
+    dy = np.asarray(dy)
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{name} must have the shape of the last forward's output {tuple(shape)}, got {dy.shape}")
+    return dy.astype(dtype, copy=False)
+
+
+def _consumed(what):
+    return RuntimeError(
+        f"backward was already called for the last forward of this {what}: its gradients are in "
+        f".grads. Run forward again, or pass retain_graph=True to the first backward to call it twice"
+    )
 
 
 def _rng(seed):
@@ -92,13 +117,11 @@ class _RecurrentLayer(_Module):
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        if isinstance(dropout, bool) or not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional = bool(bidirectional)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = _float_dtype(dtype)
         self.backend = backend
         self._rng = _rng(seed)
         G, H, D = self._gates, self.hidden_size, self.num_directions
@@ -191,8 +214,9 @@ class _RecurrentLayer(_Module):
                 out = out * mask
             tape.append((ctxs, mask, inp.shape))
             inp = out
-        self._tape = tape if self.training else None
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
+        self._tape = (tape, y.shape) if self.training else None
+        self._consumed = False
         h_n = np.stack(h_n)
         state_n = (h_n, np.stack(c_n)) if lstm else h_n
         if not return_states:
@@ -202,12 +226,19 @@ class _RecurrentLayer(_Module):
 
     __call__ = forward
 
-    def backward(self, dy, dstate_n=None):
+    def backward(self, dy, dstate_n=None, *, retain_graph=False):
         """Backpropagation through the last training-mode call. Returns dx (shaped like x) and the
-        gradient of the initial state(s); parameter gradients are added to self.grads."""
+        gradient of the initial state(s); parameter gradients are added to self.grads.
+
+        dy has the shape of that call's y. Like torch's, a second backward of the same forward
+        raises (it would add the gradients twice) unless the first one passed retain_graph=True."""
         if self._tape is None:
             raise RuntimeError("backward needs a forward call in training mode first (layer.train())")
-        dy = np.asarray(dy)
+        if self._consumed:
+            raise _consumed(type(self).__name__)
+        tape, y_shape = self._tape
+        dy = _expect_grad("dy", dy, y_shape, self.dtype)
+        self._consumed = not retain_graph
         if self.batch_first:
             dy = dy.transpose(1, 0, 2)
         H, D, lstm = self.hidden_size, self.num_directions, self._cell == "lstm"
@@ -218,7 +249,7 @@ class _RecurrentLayer(_Module):
         dc0 = np.zeros((LD, B, H), self.dtype) if lstm else None
         dout = dy
         for layer in range(self.num_layers - 1, -1, -1):
-            ctxs, mask, in_shape = self._tape[layer]
+            ctxs, mask, in_shape = tape[layer]
             if mask is not None:
                 dout = dout * mask
             dinp = np.zeros(in_shape, self.dtype)
@@ -270,7 +301,7 @@ class _Cell(_Module):
     def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, backend="auto", seed=None):
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
-        self.bias, self.dtype, self.backend = bool(bias), np.dtype(dtype), backend
+        self.bias, self.dtype, self.backend = bool(bias), _float_dtype(dtype), backend
         G, H = self._gates, self.hidden_size
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
@@ -330,7 +361,7 @@ class Linear(_Module):
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None):
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
-        self.dtype = np.dtype(dtype)
+        self.dtype = _float_dtype(dtype)
         shapes = {"weight": (self.out_features, self.in_features)}
         if bias:
             shapes["bias"] = (self.out_features,)
@@ -342,17 +373,23 @@ class Linear(_Module):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"x must end in in_features = {self.in_features}, got shape {x.shape}")
         self._x = x if self.training else None
+        self._consumed = False
         y = x @ self.params["weight"].T
         return y + self.params["bias"] if "bias" in self.params else y
 
     __call__ = forward
 
-    def backward(self, dy):
-        """dL/dx for dL/dy of the last training-mode call; adds dL/dW, dL/db to self.grads."""
+    def backward(self, dy, *, retain_graph=False):
+        """dL/dx for dL/dy (the shape of the last training-mode call's output); adds dL/dW, dL/db
+        to self.grads. A second backward of one forward raises unless retain_graph=True."""
         if self._x is None:
             raise RuntimeError("backward needs a forward call in training mode first")
+        if self._consumed:
+            raise _consumed("Linear")
+        dy = _expect_grad("dy", dy, self._x.shape[:-1] + (self.out_features,), self.dtype)
+        self._consumed = not retain_graph
         x2 = self._x.reshape(-1, self.in_features)
-        dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.out_features)
+        dy2 = dy.reshape(-1, self.out_features)
         self.grads["weight"] += dy2.T @ x2
         if "bias" in self.grads:
             self.grads["bias"] += dy2.sum(axis=0)
@@ -365,7 +402,7 @@ class Embedding(_Module):
     def __init__(self, num_embeddings, embedding_dim, *, dtype=np.float32, seed=None):
         self.num_embeddings = positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("embedding_dim", embedding_dim)
-        self.dtype = np.dtype(dtype)
+        self.dtype = _float_dtype(dtype)
         rng = _rng(seed)
         self.params = {"weight": rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)}
         self.grads = {"weight": np.zeros_like(self.params["weight"])}
@@ -379,11 +416,18 @@ class Embedding(_Module):
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             raise ValueError(f"ids must lie in [0, {self.num_embeddings}), got values in [{ids.min()}, {ids.max()}]")
         self._ids = ids if self.training else None
+        self._consumed = False
         return self.params["weight"][ids]
 
     __call__ = forward
 
-    def backward(self, dy):
+    def backward(self, dy, *, retain_graph=False):
+        """Adds dL/dweight for dL/dy (the shape of the last training-mode call's output) to
+        self.grads. A second backward of one forward raises unless retain_graph=True."""
         if self._ids is None:
             raise RuntimeError("backward needs a forward call in training mode first")
-        np.add.at(self.grads["weight"], self._ids.reshape(-1), np.asarray(dy).reshape(-1, self.embedding_dim))
+        if self._consumed:
+            raise _consumed("Embedding")
+        dy = _expect_grad("dy", dy, self._ids.shape + (self.embedding_dim,), self.dtype)
+        self._consumed = not retain_graph
+        np.add.at(self.grads["weight"], self._ids.reshape(-1), dy.reshape(-1, self.embedding_dim))

@@ -26,12 +26,17 @@ def default_text() -> str:
     return codecs.decode(s, "rot13")
 
 
+MAX_TEXT = 10_000_000  # characters: a demo reads a text, not a device or a disk image
+
+
 def read_text(path) -> str:
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            text = f.read(MAX_TEXT + 1)
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read text file {path!r}: {exc}") from None
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"text file {path!r} is longer than {MAX_TEXT:,} characters; cut it")
     if len(text) < 100:
         raise ValueError(f"text file {path!r} is too short ({len(text)} characters; at least 100)")
     return text

@@ -20,9 +20,23 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .. import functional as F
+from .._validate import positive_int
+
+
+def _check_args(input_size, hidden_size, num_layers=1, dropout=0.0, **flags):
+    """torch.nn's constructor arguments, each named when wrong (torch's own messages vary)."""
+    positive_int("input_size", input_size)
+    positive_int("hidden_size", hidden_size)
+    positive_int("num_layers", num_layers)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+        raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+    for name, v in flags.items():
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {v!r}")
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "recurrent"]
 
@@ -37,6 +51,9 @@ def _np(t: Optional[torch.Tensor]):
 def _check_tensor(name, t):
     if t is None:
         return
+    if not isinstance(t, torch.Tensor):
+        hint = " (rnnkit.RNN/LSTM/GRU are the NumPy layers)" if isinstance(t, np.ndarray) else ""
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}{hint}")
     if t.device.type != "cpu":
         raise ValueError(f"{name} is on device {t.device}; rnnkit's kernels run on the CPU (move it with .cpu())")
     if t.dtype not in _DTYPES:
@@ -54,12 +71,19 @@ class _Recurrent(torch.autograd.Function):
                                 backend=backend)  # fmt: skip
         ctx.fctx = fctx
         ctx.lstm = cell == "lstm"
+        # The inputs go through autograd's own saving, which is what makes torch's rules hold:
+        # an in-place change before backward, or a second backward without retain_graph, raises
+        # (the kernels' cache holds views of these same tensors' memory).
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, h0, c0)
         h_n, c_n = sn if cell == "lstm" else (sn, None)
         c_out = torch.from_numpy(c_n) if c_n is not None else x.new_zeros(0)
         return torch.from_numpy(y), torch.from_numpy(h_n), c_out
 
     @staticmethod
+    @once_differentiable  # no second derivatives: create_graph=True then a loss on them raises
     def backward(ctx, dy, dh_n, dc_n):
+        ctx.saved_tensors  # noqa: B018 - checks the version counters and the retain_graph rule
+
         def arr(t):
             return None if t is None else np.ascontiguousarray(t.detach().numpy())
 
@@ -89,6 +113,8 @@ class _RNNBase(nn.Module):
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, device=None, dtype=None, *, backend="auto"):  # fmt: skip
         super().__init__()
+        _check_args(input_size, hidden_size, num_layers, dropout, bias=bias, batch_first=batch_first,
+                    bidirectional=bidirectional)  # fmt: skip
         if device is not None and torch.device(device).type != "cpu":
             raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
@@ -134,6 +160,8 @@ class _RNNBase(nn.Module):
     def forward(self, input, hx=None):
         cell = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}.get(self.mode, self.mode)
         packed = isinstance(input, PackedSequence)
+        if not packed and not isinstance(input, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor or a PackedSequence, got {type(input).__name__}")
         lengths = None
         if packed:
             x, lens = pad_packed_sequence(input, batch_first=False)
@@ -203,6 +231,9 @@ class GRU(_RNNBase):
 class _CellBase(nn.Module):
     def __init__(self, cell, gates, input_size, hidden_size, bias=True, device=None, dtype=None, *, backend="auto"):
         super().__init__()
+        _check_args(input_size, hidden_size, bias=bias)
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
         self.cell, self.input_size, self.hidden_size, self.bias, self.backend = cell, input_size, hidden_size, bias, backend
         kw = dict(dtype=dtype or torch.get_default_dtype())
         self.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size, **kw))
@@ -236,6 +267,8 @@ class _CellBase(nn.Module):
 
 class RNNCell(_CellBase):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", **kw):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(f"rnn_{nonlinearity}", 1, input_size, hidden_size, bias, **kw)
 
 
