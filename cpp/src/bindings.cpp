@@ -108,93 +108,114 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
   return p;
 }
 
-template <class F>
-void forward(const Problem& p, const Args& c, py::object y, py::object h_n, py::object c_n,
-             py::object xg, py::object xp, py::object h_prev, py::object c_prev, py::object hn,
-             py::object x, py::object W_ih, py::object W_hh, py::object b_ih, py::object b_hh,
-             py::object h0, py::object c0) {
+// One call's arguments, in the order of rnnkit._core.forward (see _core.pyi):
+//   cell, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0,
+//   perm, batch_sizes, offsets, reverse, training, dense
+constexpr size_t kForwardArgs = 22;
+// ... and of rnnkit._core.backward:
+//   cell, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp, h_prev, c_prev,
+//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense
+constexpr size_t kBackwardArgs = 26;
+
+template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const Args& c, const py::tuple& t) {
   const int64_t T = p.T, B = p.B, I = p.I, H = p.H, GH = p.G * p.H, N = p.N();
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru, tr = p.training;
   rnnkit::ForwardArgs<F> a;
-  a.y = c.get<F>(y, "y", {T, B, H}, true, true);
-  a.h_n = c.get<F>(h_n, "h_n", {B, H}, true, true);
-  a.c_n = c.get<F>(c_n, "c_n", {B, H}, lstm, true);
-  a.xg = c.get<F>(xg, "xg", {N, GH}, true, true);
-  a.xp = c.get<F>(xp, "xp", {N, I}, !p.dense, true);
-  a.h_prev = c.get<F>(h_prev, "h_prev", {N, H}, tr, true);
-  a.c_prev = c.get<F>(c_prev, "c_prev", {N, H}, tr && lstm, true);
-  a.hn = c.get<F>(hn, "hn", {N, H}, tr && gru, true);
-  a.x = c.get<F>(x, "x", {T, B, I}, true, false);
-  a.W_ih = c.get<F>(W_ih, "W_ih", {GH, I}, true, false);
-  a.W_hh = c.get<F>(W_hh, "W_hh", {GH, H}, true, false);
-  a.b_ih = c.get<F>(b_ih, "b_ih", {GH}, !b_ih.is_none(), false);
-  a.b_hh = c.get<F>(b_hh, "b_hh", {GH}, !b_hh.is_none(), false);
-  a.h0 = c.get<F>(h0, "h0", {B, H}, true, false);
-  a.c0 = c.get<F>(c0, "c0", {B, H}, lstm, false);
-  py::gil_scoped_release nogil;
-  rnnkit::sequence_forward<F>(p, a);
+  a.y = c.get<F>(t[1], "y", {T, B, H}, true, true);
+  a.h_n = c.get<F>(t[2], "h_n", {B, H}, true, true);
+  a.c_n = c.get<F>(t[3], "c_n", {B, H}, lstm, true);
+  a.xg = c.get<F>(t[4], "xg", {N, GH}, true, true);
+  a.xp = c.get<F>(t[5], "xp", {N, I}, !p.dense, true);
+  a.h_prev = c.get<F>(t[6], "h_prev", {N, H}, tr, true);
+  a.c_prev = c.get<F>(t[7], "c_prev", {N, H}, tr && lstm, true);
+  a.hn = c.get<F>(t[8], "hn", {N, H}, tr && gru, true);
+  a.x = c.get<F>(t[9], "x", {T, B, I}, true, false);
+  a.W_ih = c.get<F>(t[10], "W_ih", {GH, I}, true, false);
+  a.W_hh = c.get<F>(t[11], "W_hh", {GH, H}, true, false);
+  a.b_ih = c.get<F>(t[12], "b_ih", {GH}, !t[12].is_none(), false);
+  a.b_hh = c.get<F>(t[13], "b_hh", {GH}, !t[13].is_none(), false);
+  a.h0 = c.get<F>(t[14], "h0", {B, H}, true, false);
+  a.c0 = c.get<F>(t[15], "c0", {B, H}, lstm, false);
+  return a;
 }
 
-void forward_any(int cell, py::object y, py::object h_n, py::object c_n, py::object xg, py::object xp,
-                 py::object h_prev, py::object c_prev, py::object hn, py::object x, py::object W_ih,
-                 py::object W_hh, py::object b_ih, py::object b_hh, py::object h0, py::object c0,
-                 py::object perm, py::object batch_sizes, py::object offsets, bool reverse,
-                 bool training, bool dense) {
-  const Args c("forward");
-  const Problem p = make_problem(c, cell, x, W_hh, perm, batch_sizes, offsets, reverse, training, dense);
-  if (py::array_t<double>::check_(x))
-    forward<double>(p, c, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0);
-  else
-    forward<float>(p, c, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0);
-}
-
-template <class F>
-void backward(const Problem& p, const Args& c, py::object dx, py::object dh0, py::object dc0,
-              py::object dW_ih, py::object dW_hh, py::object db_ih, py::object db_hh, py::object dg,
-              py::object dn, py::object x, py::object W_ih, py::object W_hh, py::object xg,
-              py::object xp, py::object h_prev, py::object c_prev, py::object hn, py::object dy,
-              py::object dh_n, py::object dc_n) {
+template <class F> rnnkit::BackwardArgs<F> backward_args(const Problem& p, const Args& c, const py::tuple& t) {
   const int64_t T = p.T, B = p.B, I = p.I, H = p.H, GH = p.G * p.H, N = p.N();
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
   rnnkit::BackwardArgs<F> a;
-  a.dx = c.get<F>(dx, "dx", {T, B, I}, true, true);
-  a.dh0 = c.get<F>(dh0, "dh0", {B, H}, true, true);
-  a.dc0 = c.get<F>(dc0, "dc0", {B, H}, lstm, true);
-  a.dW_ih = c.get<F>(dW_ih, "dW_ih", {GH, I}, true, true);
-  a.dW_hh = c.get<F>(dW_hh, "dW_hh", {GH, H}, true, true);
-  a.db_ih = c.get<F>(db_ih, "db_ih", {GH}, true, true);
-  a.db_hh = c.get<F>(db_hh, "db_hh", {GH}, true, true);
-  a.dg = c.get<F>(dg, "dg", {N, GH}, true, true);
-  a.dn = c.get<F>(dn, "dn", {N, H}, gru, true);
-  a.x = c.get<F>(x, "x", {T, B, I}, true, false);
-  a.W_ih = c.get<F>(W_ih, "W_ih", {GH, I}, true, false);
-  a.W_hh = c.get<F>(W_hh, "W_hh", {GH, H}, true, false);
-  a.xg = c.get<F>(xg, "xg", {N, GH}, true, false);
-  a.xp = c.get<F>(xp, "xp", {N, I}, !p.dense, false);
-  a.h_prev = c.get<F>(h_prev, "h_prev", {N, H}, true, false);
-  a.c_prev = c.get<F>(c_prev, "c_prev", {N, H}, lstm, false);
-  a.hn = c.get<F>(hn, "hn", {N, H}, gru, false);
-  a.dy = c.get<F>(dy, "dy", {T, B, H}, true, false);
-  a.dh_n = c.get<F>(dh_n, "dh_n", {B, H}, true, false);
-  a.dc_n = c.get<F>(dc_n, "dc_n", {B, H}, lstm, false);
-  py::gil_scoped_release nogil;
-  rnnkit::sequence_backward<F>(p, a);
+  a.dx = c.get<F>(t[1], "dx", {T, B, I}, true, true);
+  a.dh0 = c.get<F>(t[2], "dh0", {B, H}, true, true);
+  a.dc0 = c.get<F>(t[3], "dc0", {B, H}, lstm, true);
+  a.dW_ih = c.get<F>(t[4], "dW_ih", {GH, I}, true, true);
+  a.dW_hh = c.get<F>(t[5], "dW_hh", {GH, H}, true, true);
+  a.db_ih = c.get<F>(t[6], "db_ih", {GH}, true, true);
+  a.db_hh = c.get<F>(t[7], "db_hh", {GH}, true, true);
+  a.dg = c.get<F>(t[8], "dg", {N, GH}, true, true);
+  a.dn = c.get<F>(t[9], "dn", {N, H}, gru, true);
+  a.x = c.get<F>(t[10], "x", {T, B, I}, true, false);
+  a.W_ih = c.get<F>(t[11], "W_ih", {GH, I}, true, false);
+  a.W_hh = c.get<F>(t[12], "W_hh", {GH, H}, true, false);
+  a.xg = c.get<F>(t[13], "xg", {N, GH}, true, false);
+  a.xp = c.get<F>(t[14], "xp", {N, I}, !p.dense, false);
+  a.h_prev = c.get<F>(t[15], "h_prev", {N, H}, true, false);
+  a.c_prev = c.get<F>(t[16], "c_prev", {N, H}, lstm, false);
+  a.hn = c.get<F>(t[17], "hn", {N, H}, gru, false);
+  a.dy = c.get<F>(t[18], "dy", {T, B, H}, true, false);
+  a.dh_n = c.get<F>(t[19], "dh_n", {B, H}, true, false);
+  a.dc_n = c.get<F>(t[20], "dc_n", {B, H}, lstm, false);
+  return a;
 }
 
-void backward_any(int cell, py::object dx, py::object dh0, py::object dc0, py::object dW_ih,
-                  py::object dW_hh, py::object db_ih, py::object db_hh, py::object dg, py::object dn,
-                  py::object x, py::object W_ih, py::object W_hh, py::object xg, py::object xp,
-                  py::object h_prev, py::object c_prev, py::object hn, py::object dy, py::object dh_n,
-                  py::object dc_n, py::object perm, py::object batch_sizes, py::object offsets,
-                  bool reverse, bool dense) {
-  const Args c("backward");
-  const Problem p = make_problem(c, cell, x, W_hh, perm, batch_sizes, offsets, reverse, true, dense);
-  if (py::array_t<double>::check_(x))
-    backward<double>(p, c, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp,
-                     h_prev, c_prev, hn, dy, dh_n, dc_n);
+// Checks every call of the list (all in the dtype of the first call's x), then runs them with the
+// GIL released: one call directly, several as a group (concurrently).
+template <class F, bool Fwd> void run_calls(const Args& c, const std::vector<py::tuple>& calls) {
+  using A = std::conditional_t<Fwd, rnnkit::ForwardArgs<F>, rnnkit::BackwardArgs<F>>;
+  std::vector<Problem> ps;
+  std::vector<A> as;
+  for (const py::tuple& t : calls) {
+    if (Fwd) {
+      ps.push_back(make_problem(c, t[0].cast<int>(), t[9], t[11], t[16], t[17], t[18], t[19].cast<bool>(),
+                                t[20].cast<bool>(), t[21].cast<bool>()));
+    } else {
+      ps.push_back(make_problem(c, t[0].cast<int>(), t[10], t[12], t[21], t[22], t[23], t[24].cast<bool>(),
+                                true, t[25].cast<bool>()));
+    }
+    if constexpr (Fwd)
+      as.push_back(forward_args<F>(ps.back(), c, t));
+    else
+      as.push_back(backward_args<F>(ps.back(), c, t));
+  }
+  py::gil_scoped_release nogil;
+  const int k = static_cast<int>(ps.size());
+  if constexpr (Fwd) {
+    if (k == 1) rnnkit::sequence_forward<F>(ps[0], as[0]);
+    else rnnkit::sequence_forward_group<F>(k, ps.data(), as.data());
+  } else {
+    if (k == 1) rnnkit::sequence_backward<F>(ps[0], as[0]);
+    else rnnkit::sequence_backward_group<F>(k, ps.data(), as.data());
+  }
+}
+
+py::list one_call(const py::args& a) {
+  py::list l;
+  l.append(a);
+  return l;
+}
+
+template <bool Fwd> void dispatch_calls(const char* fn, const py::list& calls) {
+  const Args c(fn);
+  std::vector<py::tuple> ts;
+  const size_t n = Fwd ? kForwardArgs : kBackwardArgs;
+  for (const py::handle& h : calls) {
+    if (!py::isinstance<py::tuple>(h) || py::len(h) != n)
+      c.fail("each call must be a tuple of its " + std::to_string(n) + " arguments");
+    ts.push_back(py::reinterpret_borrow<py::tuple>(h));
+  }
+  if (ts.empty()) return;
+  if (py::array_t<double>::check_(ts[0][Fwd ? 9 : 10]))
+    run_calls<double, Fwd>(c, ts);
   else
-    backward<float>(p, c, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp,
-                    h_prev, c_prev, hn, dy, dh_n, dc_n);
+    run_calls<float, Fwd>(c, ts);
 }
 
 // exp/sigmoid/tanh of the active ISA's pointwise table, in place (for the accuracy tests).
@@ -223,6 +244,18 @@ PYBIND11_MODULE(_core, m) {
         "x <- exp (0), sigmoid (1) or tanh (2) of x, in place, as the kernels compute them.");
   m.def("activation", &activation_of<double>, py::arg("kind"), py::arg("x").noconvert(),
         "x <- exp (0), sigmoid (1) or tanh (2) of x, in place, as the kernels compute them.");
-  m.def("forward", &forward_any, "Sequence forward (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
-  m.def("backward", &backward_any, "Sequence BPTT (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
+  m.def("forward", [](const py::args& a) { dispatch_calls<true>("forward", one_call(a)); },
+        "Sequence forward (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
+  m.def("backward", [](const py::args& a) { dispatch_calls<false>("backward", one_call(a)); },
+        "Sequence BPTT (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
+  m.def("threads_for", [](int cell, int64_t B, int64_t H) {
+          if (cell < 0 || cell > 3) throw py::value_error("rnnkit._core.threads_for: cell must be 0 .. 3");
+          Problem p;
+          p.cell = static_cast<Cell>(cell), p.G = rnnkit::gate_count(p.cell), p.B = B, p.H = H;
+          return rnnkit::threads_for(p);
+        }, "Threads a call with this cell, batch and hidden size uses (small steps run on one).");
+  m.def("forward_group", [](const py::list& calls) { dispatch_calls<true>("forward_group", calls); },
+        "Several independent forward calls (tuples of forward's arguments) run concurrently.");
+  m.def("backward_group", [](const py::list& calls) { dispatch_calls<false>("backward_group", calls); },
+        "Several independent backward calls (tuples of backward's arguments) run concurrently.");
 }

@@ -30,7 +30,8 @@ class CppCache(NamedTuple):
     hn: Optional[np.ndarray]
 
 
-def _forward(p):
+def _forward_call(p):
+    """The arguments of one _core.forward call for p, and what to return from them."""
     pl = plan(p)
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
     lstm, gru = p.cell == "lstm", p.cell == "gru"
@@ -43,14 +44,36 @@ def _forward(p):
     h_prev = np.empty((N, H), dt) if train else None
     c_prev = np.empty((N, H), dt) if train and lstm else None
     hn = np.empty((N, H), dt) if train and gru else None
-    _core.forward(_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh,
-                  p.b_ih, p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse,
-                  train, pl.dense)  # fmt: skip
+    call = (_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh, p.b_ih,
+            p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense)  # fmt: skip
     cache = CppCache(pl, xg, xp, h_prev, c_prev, hn) if train else None
-    return y, h_n, c_n, cache
+    return call, (y, h_n, c_n, cache)
 
 
-def _backward(p, cache: CppCache, dy, dh_n, dc_n):
+def _forward(p):
+    call, out = _forward_call(p)
+    _core.forward(*call)
+    return out
+
+
+def _concurrent(ps) -> bool:
+    """Whether independent calls gain from running side by side: only when their steps are too
+    small to be split over all the threads (otherwise one after another is as fast, and their
+    workspaces are reused instead of faulted in together)."""
+    return sum(_core.threads_for(_CELL_ID[p.cell], p.B, p.H) for p in ps) <= _core.get_num_threads()
+
+
+def forward_group(ps):
+    """Several independent forward calls (the directions of a layer): side by side where that is
+    a gain (see _concurrent), else one after another."""
+    if not _concurrent(ps):
+        return [_forward(p) for p in ps]
+    calls = [_forward_call(p) for p in ps]
+    _core.forward_group([c for c, _ in calls])
+    return [out for _, out in calls]
+
+
+def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     pl = cache.plan
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
     lstm, gru = p.cell == "lstm", p.cell == "gru"
@@ -61,10 +84,25 @@ def _backward(p, cache: CppCache, dy, dh_n, dc_n):
     db_ih, db_hh = np.empty(G * H, dt), np.empty(G * H, dt)
     dg = np.empty((N, G * H), dt)
     dn = np.empty((N, H), dt) if gru else None
-    _core.backward(_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih,
-                   p.W_hh, cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n,
-                   dc_n, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, pl.dense)  # fmt: skip
-    return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh
+    call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
+            cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,
+            pl.batch_sizes, pl.offsets, p.reverse, pl.dense)  # fmt: skip
+    return call, (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)
+
+
+def _backward(p, cache: CppCache, dy, dh_n, dc_n):
+    call, out = _backward_call(p, cache, dy, dh_n, dc_n)
+    _core.backward(*call)
+    return out
+
+
+def backward_group(items):
+    """Several independent backward calls; items: (p, cache, dy, dh_n, dc_n) each."""
+    if not _concurrent([it[0] for it in items]):
+        return [_backward(*it) for it in items]
+    calls = [_backward_call(*it) for it in items]
+    _core.backward_group([c for c, _ in calls])
+    return [out for _, out in calls]
 
 
 rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward

@@ -86,6 +86,61 @@ def forward(
     return y, state_n, ctx, _all_states(p, impl, cache, y, h_n, c_n)
 
 
+def _forward_group(calls, backend: str = "auto"):
+    """forward for several independent calls at once: each of `calls` a dict of forward's
+    arguments (cell, x, weights, state, lengths, reverse, training). The C++ backend runs them
+    concurrently (one core per direction of a bidirectional layer when a step is too small to
+    split); the others one after another. Returns forward's (y, state_n, ctx) for each call,
+    exactly what separate forward calls give."""
+    name = _backends.resolve(backend)
+    ps = [_validate.problem(c["cell"], c["x"], c["weights"], c.get("state"), c.get("lengths"),
+                            c.get("reverse", False), c.get("training", True)) for c in calls]  # fmt: skip
+    impl = _backends.get(name)
+    group = getattr(impl, "forward_group", None)
+    if group is not None and len(ps) > 1:
+        outs = group(ps)
+    else:
+        outs = [getattr(impl, f"{p.cell}_forward")(p) for p in ps]
+    result = []
+    for p, (y, h_n, c_n, cache) in zip(ps, outs):
+        result.append((y, (h_n, c_n) if p.is_lstm else h_n, Context(p, name, cache) if p.training else None))
+    return result
+
+
+def _backward_group(items):
+    """backward for several (ctx, dy, dstate_n) at once (concurrently on the C++ backend); returns
+    backward's (dx, dstate0, dweights) for each, exactly what separate backward calls give."""
+    ctxs = []
+    for ctx, dy, dstate_n in items:
+        _check_ctx(ctx)
+        ctxs.append((ctx, *_validate.grads(ctx.problem, dy, dstate_n)))
+    names = {ctx.backend for ctx, *_ in ctxs}
+    impl = _backends.get(names.pop()) if len(names) == 1 else None
+    group = getattr(impl, "backward_group", None)
+    if group is not None and len(ctxs) > 1:
+        outs = group([(ctx.problem, ctx.cache, dy, dh, dc) for ctx, dy, dh, dc in ctxs])
+    else:
+        outs = [getattr(_backends.get(ctx.backend), f"{ctx.problem.cell}_backward")(ctx.problem, ctx.cache, dy, dh, dc)
+                for ctx, dy, dh, dc in ctxs]  # fmt: skip
+    return [_backward_result(ctx.problem, out) for (ctx, *_), out in zip(ctxs, outs)]
+
+
+def _check_ctx(ctx):
+    if ctx is None:
+        raise ValueError(
+            "backward needs the ctx of forward(..., training=True); got None "
+            "(forward with training=False keeps nothing to differentiate)"
+        )
+    if not isinstance(ctx, Context):
+        raise TypeError(f"ctx must be the Context returned by forward, got {type(ctx).__name__}")
+
+
+def _backward_result(p: Problem, out):
+    dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = out
+    dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh)
+    return dx, ((dh0, dc0) if p.is_lstm else dh0), dweights
+
+
 def _all_states(p: Problem, impl, cache, y, h_n, c_n):
     """The state after every step, [T, B, H] (see forward's return_states)."""
     t = np.arange(p.T)[:, None]
@@ -128,13 +183,7 @@ def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = Fals
         vanish or explode. Computed by the NumPy reference (re-running the forward when ctx came
         from another backend), so it costs nothing when off.
     """
-    if ctx is None:
-        raise ValueError(
-            "backward needs the ctx of forward(..., training=True); got None "
-            "(forward with training=False keeps nothing to differentiate)"
-        )
-    if not isinstance(ctx, Context):
-        raise TypeError(f"ctx must be the Context returned by forward, got {type(ctx).__name__}")
+    _check_ctx(ctx)
     p = ctx.problem
     dy, dh_n, dc_n = _validate.grads(p, dy, dstate_n)
     dh_norms = _validate.flag("dh_norms", dh_norms)
@@ -146,7 +195,5 @@ def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = Fals
         out = getattr(ref, f"{p.cell}_backward")(p, cache, dy, dh_n, dc_n, dh_norms=norms)
     else:
         out = getattr(_backends.get(ctx.backend), f"{p.cell}_backward")(p, ctx.cache, dy, dh_n, dc_n)
-    dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = out
-    dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh)
-    result = (dx, ((dh0, dc0) if p.is_lstm else dh0), dweights)
+    result = _backward_result(p, out)
     return result + (norms,) if dh_norms else result

@@ -192,15 +192,21 @@ class _RecurrentLayer(_Module):
         inp, tape, h_n, c_n, h_all, c_all = x, [], [], [], [], []
         for layer in range(self.num_layers):
             outs, ctxs = [], []
-            for d, sfx in enumerate(self._suffixes(layer)):
-                i = layer * self.num_directions + d
-                y, sn, ctx, *st = F.forward(self._cell, inp, self._weights(sfx), states[i], lengths=lengths,
-                                            reverse=d == 1, training=self.training, backend=self.backend,
-                                            return_states=return_states)  # fmt: skip
-                if return_states:
-                    h_all.append(st[0][0] if lstm else st[0])
+            sfxs = self._suffixes(layer)
+            i0 = layer * self.num_directions
+            if return_states:
+                runs = [F.forward(self._cell, inp, self._weights(sfx), states[i0 + d], lengths=lengths,
+                                  reverse=d == 1, training=self.training, backend=self.backend,
+                                  return_states=True) for d, sfx in enumerate(sfxs)]  # fmt: skip
+                for *_, st in runs:
+                    h_all.append(st[0] if lstm else st)
                     if lstm:
-                        c_all.append(st[0][1])
+                        c_all.append(st[1])
+            else:  # both directions in one call: they run concurrently
+                runs = F._forward_group([dict(cell=self._cell, x=inp, weights=self._weights(sfx), state=states[i0 + d],
+                                              lengths=lengths, reverse=d == 1, training=self.training)
+                                         for d, sfx in enumerate(sfxs)], self.backend)  # fmt: skip
+            for y, sn, ctx, *_ in runs:
                 outs.append(y)
                 ctxs.append(ctx)
                 h_n.append(sn[0] if lstm else sn)
@@ -252,11 +258,12 @@ class _RecurrentLayer(_Module):
             ctxs, mask, in_shape = tape[layer]
             if mask is not None:
                 dout = dout * mask
+            sfxs = self._suffixes(layer)
+            outs = F._backward_group([(ctxs[d], np.ascontiguousarray(dout[..., d * H : (d + 1) * H]), dstates[layer * D + d])
+                                      for d in range(len(sfxs))])  # fmt: skip
             dinp = np.zeros(in_shape, self.dtype)
-            for d, sfx in enumerate(self._suffixes(layer)):
+            for d, (sfx, (dx, ds0, dw)) in enumerate(zip(sfxs, outs)):
                 i = layer * D + d
-                dyd = np.ascontiguousarray(dout[..., d * H : (d + 1) * H])
-                dx, ds0, dw = F.backward(ctxs[d], dyd, dstates[i])
                 dinp += dx
                 self._accumulate(self._names(sfx), dw)
                 if lstm:

@@ -60,6 +60,13 @@ template <class T> struct BackwardArgs {
 template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a);
 template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T>& a);
 
+// k independent calls (the directions of a bidirectional layer): when their steps are too small to
+// split over all n threads, they run concurrently, spread over min(k, n) threads with n / min(k, n)
+// each; otherwise one after another with all n. Results are those of the calls made one by one
+// (bitwise: no result depends on the thread count).
+template <class T> void sequence_forward_group(int k, const Problem* ps, const ForwardArgs<T>* as);
+template <class T> void sequence_backward_group(int k, const Problem* ps, const BackwardArgs<T>* as);
+
 // Threads used by rnnkit (>= 1); the default is set from Python at import.
 void set_num_threads(int n);
 int get_num_threads();

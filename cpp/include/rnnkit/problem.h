@@ -25,7 +25,7 @@ struct Problem {
   const int64_t* perm = nullptr;         // [B] row i of the sorted order is batch entry perm[i]
   const int64_t* batch_sizes = nullptr;  // [T] active rows at time t (non-increasing in t)
   const int64_t* offsets = nullptr;      // [T+1] packed row offset of time t; offsets[T] = N
-  int threads = 1;                       // threads to use for this call (>= 1)
+  int threads = 0;  // most threads this call may use; 0: rnnkit's setting (set_num_threads)
 
   int64_t N() const { return offsets[T]; }
 };
