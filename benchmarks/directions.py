@@ -35,12 +35,25 @@ def main():
         m = rnnkit.LSTM(I, H, bidirectional=True, seed=0).eval()
         x = np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32)
         res = {}
-        for label, rule in (("side by side", lambda ps: True), ("one after another", lambda ps: False)) * 2:
+        for label, rule in (
+            ("side by side", lambda ps: True),
+            ("one after another", lambda ps: False),
+        ) * 2:
             _cpp._concurrent = rule
-            res.setdefault(label, []).append(_median_us(lambda: m(x), n=200 if T * B < 1000 else 30))
+            res.setdefault(label, []).append(
+                _median_us(lambda: m(x), n=200 if T * B < 1000 else 30)
+            )
         _cpp._concurrent = chosen
-        pick = "side by side" if chosen([rnnkit._validate.problem("lstm", x, m._weights("_l0"))] * 2) else "one after another"
-        print(f"T={T} B={B} I={I} H={H}: " + ", ".join(f"{k} {min(v):.0f} us" for k, v in res.items()) + f"; rnnkit picks {pick}")
+        pick = (
+            "side by side"
+            if chosen([rnnkit._validate.problem("lstm", x, m._weights("_l0"))] * 2)
+            else "one after another"
+        )
+        print(
+            f"T={T} B={B} I={I} H={H}: "
+            + ", ".join(f"{k} {min(v):.0f} us" for k, v in res.items())
+            + f"; rnnkit picks {pick}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,17 +51,23 @@ def main(argv=None):
             res = {}
             for impl, mod in (("torch", ref), ("rnnkit", ours)):
                 if mode == "inference":
+
                     def fn(mod=mod):
                         with torch.no_grad():
                             mod(x)
                 else:
+
                     def fn(mod=mod):
                         mod.zero_grad()
                         y, _ = mod(x)
                         y.sum().backward()
+
                 res[impl] = _median_ms(fn, a.budget)
-            print(f"{name} {mode}: torch.nn {res['torch']:.2f} ms, rnnkit.torch {res['rnnkit']:.2f} ms, "
-                  f"ratio {res['torch'] / res['rnnkit']:.2f}x (threads {THREADS})", flush=True)
+            print(
+                f"{name} {mode}: torch.nn {res['torch']:.2f} ms, rnnkit.torch {res['rnnkit']:.2f} ms, "
+                f"ratio {res['torch'] / res['rnnkit']:.2f}x (threads {THREADS})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

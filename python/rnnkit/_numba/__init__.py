@@ -23,7 +23,6 @@ from . import blas
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
 
 
-
 def _choose_threading_layer():
     """Numba's threading layer: "forksafe" (TBB where the tbb package is installed, else
     workqueue), never GNU OpenMP, whose thread pool does not survive fork(): a child forked after
@@ -67,7 +66,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 @contextmanager
 def _kernel_call():
-    """Around every kernel call: turns taken under workqueue, and a clear error in a child forked from a process whose GNU OpenMP pool is running."""
+    """Around every kernel call: turns taken under workqueue, and a clear error in a child forked
+    from a process whose GNU OpenMP pool is running."""
     if _forked_from_gnu_omp:
         raise RuntimeError(
             "the numba backend cannot run in this process: it was forked from a process that had "
