@@ -79,8 +79,7 @@ def forward(
         run = dataclasses.replace(p, training=True)
     impl = _backends.get(name)
     y, h_n, c_n, cache = getattr(impl, f"{p.cell}_forward")(run)
-    state_n = (h_n, c_n) if p.is_lstm else h_n
-    ctx = Context(p, name, cache) if p.training else None
+    _, state_n, ctx = _forward_result(p, name, (y, h_n, c_n, cache))
     if not return_states:
         return y, state_n, ctx
     return y, state_n, ctx, _all_states(p, impl, cache, y, h_n, c_n)
@@ -101,10 +100,13 @@ def _forward_group(calls, backend: str = "auto"):
         outs = group(ps)
     else:
         outs = [getattr(impl, f"{p.cell}_forward")(p) for p in ps]
-    result = []
-    for p, (y, h_n, c_n, cache) in zip(ps, outs):
-        result.append((y, (h_n, c_n) if p.is_lstm else h_n, Context(p, name, cache) if p.training else None))
-    return result
+    return [_forward_result(p, name, out) for p, out in zip(ps, outs)]
+
+
+def _forward_result(p: Problem, name: str, out):
+    """A backend's (y, h_n, c_n, cache) as forward returns it: (y, state_n, ctx)."""
+    y, h_n, c_n, cache = out
+    return y, ((h_n, c_n) if p.is_lstm else h_n), (Context(p, name, cache) if p.training else None)
 
 
 def _backward_group(items):
