@@ -13,6 +13,7 @@
 #include "rnnkit/build_info.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/pointwise.h"
+#include "rnnkit/profile.h"
 #include "rnnkit/threads.h"
 
 namespace py = pybind11;
@@ -124,7 +125,7 @@ template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const A
   a.y = c.get<F>(t[1], "y", {T, B, H}, true, true);
   a.h_n = c.get<F>(t[2], "h_n", {B, H}, true, true);
   a.c_n = c.get<F>(t[3], "c_n", {B, H}, lstm, true);
-  a.xg = c.get<F>(t[4], "xg", {N, GH}, true, true);
+  a.xg = c.get<F>(t[4], "xg", {N, GH}, tr, true);
   a.xp = c.get<F>(t[5], "xp", {N, I}, !p.dense, true);
   a.h_prev = c.get<F>(t[6], "h_prev", {N, H}, tr, true);
   a.c_prev = c.get<F>(t[7], "c_prev", {N, H}, tr && lstm, true);
@@ -238,6 +239,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &rnnkit::set_num_threads, "Threads rnnkit's kernels use.");
   m.def("get_num_threads", &rnnkit::get_num_threads, "Threads rnnkit's kernels use.");
   m.def("pool_threads", &rnnkit::pool_threads, "Worker threads of rnnkit's pool in this process.");
+  m.def("profile", &rnnkit::set_profiling, py::arg("enable"),
+        "Per-phase timers of the sequence drivers on/off (rnnkit/profile.h).");
+  m.def("profile_reset", &rnnkit::profile_reset, "Zero the per-phase totals.");
+  m.def("profile_read", [] {
+    int64_t ns[static_cast<int>(rnnkit::Phase::kCount)];
+    rnnkit::profile_read(ns);
+    py::dict d;
+    for (int i = 0; i < static_cast<int>(rnnkit::Phase::kCount); ++i) d[rnnkit::kPhaseNames[i]] = ns[i] * 1e-9;
+    return d;
+  }, "Thread-seconds per phase since the last reset.");
   m.def("set_blas_limit", &rnnkit::set_blas_limit,
         "Largest M or K of one BLAS call (tests only; <= 0 restores the 32-bit maximum).");
   m.def("activation", &activation_of<float>, py::arg("kind"), py::arg("x").noconvert(),

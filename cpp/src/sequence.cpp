@@ -15,6 +15,7 @@
 #include "rnnkit/gates.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/pointwise.h"
+#include "rnnkit/profile.h"
 #include "rnnkit/threads.h"
 
 namespace rnnkit {
@@ -26,8 +27,6 @@ std::atomic<int> g_threads{1};
 // A step must hold at least this many multiply-adds per thread before a second thread pays for
 // its barrier (measured on 2-core AVX-512 machines: see benchmarks/).
 constexpr int64_t kMinStepWorkPerThread = 64 * 1024;
-// Largest A operand (elements) given to the packed kernel rather than BLAS.
-constexpr int64_t kPackedMaxA = 128 * 1024;
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 
@@ -47,18 +46,76 @@ template <class T> class Buffer {
   std::unique_ptr<T[]> p_;
 };
 
+// Workspaces that do not leave a call, kept per calling thread for its next call: a fresh
+// allocation of a few MB is a fresh mmap whose pages fault in (and are zeroed) on first touch,
+// which cost 15% of a long inference call (measured: 1.1k minor faults per call, 127 -> 108 ms).
+// Each slot keeps the largest size asked of it while all slots together stay within kKeptBytes
+// per thread; a request past that is served from a buffer of the call's own, freed at its end.
+// Contents are undefined on entry (as Buffer).
+enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kSlots };
+constexpr int64_t kKeptBytes = 64 << 20;
+
+class Workspace {
+ public:
+  template <class T> T* get(Slot s, int64_t n) {
+    const int64_t bytes = std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(T));
+    if (bytes <= size_[s]) return aligned<T>(kept_[s]);
+    if (kept_total() - size_[s] + bytes > kKeptBytes) {
+      own_[s].reset(new char[bytes + kAlign]);
+      return aligned<T>(own_[s]);
+    }
+    kept_[s].reset();  // the old one first: both at once would raise the peak
+    size_[s] = 0;
+    kept_[s].reset(new char[bytes + kAlign]);
+    size_[s] = bytes;
+    return aligned<T>(kept_[s]);
+  }
+  // The calling thread's workspace. Not reentrant: one sequence call at a time per thread (the
+  // group runs its calls on separate pool threads).
+  static Workspace& mine() {
+    thread_local Workspace w;
+    return w;
+  }
+  // Releases the buffers of this call that were too large to keep.
+  void end_call() {
+    for (auto& o : own_) o.reset();
+  }
+
+ private:
+  static constexpr uintptr_t kAlign = 64;  // a cache line: panels start on one
+  template <class T> static T* aligned(const std::unique_ptr<char[]>& p) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p.get());
+    return reinterpret_cast<T*>((a + kAlign - 1) & ~(kAlign - 1));
+  }
+  int64_t kept_total() const {
+    int64_t n = 0;
+    for (int64_t v : size_) n += v;
+    return n;
+  }
+  std::unique_ptr<char[]> kept_[kSlots], own_[kSlots];
+  int64_t size_[kSlots] = {};
+};
+
+// Ends the call's use of the workspace on every way out.
+struct WorkspaceCall {
+  Workspace& w = Workspace::mine();
+  ~WorkspaceCall() { w.end_call(); }
+};
+
 // Packed position of gate g of unit u (rows of the packed weights, columns of the gate arrays).
 int64_t packed_index(int64_t g, int64_t u, int64_t G, int64_t H) {
   const int64_t b = u / kBlock, wb = std::min(kBlock, H - b * kBlock);
   return b * G * kBlock + g * wb + (u - b * kBlock);
 }
 
-// W [G*H, K] in PyTorch's gate-major order -> rows in packed order.
+// W [G*H, K] in PyTorch's gate-major order -> rows in packed order, at out [G*H, K].
+template <class T> void pack_rows(T* out, const T* W, int64_t G, int64_t H, int64_t K) {
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t u = 0; u < H; ++u) copy(out + packed_index(g, u, G, H) * K, W + (g * H + u) * K, K);
+}
 template <class T> Buffer<T> pack_rows(const T* W, int64_t G, int64_t H, int64_t K) {
   Buffer<T> out(G * H * K);
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t u = 0; u < H; ++u)
-      copy(out.data() + packed_index(g, u, G, H) * K, W + (g * H + u) * K, K);
+  pack_rows(out.data(), W, G, H, K);
   return out;
 }
 
@@ -116,7 +173,23 @@ template <class T> void unpack_rows(T* W, const T* Wp, int64_t G, int64_t H, int
       copy(W + (g * H + u) * K, Wp + packed_index(g, u, G, H) * K, K);
 }
 
+std::atomic<bool> g_profiling{false};
+std::atomic<int64_t> g_phase_ns[static_cast<int>(Phase::kCount)];
+
 }  // namespace
+
+void set_profiling(bool on) { g_profiling.store(on, std::memory_order_relaxed); }
+bool profiling() { return g_profiling.load(std::memory_order_relaxed); }
+void profile_add(const int64_t* ns) {
+  for (int i = 0; i < static_cast<int>(Phase::kCount); ++i)
+    g_phase_ns[i].fetch_add(ns[i], std::memory_order_relaxed);
+}
+void profile_read(int64_t* ns) {
+  for (int i = 0; i < static_cast<int>(Phase::kCount); ++i) ns[i] = g_phase_ns[i].load();
+}
+void profile_reset() {
+  for (auto& v : g_phase_ns) v.store(0);
+}
 
 void set_num_threads(int n) { g_threads = n < 1 ? 1 : n; }
 int get_num_threads() { return g_threads; }
@@ -129,6 +202,29 @@ int threads_for(const Problem& p) {
   return static_cast<int>(std::max<int64_t>(1, nt));
 }
 
+// The input projection runs chunk by chunk, each chunk just before the steps that read it: at most
+// kChunkRows rows of xg (or one step's B rows), i.e. a few hundred KB per thread that stay in L2
+// until the pointwise passes read them, instead of all N rows written to memory first and read
+// back step by step. In inference that is all of xg there is (a workspace, not N rows); in
+// training the chunk is the next rows of the cache. Every chunk is computed with the same packed
+// kernel, whose results do not depend on how rows are grouped: inference and training give
+// bitwise the same y, as do all thread counts.
+constexpr int64_t kChunkRows = 128;
+
+// The steps [s0, s1) of one chunk and the packed rows [r0, r1) they read (rows in time order: in
+// reverse the chunk's first step has the largest offsets).
+struct Chunk {
+  int64_t s0, s1, r0, r1;
+};
+Chunk chunk_at(const Problem& p, int64_t s0, int64_t cap) {
+  int64_t s1 = s0, rows = 0;
+  while (s1 < p.T && (s1 == s0 || rows + p.batch_sizes[time_of(p, s1)] <= cap))
+    rows += p.batch_sizes[time_of(p, s1++)];
+  const int64_t ta = time_of(p, s0), tb = time_of(p, s1 - 1);
+  const int64_t t0 = std::min(ta, tb), t1 = std::max(ta, tb);
+  return {s0, s1, p.offsets[t0], p.offsets[t1] + p.batch_sizes[t1]};
+}
+
 template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a) {
   const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H;
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
@@ -136,20 +232,38 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   copy(a.h_n, a.h0, B * H);  // sequences of length 0 keep their state
   if (lstm) copy(a.c_n, a.c0, B * H);
   if (p.T == 0 || B == 0) return;
-  const int64_t N = p.N();
+  PhaseClock clock;
+  WorkspaceCall call;
+  Workspace& ws = call.w;
   const PointwiseTable<T>& pw = pointwise<T>();
+  const int nthreads = threads_for(p);
 
-  const Buffer<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
-  std::vector<T> bias(GH, T(0)), b_hn(gru ? H : 0, T(0));
+  T* const Wih = ws.get<T>(kWih, GH * I);
+  T* const Whh = ws.get<T>(kWhh, GH * H);
+  pack_rows(Wih, a.W_ih, G, H, I);
+  pack_rows(Whh, a.W_hh, G, H, H);
+  // Per thread, W_hh^T and W_ih^T as panels of its own packed columns.
+  T* const Whh_panels = ws.get<T>(kWhhPanels, (GH + nthreads * pw.nr) * H);
+  T* const Wih_panels = ws.get<T>(kWihPanels, (GH + nthreads * pw.nr) * I);
+  const int64_t cap = std::max(B, kChunkRows);
+  T* const chunk = p.training ? nullptr : ws.get<T>(kChunk, cap * GH);
+  T* const acc = ws.get<T>(kAcc, B * GH);
+  // Combined biases, sorted initial states, and in inference the two [B, H] GEMM operands used in
+  // turn (a thread may only overwrite one after the next barrier); in training the operand of each
+  // step is the packed h_prev cache itself.
+  T* const bias = ws.get<T>(kStates, GH + H + (p.training ? 2 : 4) * B * H);
+  T* const b_hn = bias + GH;
+  T* const h0s = b_hn + H;
+  T* const c = h0s + B * H;
+  T* const hbuf = c + B * H;
   for (int64_t j = 0; j < GH; ++j) {
-    if (a.b_ih) bias[j] += a.b_ih[j];
-    if (a.b_hh && !(gru && j >= 2 * H)) bias[j] += a.b_hh[j];
+    T v = a.b_ih ? a.b_ih[j] : T(0);
+    if (a.b_hh && !(gru && j >= 2 * H)) v += a.b_hh[j];
+    bias[j] = v;
   }
-  if (gru && a.b_hh) copy(b_hn.data(), a.b_hh + 2 * H, H);
-
-  Buffer<T> h0s(B * H), c(lstm ? B * H : 0);  // initial states in sorted order
-  copy_rows_permuted(h0s.data(), a.h0, p.perm, B, H, true);
-  if (lstm) copy_rows_permuted(c.data(), a.c0, p.perm, B, H, true);
+  for (int64_t u = 0; u < H; ++u) b_hn[u] = gru && a.b_hh ? a.b_hh[2 * H + u] : T(0);
+  copy_rows_permuted(h0s, a.h0, p.perm, B, H, true);
+  if (lstm) copy_rows_permuted(c, a.c0, p.perm, B, H, true);
 
   const T* X = a.x;
   if (!p.dense) {  // pack x by time, rows in sorted order, active rows only
@@ -158,57 +272,49 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
         copy(a.xp + (p.offsets[t] + i) * I, a.x + (t * B + p.perm[i]) * I, I);
     X = a.xp;
   }
-
-  // The GEMM operand of each step: in training the packed h_prev cache itself, in inference two
-  // [B, H] buffers used in turn (a thread may only overwrite one after the next barrier).
-  Buffer<T> hbuf(p.training ? 0 : 2 * B * H);
   const int64_t t_first = time_of(p, 0);
   if (p.training) {
-    copy(a.h_prev + p.offsets[t_first] * H, h0s.data(), p.batch_sizes[t_first] * H);
+    copy(a.h_prev + p.offsets[t_first] * H, h0s, p.batch_sizes[t_first] * H);
   } else {
-    copy(hbuf.data(), h0s.data(), B * H);
-    copy(hbuf.data() + B * H, h0s.data(), B * H);
+    copy(hbuf, h0s, B * H);
+    copy(hbuf + B * H, h0s, B * H);
   }
-  Buffer<T> acc(B * GH);
-  const int nthreads = threads_for(p);
-  Buffer<T> Whh_panels((GH + nthreads * pw.nr) * H);  // W_hh^T, packed per thread
-  // The input projection goes through the packed kernel while x fits in L2 (it does not block
-  // the rows of A), otherwise through BLAS.
-  const bool small_input = N * I <= kPackedMaxA;
-  Buffer<T> Wih_panels(small_input ? (GH + nthreads * pw.nr) * I : 0);
+  clock.lap(Phase::kSetup);
 
   Barrier barrier(nthreads);
   parallel(nthreads, [&](int k, int nt) {
+    PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
-    T* const Wp = Whh_panels.data() + (sp.col0 + k * pw.nr) * H;
-    pw.pack_panels(Wp, Whh.data() + sp.col0 * H, H, true, H, sp.col1 - sp.col0);
-    // Input projection of all steps for this thread's gate columns; no barrier needed after it,
-    // since each thread reads back only its own columns.
-    if (small_input) {
-      T* const Wip = Wih_panels.data() + (sp.col0 + k * pw.nr) * I;
-      pw.pack_panels(Wip, Wih.data() + sp.col0 * I, I, true, I, sp.col1 - sp.col0);
-      pw.gemm_packed(N, sp.col1 - sp.col0, I, X, I, Wip, a.xg + sp.col0, GH, false);
-    } else {
-      for_panels(k, nt, H, G, [&](const Split& q) {
-        gemm<T>(false, true, N, q.col1 - q.col0, I, T(1), X, I, Wih.data() + q.col0 * I, I, T(0),
-                a.xg + q.col0, GH);
-      });
-    }
+    const int64_t ncols = sp.col1 - sp.col0;
+    T* const Wp = Whh_panels + (sp.col0 + k * pw.nr) * H;
+    T* const Wip = Wih_panels + (sp.col0 + k * pw.nr) * I;
+    pw.pack_panels(Wp, Whh + sp.col0 * H, H, true, H, ncols);
+    pw.pack_panels(Wip, Wih + sp.col0 * I, I, true, I, ncols);
+    tc.lap(Phase::kSetup);
 
     StepFwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;
-    st.acc = acc.data() + sp.col0, st.b = bias.data(), st.b_hn = b_hn.data();
-    st.c = c.data(), st.h_n = a.h_n, st.perm = p.perm, st.training = p.training;
+    st.acc = acc + sp.col0, st.b = bias, st.b_hn = b_hn;
+    st.c = c, st.h_n = a.h_n, st.perm = p.perm, st.training = p.training;
+    Chunk ch{0, 0, 0, 0};
+    T* xg = nullptr;  // row r0 of the current chunk
     for (int64_t s = 0; s < p.T; ++s) {
+      if (s == ch.s1) {  // this thread's columns of the next chunk's input projection; no barrier
+        ch = chunk_at(p, s, cap);  // needed: each thread reads back only its own columns
+        xg = p.training ? a.xg + ch.r0 * GH : chunk;
+        pw.gemm_packed(ch.r1 - ch.r0, ncols, I, X + ch.r0 * I, I, Wip, xg + sp.col0, GH, false);
+        tc.lap(Phase::kInput);
+      }
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t];
       const bool last = s + 1 == p.T;
       const int64_t tn = last ? t : time_of(p, s + 1), rows_next = last ? 0 : p.batch_sizes[tn];
-      const T* hcur = p.training ? a.h_prev + p.offsets[t] * H : hbuf.data() + (s % 2) * B * H;
+      const T* hcur = p.training ? a.h_prev + p.offsets[t] * H : hbuf + (s % 2) * B * H;
       T* hnext = p.training ? (last ? nullptr : a.h_prev + p.offsets[tn] * H)
-                            : hbuf.data() + ((s + 1) % 2) * B * H;
-      pw.gemm_packed(rows, sp.col1 - sp.col0, H, hcur, H, Wp, acc.data() + sp.col0, GH, false);
+                            : hbuf + ((s + 1) % 2) * B * H;
+      pw.gemm_packed(rows, ncols, H, hcur, H, Wp, acc + sp.col0, GH, false);
+      tc.lap(Phase::kStepGemm);
       st.rows = rows, st.rows_next = rows_next;
-      st.xg = a.xg + p.offsets[t] * GH, st.h_prev = hcur, st.h_next = hnext;
+      st.xg = xg + (p.offsets[t] - ch.r0) * GH, st.h_prev = hcur, st.h_next = hnext;
       st.y = a.y + t * B * H;
       if (p.training) {
         if (lstm) st.c_prev_out = a.c_prev + p.offsets[t] * H;
@@ -221,11 +327,15 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       }
       // Reverse direction with lengths: sequences that start at the next step enter with h0.
       for (int64_t i = rows; i < rows_next; ++i)
-        copy(hnext + i * H + sp.u0, h0s.data() + i * H + sp.u0, (sp.u1 - sp.u0));
+        copy(hnext + i * H + sp.u0, h0s + i * H + sp.u0, (sp.u1 - sp.u0));
+      tc.lap(Phase::kPointwise);
       barrier.wait();
+      tc.lap(Phase::kWait);
     }
   });
-  if (lstm) copy_rows_permuted(a.c_n, c.data(), p.perm, B, H, false);
+  clock.skip();
+  if (lstm) copy_rows_permuted(a.c_n, c, p.perm, B, H, false);
+  clock.lap(Phase::kSetup);
 }
 
 template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T>& a) {

@@ -38,9 +38,9 @@ def _forward_call(p):
     y = (np.empty if pl.dense else np.zeros)((T, B, H), dt)
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt) if lstm else None
-    xg = np.empty((N, G * H), dt)
-    xp = None if pl.dense else np.empty((N, I), dt)
     train = p.training
+    xg = np.empty((N, G * H), dt) if train else None  # inference: a workspace inside the call
+    xp = None if pl.dense else np.empty((N, I), dt)
     h_prev = np.empty((N, H), dt) if train else None
     c_prev = np.empty((N, H), dt) if train and lstm else None
     hn = np.empty((N, H), dt) if train and gru else None

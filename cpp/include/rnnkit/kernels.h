@@ -2,8 +2,8 @@
 // steps and backpropagation through time. Outputs first, then inputs; all arrays C-contiguous and
 // allocated by the caller (rnnkit/_cpp.py). Shape letters as in problem.h.
 //
-// Forward: one GEMM for the input projection of all steps, then per step one recurrent GEMM and one
-// fused pointwise pass (pointwise.h). Backward: per step (reverse order) one pointwise pass and one
+// Forward: the input projection in chunks of steps (one GEMM each, just before the chunk's steps),
+// and per step one recurrent GEMM and one fused pointwise pass (pointwise.h). Backward: per step (reverse order) one pointwise pass and one
 // GEMM for dh_{t-1}; then dW_ih, dW_hh, biases and dx as large GEMMs/reductions over all steps.
 #pragma once
 #include "rnnkit/problem.h"
@@ -16,7 +16,7 @@ template <class T> struct ForwardArgs {
   T* h_n = nullptr;  // [B, H]
   T* c_n = nullptr;  // [B, H] LSTM
   // workspace / training cache (overwritten)
-  T* xg = nullptr;      // [N, G*H] input projection; in training, the activated gates (RNN: h_t)
+  T* xg = nullptr;      // [N, G*H] training: the activated gates (RNN: h_t); null in inference
   T* xp = nullptr;      // [N, I] packed x (with lengths only; null when dense)
   T* h_prev = nullptr;  // [N, H] training: state entering each step; null in inference
   T* c_prev = nullptr;  // [N, H] LSTM training: cell state entering each step
