@@ -64,7 +64,7 @@ template <class T> inline void route_h(const StepFwd<T>& s, int64_t i, const T* 
   std::memcpy(dst + u0, h + u0, sizeof(T) * (u1 - u0));
 }
 
-template <class T, bool Relu, bool Train> void rnn_fwd_t(const StepFwd<T>& s) {
+template <class T, bool Relu, bool Train> __attribute__((flatten)) void rnn_fwd_t(const StepFwd<T>& s) {
   const int64_t H = s.H, acc0 = s.blk0 * kBlock;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* acc = s.acc + i * s.ld_acc - acc0;
@@ -82,7 +82,7 @@ template <class T, bool Relu, bool Train> void rnn_fwd_t(const StepFwd<T>& s) {
   }
 }
 
-template <class T, bool Relu> void rnn_bwd_t(const StepBwd<T>& s) {
+template <class T, bool Relu> __attribute__((flatten)) void rnn_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * H;
@@ -98,7 +98,7 @@ template <class T, bool Relu> void rnn_bwd_t(const StepBwd<T>& s) {
   }
 }
 
-template <class T, bool Train> void lstm_fwd_t(const StepFwd<T>& s) {
+template <class T, bool Train> __attribute__((flatten)) void lstm_fwd_t(const StepFwd<T>& s) {
   const int64_t H = s.H, acc0 = s.blk0 * 4 * kBlock;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* acc = s.acc + i * s.ld_acc - acc0;
@@ -130,7 +130,7 @@ template <class T, bool Train> void lstm_fwd_t(const StepFwd<T>& s) {
   }
 }
 
-template <class T> void lstm_bwd_t(const StepBwd<T>& s) {
+template <class T> __attribute__((flatten)) void lstm_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 4 * H;
@@ -159,7 +159,7 @@ template <class T> void lstm_bwd_t(const StepBwd<T>& s) {
   }
 }
 
-template <class T, bool Train> void gru_fwd_t(const StepFwd<T>& s) {
+template <class T, bool Train> __attribute__((flatten)) void gru_fwd_t(const StepFwd<T>& s) {
   const int64_t H = s.H, acc0 = s.blk0 * 3 * kBlock;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* acc = s.acc + i * s.ld_acc - acc0;
@@ -187,7 +187,7 @@ template <class T, bool Train> void gru_fwd_t(const StepFwd<T>& s) {
   }
 }
 
-template <class T> void gru_bwd_t(const StepBwd<T>& s) {
+template <class T> __attribute__((flatten)) void gru_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 3 * H;

@@ -352,6 +352,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     return;
   }
   const int64_t N = p.N();
+  PhaseClock clock;
   const PointwiseTable<T>& pw = pointwise<T>();
   const Buffer<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
 
@@ -365,11 +366,14 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const int nthreads = threads_for(p);
   Buffer<T> Whh_panels((H + nthreads * pw.nr) * GH);  // W_hh (packed rows), per thread
 
+  clock.lap(Phase::kSetup);
   Barrier barrier(nthreads);
   parallel(nthreads, [&](int k, int nt) {
+    PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
     T* const Wp = Whh_panels.data() + (sp.u0 + k * pw.nr) * GH;
     pw.pack_panels(Wp, Whh.data() + sp.u0, H, false, GH, sp.u1 - sp.u0);
+    tc.lap(Phase::kSetup);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
     st.dh = dh.data(), st.dc = dc.data();
@@ -383,12 +387,16 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
         case Cell::kGru: pw.gru_bwd(st); break;
         default: pw.rnn_bwd(st, relu);
       }
+      tc.lap(Phase::kPointwise);
       barrier.wait();
+      tc.lap(Phase::kWait);
       // dh_{t-1} for this thread's units = dgates (all columns) @ W_hh[:, units]; rows past their
       // length are not touched, so their gradient passes through unchanged.
       pw.gemm_packed(rows, sp.u1 - sp.u0, GH, a.dg + o * GH, GH, Wp, dh.data() + sp.u0, H, gru);
+      tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
+    tc.lap(Phase::kWait);
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
       gemm<T>(true, false, q.col1 - q.col0, H, N, T(1), a.dg + q.col0, GH, a.h_prev, H, T(0),
@@ -411,7 +419,9 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
               dWip.data() + q.col0 * I, I);
     });
     unpack_rows(a.dW_ih, dWip.data(), G, H, I, sp);
+    tc.lap(Phase::kWeightGrad);
     barrier.wait();
+    tc.lap(Phase::kWait);
     // dx = dgates @ W_ih, split by rows (fixed row panels, as the columns above).
     const int64_t P = panel_count(H);
     for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
@@ -419,13 +429,16 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       gemm<T>(false, false, n1 - n0, I, GH, T(1), a.dg + n0 * GH, GH, Wih.data(), I, T(0),
               (p.dense ? a.dx : dxp.data()) + n0 * I, I);
     }
+    tc.lap(Phase::kInputGrad);
   });
+  clock.skip();
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
         copy(a.dx + (t * B + p.perm[i]) * I, dxp.data() + (p.offsets[t] + i) * I, I);
   copy_rows_permuted(a.dh0, dh.data(), p.perm, B, H, false);
   if (lstm) copy_rows_permuted(a.dc0, dc.data(), p.perm, B, H, false);
+  clock.lap(Phase::kSetup);
 }
 
 namespace {
