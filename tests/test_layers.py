@@ -153,3 +153,40 @@ def test_layer_returns_every_steps_state(backend):
     assert_close("h_all[-1] fwd", h_all[-1, 2], h_n[2])  # layer 1, forward direction
     assert_close("c_all[0] rev", c_all[0, 3], c_n[3])  # layer 1, reverse direction ends at t=0
     assert_close("h_all = y", h_all[:, 2], y[..., :3])
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_inference_buffers_are_never_handed_out_twice(backend, bidirectional):
+    """In inference a multi-layer module reuses its inner layers' output buffers across calls: the
+    arrays a call returns must stay as they were through later calls, results must not depend on
+    the reuse, and concurrent calls into one module (which then allocate afresh) must agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = rnnkit.LSTM(4, 5, num_layers=3, bidirectional=bidirectional, backend=backend, seed=3).eval()
+    xs = [np.random.default_rng(s).standard_normal((6, 2, 4)).astype(np.float32) for s in range(4)]
+    first = m(xs[0])
+    kept = (first[0].copy(), first[1][0].copy(), first[1][1].copy())
+    others = [m(x) for x in xs[1:]]
+    again = m(xs[0])
+    for got, want in zip((first[0], *first[1]), kept):
+        np.testing.assert_array_equal(got, want)  # not overwritten by the later calls
+    np.testing.assert_array_equal(again[0], kept[0])
+    train_y = m.train()(xs[1])[0]
+    np.testing.assert_array_equal(train_y, others[0][0])  # training mode keeps no buffers
+    m.eval()
+    with ThreadPoolExecutor(4) as ex:
+        many = list(ex.map(lambda i: m(xs[i % 4])[0], range(16)))
+    for i, y in enumerate(many):
+        np.testing.assert_array_equal(y, (first if i % 4 == 0 else others[i % 4 - 1])[0])
+
+
+def test_layers_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    m = rnnkit.GRU(3, 4, num_layers=2, seed=0).eval()
+    x = np.ones((5, 2, 3), np.float32)
+    y = m(x)[0]
+    for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        np.testing.assert_array_equal(clone(x)[0], y)
+        assert clone._buffers_lock is not m._buffers_lock

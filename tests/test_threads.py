@@ -198,11 +198,14 @@ def test_numba_under_gnu_openmp_says_why_a_forked_child_cannot_run():
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("joined", [False, True])
 @pytest.mark.parametrize("lengths", [None, "spread"])
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
-def test_grouped_directions_equal_separate_calls_bitwise(backend, cell, threads, lengths, nthreads):
+def test_grouped_directions_equal_separate_calls_bitwise(backend, cell, threads, lengths, nthreads, joined):
     """F._forward_group / _backward_group (both directions of a layer in one call, concurrently on
-    the C++ backend) give bitwise what separate calls give, for every thread count."""
+    the C++ backend) give bitwise what separate calls give, for every thread count; joined: both
+    write into one [T, B, 2H] output (the C++ kernels at a row stride of 2H), which starts as NaN so
+    that an element left unwritten (or a padded step not zeroed) shows."""
     from rnnkit import functional as F
 
     fwd = make_case(cell, T=7, B=9, I=6, H=20, dtype=np.float32, lengths=lengths, seed=11)
@@ -211,8 +214,12 @@ def test_grouped_directions_equal_separate_calls_bitwise(backend, cell, threads,
     rnnkit.set_num_threads(1)
     want = [c.run(backend) for c in (fwd, rev)]
     rnnkit.set_num_threads(nthreads)
+    y_out = np.full((7, 9, 40), np.nan, np.float32) if joined else None
     runs = F._forward_group([dict(cell=cell, x=c.x, weights=c.weights, state=c.state, lengths=c.lengths,
-                                  reverse=c.reverse) for c in (fwd, rev)], backend)  # fmt: skip
+                                  reverse=c.reverse) for c in (fwd, rev)], backend, y_out=y_out)  # fmt: skip
+    if joined:
+        np.testing.assert_array_equal(y_out, np.concatenate([w["y"] for w in want], axis=2))
+        assert all(np.shares_memory(y, y_out) for y, _, _ in runs)
     outs = F._backward_group([(ctx, c.dy, c.dstate_n) for (_, _, ctx), c in zip(runs, (fwd, rev))])
     for (y, sn, _), (dx, ds0, dw), w in zip(runs, outs, want):
         got = {"y": y, "dx": dx}
@@ -221,3 +228,33 @@ def test_grouped_directions_equal_separate_calls_bitwise(backend, cell, threads,
         got.update(zip(("dW_ih", "dW_hh", "db_ih", "db_hh"), dw))
         for k in w:
             np.testing.assert_array_equal(got[k], w[k], err_msg=k)
+
+
+def test_phase_profile_accounts_for_the_call(threads):
+    """The C++ drivers' phase timers (rnnkit/profile.h): off by default and then nothing is
+    counted; on, a training call charges every phase it runs, and the phases' thread-time adds up
+    to about the call's wall time times the threads it used."""
+    if "cpp" not in rnnkit.available_backends():
+        pytest.skip("cpp backend not built")
+    import time
+
+    from rnnkit._native import core
+
+    rnnkit.set_num_threads(1)
+    case = make_case("lstm", T=40, B=16, I=64, H=64, dtype=np.float32, seed=2)
+    core.profile_reset()
+    case.run("cpp")
+    assert not any(core.profile_read().values()), "counted while off"
+    core.profile(True)
+    try:
+        t0 = time.perf_counter()
+        case.run("cpp")
+        wall = time.perf_counter() - t0
+        got = core.profile_read()
+    finally:
+        core.profile(False)
+        core.profile_reset()
+    assert set(got) == {"setup", "input", "step_gemm", "pointwise", "wait", "weight_grad", "input_grad"}
+    for phase in ("setup", "input", "step_gemm", "pointwise", "weight_grad", "input_grad"):
+        assert got[phase] > 0, phase
+    assert sum(got.values()) <= wall  # one thread: the phases lie inside the call

@@ -47,6 +47,30 @@ class Args {
     return ptr<T>(o, name, shape, output);
   }
 
+  // An output [T, B, H] whose rows may lie ld >= H elements apart (one direction's columns of a
+  // [T, B, D*H] output): strides (B*ld, ld, 1) elements. Returns the pointer, sets ld.
+  template <class T>
+  T* rows(const py::object& o, const char* name, int64_t T_, int64_t B, int64_t H, int64_t* ld) const {
+    if (o.is_none()) fail(std::string(name) + " is required here, got None");
+    if (!py::array_t<T>::check_(o))
+      fail(std::string(name) + " must be a " + (sizeof(T) == 4 ? "float32" : "float64") + " array (the dtype of x)");
+    auto a = py::reinterpret_borrow<py::array>(o);
+    if (a.ndim() != 3 || a.shape(0) != T_ || a.shape(1) != B || a.shape(2) != H) {
+      std::string got = "(";
+      for (py::ssize_t k = 0; k < a.ndim(); ++k) got += (k ? ", " : "") + std::to_string(a.shape(k));
+      fail(std::string(name) + " must have shape (" + std::to_string(T_) + ", " + std::to_string(B) + ", " +
+           std::to_string(H) + "), got " + got + ")");
+    }
+    if (!a.writeable()) fail(std::string(name) + " must be writeable");
+    const int64_t es = sizeof(T);
+    *ld = H;
+    if (T_ == 0 || B == 0) return static_cast<T*>(a.mutable_data());  // nothing is written
+    *ld = a.strides(1) / es;
+    if (a.strides(2) != es || a.strides(1) % es || *ld < H || a.strides(0) != B * a.strides(1))
+      fail(std::string(name) + " must have rows of H contiguous elements at a constant stride >= H");
+    return static_cast<T*>(a.mutable_data());
+  }
+
   const int64_t* index(const py::object& o, const char* name, std::initializer_list<int64_t> shape) const {
     if (!py::array_t<int64_t>::check_(o)) fail(std::string(name) + " must be an int64 array");
     return ptr<int64_t>(o, name, shape, false);
@@ -122,7 +146,7 @@ template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const A
   const int64_t T = p.T, B = p.B, I = p.I, H = p.H, GH = p.G * p.H, N = p.N();
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru, tr = p.training;
   rnnkit::ForwardArgs<F> a;
-  a.y = c.get<F>(t[1], "y", {T, B, H}, true, true);
+  a.y = c.rows<F>(t[1], "y", T, B, H, &a.ld_y);
   a.h_n = c.get<F>(t[2], "h_n", {B, H}, true, true);
   a.c_n = c.get<F>(t[3], "c_n", {B, H}, lstm, true);
   a.xg = c.get<F>(t[4], "xg", {N, GH}, tr, true);

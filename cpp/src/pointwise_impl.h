@@ -69,7 +69,7 @@ template <class T, bool Relu, bool Train> __attribute__((flatten)) void rnn_fwd_
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* acc = s.acc + i * s.ld_acc - acc0;
     T* xg = s.xg + i * H;
-    T* y = s.y + s.perm[i] * H;
+    T* y = s.y + s.perm[i] * s.ld_y;
     for_blocks(H, 1, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
       for_lanes<T>(wb, [&](int64_t u, int64_t n) {
         const V<T> a = ld(xg + col + u, n) + ld(acc + col + u, n) + ld(s.b + u0 + u, n);
@@ -104,7 +104,7 @@ template <class T, bool Train> __attribute__((flatten)) void lstm_fwd_t(const St
     const T* acc = s.acc + i * s.ld_acc - acc0;
     T* xg = s.xg + i * 4 * H;
     T* c = s.c + i * H;
-    T* y = s.y + s.perm[i] * H;
+    T* y = s.y + s.perm[i] * s.ld_y;
     for_blocks(H, 4, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
       for_lanes<T>(wb, [&](int64_t u, int64_t n) {
         T* gx = xg + col;
@@ -165,7 +165,7 @@ template <class T, bool Train> __attribute__((flatten)) void gru_fwd_t(const Ste
     const T* acc = s.acc + i * s.ld_acc - acc0;
     T* xg = s.xg + i * 3 * H;
     const T* hp = s.h_prev + i * H;
-    T* y = s.y + s.perm[i] * H;
+    T* y = s.y + s.perm[i] * s.ld_y;
     for_blocks(H, 3, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
       for_lanes<T>(wb, [&](int64_t u, int64_t n) {
         T* gx = xg + col;

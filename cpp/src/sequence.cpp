@@ -294,7 +294,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
 
     StepFwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;
-    st.acc = acc + sp.col0, st.b = bias, st.b_hn = b_hn;
+    st.acc = acc + sp.col0, st.b = bias, st.b_hn = b_hn, st.ld_y = a.ld_y;
     st.c = c, st.h_n = a.h_n, st.perm = p.perm, st.training = p.training;
     Chunk ch{0, 0, 0, 0};
     T* xg = nullptr;  // row r0 of the current chunk
@@ -315,7 +315,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       tc.lap(Phase::kStepGemm);
       st.rows = rows, st.rows_next = rows_next;
       st.xg = xg + (p.offsets[t] - ch.r0) * GH, st.h_prev = hcur, st.h_next = hnext;
-      st.y = a.y + t * B * H;
+      st.y = a.y + t * B * a.ld_y;
       if (p.training) {
         if (lstm) st.c_prev_out = a.c_prev + p.offsets[t] * H;
         if (gru) st.hn_out = a.hn + p.offsets[t] * H;

@@ -30,12 +30,17 @@ class CppCache(NamedTuple):
     hn: Optional[np.ndarray]
 
 
-def _forward_call(p):
-    """The arguments of one _core.forward call for p, and what to return from them."""
+def _forward_call(p, y=None):
+    """The arguments of one _core.forward call for p, and what to return from them. y: where to
+    write the output, a [T, B, H] view whose rows may be strided (a direction's columns of a
+    bidirectional layer's output); None allocates it."""
     pl = plan(p)
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
     lstm, gru = p.cell == "lstm", p.cell == "gru"
-    y = (np.empty if pl.dense else np.zeros)((T, B, H), dt)
+    if y is None:
+        y = (np.empty if pl.dense else np.zeros)((T, B, H), dt)
+    elif not pl.dense:
+        y[...] = 0  # steps past a sequence's length are not written
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt) if lstm else None
     train = p.training
@@ -63,13 +68,15 @@ def _concurrent(ps) -> bool:
     return sum(_core.threads_for(_CELL_ID[p.cell], p.B, p.H) for p in ps) <= _core.get_num_threads()
 
 
-def forward_group(ps):
+def forward_group(ps, ys=None):
     """Several independent forward calls (the directions of a layer): side by side where that is
-    a gain (see _concurrent), else one after another."""
+    a gain (see _concurrent), else one after another. ys: each call's output view, or None."""
+    calls = [_forward_call(p, y) for p, y in zip(ps, ys or [None] * len(ps))]
     if not _concurrent(ps):
-        return [_forward(p) for p in ps]
-    calls = [_forward_call(p) for p in ps]
-    _core.forward_group([c for c, _ in calls])
+        for c, _ in calls:
+            _core.forward(*c)
+    else:
+        _core.forward_group([c for c, _ in calls])
     return [out for _, out in calls]
 
 

@@ -85,21 +85,32 @@ def forward(
     return y, state_n, ctx, _all_states(p, impl, cache, y, h_n, c_n)
 
 
-def _forward_group(calls, backend: str = "auto"):
+def _forward_group(calls, backend: str = "auto", y_out=None):
     """forward for several independent calls at once: each of `calls` a dict of forward's
     arguments (cell, x, weights, state, lengths, reverse, training). The C++ backend runs them
     concurrently (one core per direction of a bidirectional layer when a step is too small to
     split); the others one after another. Returns forward's (y, state_n, ctx) for each call,
-    exactly what separate forward calls give."""
+    exactly what separate forward calls give.
+
+    y_out: optional [T, B, k*H] array of x's dtype receiving the k outputs side by side (a
+    bidirectional layer's y); each call's y is then its view y_out[..., j*H:(j+1)*H]. The C++
+    backend writes there directly; the others' outputs are copied in."""
     name = _backends.resolve(backend)
     ps = [_validate.problem(c["cell"], c["x"], c["weights"], c.get("state"), c.get("lengths"),
                             c.get("reverse", False), c.get("training", True)) for c in calls]  # fmt: skip
     impl = _backends.get(name)
+    views = None
+    if y_out is not None:
+        views = [y_out[..., j * p.H : (j + 1) * p.H] for j, p in enumerate(ps)]
     group = getattr(impl, "forward_group", None)
-    if group is not None and len(ps) > 1:
-        outs = group(ps)
+    if group is not None:
+        outs = group(ps, views)
     else:
         outs = [getattr(impl, f"{p.cell}_forward")(p) for p in ps]
+        if views is not None:
+            for v, out in zip(views, outs):
+                v[...] = out[0]
+            outs = [(v, *out[1:]) for v, out in zip(views, outs)]
     return [_forward_result(p, name, out) for p, out in zip(ps, outs)]
 
 

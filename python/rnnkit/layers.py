@@ -10,6 +10,7 @@ unchanged and ours loads into torch. Check: tests/test_layers.py (against torch.
 
 from __future__ import annotations
 
+import threading
 from typing import Dict
 
 import numpy as np
@@ -136,6 +137,16 @@ class _RecurrentLayer(_Module):
                     shapes[f"bias_hh{sfx}"] = (G * H,)
         self._init_params(shapes, H, self._rng)
         self._tape = None
+        self._buffers, self._buffers_lock = {}, threading.Lock()
+
+    def __getstate__(self):  # pickle / deepcopy: the buffers are a cache, the lock is per object
+        state = dict(self.__dict__, _buffers={})
+        del state["_buffers_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._buffers_lock = threading.Lock()
 
     @property
     def num_directions(self) -> int:
@@ -190,6 +201,28 @@ class _RecurrentLayer(_Module):
         states = self._split_state(state, "state", B)
         lstm = self._cell == "lstm"
         inp, tape, h_n, c_n, h_all, c_all = x, [], [], [], [], []
+        # Inference reuses the module's buffers for the outputs of all but the last layer (they do
+        # not leave the call; fresh ones fault their pages in anew on every call), unless another
+        # thread is inside this module's forward right now.
+        held = not self.training and self.num_layers > 1 and self._buffers_lock.acquire(blocking=False)
+        try:
+            return self._forward_layers(x, B, states, lengths, return_states, held)
+        finally:
+            if held:
+                self._buffers_lock.release()
+
+    def _output(self, layer, shape, held):
+        """The output array of `layer`: a kept buffer (inference, inner layer, lock held) or new."""
+        if not held or layer == self.num_layers - 1:
+            return np.empty(shape, self.dtype)
+        buf = self._buffers.get(layer)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[layer] = np.empty(shape, self.dtype)
+        return buf
+
+    def _forward_layers(self, x, B, states, lengths, return_states, held):
+        lstm = self._cell == "lstm"
+        inp, tape, h_n, c_n, h_all, c_all = x, [], [], [], [], []
         for layer in range(self.num_layers):
             outs, ctxs = [], []
             sfxs = self._suffixes(layer)
@@ -202,17 +235,20 @@ class _RecurrentLayer(_Module):
                     h_all.append(st[0] if lstm else st)
                     if lstm:
                         c_all.append(st[1])
-            else:  # both directions in one call: they run concurrently
+            else:  # both directions in one call (they run concurrently), writing into one output
+                y_out = self._output(layer, (inp.shape[0], B, self.num_directions * self.hidden_size), held)
                 runs = F._forward_group([dict(cell=self._cell, x=inp, weights=self._weights(sfx), state=states[i0 + d],
                                               lengths=lengths, reverse=d == 1, training=self.training)
-                                         for d, sfx in enumerate(sfxs)], self.backend)  # fmt: skip
+                                         for d, sfx in enumerate(sfxs)], self.backend, y_out=y_out)  # fmt: skip
             for y, sn, ctx, *_ in runs:
                 outs.append(y)
                 ctxs.append(ctx)
                 h_n.append(sn[0] if lstm else sn)
                 if lstm:
                     c_n.append(sn[1])
-            out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
+            out = outs[0] if len(outs) == 1 or not return_states else np.concatenate(outs, axis=2)
+            if not return_states and len(outs) > 1:
+                out = y_out
             mask = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout

@@ -12,7 +12,9 @@ namespace rnnkit {
 
 template <class T> struct ForwardArgs {
   // outputs (overwritten)
-  T* y = nullptr;    // [T, B, H]; rows past a sequence's length must be zero on entry
+  T* y = nullptr;    // [T, B, H], rows ld_y apart (a direction's columns of a wider output);
+                     // rows past a sequence's length must be zero on entry
+  int64_t ld_y = 0;  // >= H
   T* h_n = nullptr;  // [B, H]
   T* c_n = nullptr;  // [B, H] LSTM
   // workspace / training cache (overwritten)

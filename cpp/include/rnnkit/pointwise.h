@@ -26,7 +26,8 @@ template <class T> struct StepFwd {
   T* c = nullptr;             // [B, H] LSTM cell state, updated in place
   T* c_prev_out = nullptr;    // [rows, H] LSTM training: c entering the step; else null
   T* hn_out = nullptr;        // [rows, H] GRU training: W_hn h + b_hn; else null
-  T* y = nullptr;             // [B, H] y[t] (original batch order, row perm[i])
+  T* y = nullptr;             // [B, H] y[t] (original batch order, row perm[i]), rows ld_y apart
+  int64_t ld_y = 0;
   T* h_n = nullptr;           // [B, H] final state (original order), for rows >= rows_next
   const int64_t* perm = nullptr;
   bool training = false;

@@ -74,18 +74,22 @@ class _Recurrent(torch.autograd.Function):
             calls.append(dict(cell=cell, x=_np(x), weights=(_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)),
                               state=(_np(h0), _np(c0)) if lstm else _np(h0), lengths=lengths,
                               reverse=reverse, training=training))  # fmt: skip
-        runs = F._forward_group(calls, backend)
+        # y of every direction side by side, [T, B, D*H], written there by the kernels (a torch.cat
+        # here woke torch's OpenMP threads, which then spin for milliseconds on the cores rnnkit's
+        # next call needs: a bidirectional layer took 19 ms instead of 11).
+        xa = calls[0]["x"]
+        y_out = None
+        if len(calls) > 1 and xa.ndim == 3:
+            y_out = np.empty((xa.shape[0], xa.shape[1], len(calls) * _np(flat[1]).shape[1]), xa.dtype)
+        runs = F._forward_group(calls, backend, y_out=y_out)
         ctx.fctxs = [fctx for _, _, fctx in runs]
         ctx.lstm = lstm
         # The inputs go through autograd's own saving, which is what makes torch's rules hold:
         # an in-place change before backward, or a second backward without retain_graph, raises
         # (the kernels' cache holds views of these same tensors' memory).
         ctx.save_for_backward(x, *flat)
-        # y of every direction side by side, [T, B, D*H], joined in NumPy: a torch.cat here woke
-        # torch's OpenMP threads, which then spin for milliseconds on the cores rnnkit's next
-        # call needs (measured: a bidirectional layer 19 ms instead of 11).
         ys = [y for y, _, _ in runs]
-        out = [torch.from_numpy(ys[0] if len(ys) == 1 else np.concatenate(ys, axis=2))]
+        out = [torch.from_numpy(ys[0] if y_out is None else y_out)]
         ctx.H = ys[0].shape[2]
         for _, sn, _ in runs:
             h_n, c_n = sn if lstm else (sn, None)
