@@ -199,8 +199,6 @@ class _RecurrentLayer(_Module):
             x = x.transpose(1, 0, 2)
         B = x.shape[1]
         states = self._split_state(state, "state", B)
-        lstm = self._cell == "lstm"
-        inp, tape, h_n, c_n, h_all, c_all = x, [], [], [], [], []
         # Inference reuses the module's buffers for the outputs of all but the last layer (they do
         # not leave the call; fresh ones fault their pages in anew on every call), unless another
         # thread is inside this module's forward right now.
