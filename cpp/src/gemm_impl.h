@@ -16,7 +16,9 @@ template <class T> struct GemmShape {
   static constexpr int VL = RNNKIT_VBYTES / sizeof(T);  // elements per vector
   static constexpr int NV = 2;                          // vectors per row of the tile
   static constexpr int NR = VL * NV;                    // tile columns = panel width
-  static constexpr int MR = 6;                          // tile rows
+  // Tile rows: 6 x 2 vectors = 12 accumulators for AVX2's 16 registers; AVX-512 has 32, so 8 rows
+  // (16 accumulators), which also covers the common batch of 8 in one strip instead of 6 + 2.
+  static constexpr int MR = RNNKIT_VBYTES >= 64 ? 8 : 6;
 };
 
 // One tile: M_ rows by NP panels (NP * NR columns) over kc values of k; of the last panel only
@@ -109,6 +111,8 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const
         case 3: row_strip<T, 3, 2>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
         case 4: row_strip<T, 4, 1>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
         case 5: row_strip<T, 5, 1>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
+        case 6: row_strip<T, 6, 1>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
+        case 7: row_strip<T, 7, 1>(nc, kc, ps, a, lda, bp, c, ldc, acc); break;
         default: break;
       }
     }
