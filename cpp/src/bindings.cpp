@@ -175,7 +175,7 @@ template <class F> rnnkit::BackwardArgs<F> backward_args(const Problem& p, const
   a.dW_hh = c.get<F>(t[5], "dW_hh", {GH, H}, true, true);
   a.db_ih = c.get<F>(t[6], "db_ih", {GH}, true, true);
   a.db_hh = c.get<F>(t[7], "db_hh", {GH}, true, true);
-  a.dg = c.get<F>(t[8], "dg", {N, GH}, true, true);
+  a.dg = c.get<F>(t[8], "dg", {N, GH}, !t[8].is_none(), true);  // None: the driver's workspace
   a.dn = c.get<F>(t[9], "dn", {N, H}, gru, true);
   a.x = c.get<F>(t[10], "x", {T, B, I}, true, false);
   a.W_ih = c.get<F>(t[11], "W_ih", {GH, I}, true, false);

@@ -55,7 +55,7 @@ template <class T> class Buffer {
 // Each slot keeps the largest size asked of it while all slots together stay within kKeptBytes
 // per thread; a request past that is served from a buffer of the call's own, freed at its end.
 // Contents are undefined on entry (as Buffer).
-enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kSlots };
+enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kSlots };
 constexpr int64_t kKeptBytes = 64 << 20;
 
 class Workspace {
@@ -356,6 +356,9 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   }
   const int64_t N = p.N();
   PhaseClock clock;
+  WorkspaceCall call;
+  // The gradients of the pre-activations, all steps: a workspace unless the caller passes one.
+  T* const dg = a.dg ? a.dg : call.w.get<T>(kDg, N * GH);
   const PointwiseTable<T>& pw = pointwise<T>();
   const Buffer<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
 
@@ -382,7 +385,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     st.dh = dh.data(), st.dc = dc.data();
     for (int64_t s = p.T - 1; s >= 0; --s) {
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t], o = p.offsets[t];
-      st.rows = rows, st.xg = a.xg + o * GH, st.dg = a.dg + o * GH, st.dy = a.dy + t * B * H;
+      st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = a.dy + t * B * H;
       if (lstm) st.c_prev = a.c_prev + o * H;
       if (gru) st.h_prev = a.h_prev + o * H, st.hn = a.hn + o * H, st.dn = a.dn + o * H;
       switch (p.cell) {
@@ -395,30 +398,30 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       tc.lap(Phase::kWait);
       // dh_{t-1} for this thread's units = dgates (all columns) @ W_hh[:, units]; rows past their
       // length are not touched, so their gradient passes through unchanged.
-      pw.gemm_packed(rows, sp.u1 - sp.u0, GH, a.dg + o * GH, GH, Wp, dh.data() + sp.u0, H, gru);
+      pw.gemm_packed(rows, sp.u1 - sp.u0, GH, dg + o * GH, GH, Wp, dh.data() + sp.u0, H, gru);
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
     tc.lap(Phase::kWait);
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
-      gemm<T>(true, false, q.col1 - q.col0, H, N, T(1), a.dg + q.col0, GH, a.h_prev, H, T(0),
+      gemm<T>(true, false, q.col1 - q.col0, H, N, T(1), dg + q.col0, GH, a.h_prev, H, T(0),
               dWhp.data() + q.col0 * H, H);
     });
     unpack_rows(a.dW_hh, dWhp.data(), G, H, H, sp);
-    column_sums(dbp.data(), a.dg, N, GH, sp.col0, sp.col1);
+    column_sums(dbp.data(), dg, N, GH, sp.col0, sp.col1);
     unpack_rows(a.db_hh, dbp.data(), G, H, 1, sp);
     if (gru) {  // the input side of the n gate differs: dn, not dn * r
       for (int64_t n = 0; n < N; ++n)
         for (int64_t b = sp.blk0; b < sp.blk1; ++b) {
           const int64_t u0 = b * kBlock, wb = std::min(kBlock, H - u0);
-          copy(a.dg + n * GH + b * G * kBlock + 2 * wb, a.dn + n * H + u0, wb);
+          copy(dg + n * GH + b * G * kBlock + 2 * wb, a.dn + n * H + u0, wb);
         }
-      column_sums(dbp.data(), a.dg, N, GH, sp.col0, sp.col1);
+      column_sums(dbp.data(), dg, N, GH, sp.col0, sp.col1);
     }
     unpack_rows(a.db_ih, dbp.data(), G, H, 1, sp);
     for_panels(k, nt, H, G, [&](const Split& q) {
-      gemm<T>(true, false, q.col1 - q.col0, I, N, T(1), a.dg + q.col0, GH, X, I, T(0),
+      gemm<T>(true, false, q.col1 - q.col0, I, N, T(1), dg + q.col0, GH, X, I, T(0),
               dWip.data() + q.col0 * I, I);
     });
     unpack_rows(a.dW_ih, dWip.data(), G, H, I, sp);
@@ -429,7 +432,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     const int64_t P = panel_count(H);
     for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
       const int64_t n0 = N * q / P, n1 = N * (q + 1) / P;
-      gemm<T>(false, false, n1 - n0, I, GH, T(1), a.dg + n0 * GH, GH, Wih.data(), I, T(0),
+      gemm<T>(false, false, n1 - n0, I, GH, T(1), dg + n0 * GH, GH, Wih.data(), I, T(0),
               (p.dense ? a.dx : dxp.data()) + n0 * I, I);
     }
     tc.lap(Phase::kInputGrad);

@@ -31,7 +31,7 @@ def forward(
 ) -> None: ...
 def backward(
     cell: int, dx: np.ndarray, dh0: np.ndarray, dc0: Optional[np.ndarray], dW_ih: np.ndarray,
-    dW_hh: np.ndarray, db_ih: np.ndarray, db_hh: np.ndarray, dg: np.ndarray, dn: Optional[np.ndarray],
+    dW_hh: np.ndarray, db_ih: np.ndarray, db_hh: np.ndarray, dg: Optional[np.ndarray], dn: Optional[np.ndarray],
     x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray, xg: np.ndarray, xp: Optional[np.ndarray],
     h_prev: np.ndarray, c_prev: Optional[np.ndarray], hn: Optional[np.ndarray], dy: np.ndarray,
     dh_n: np.ndarray, dc_n: Optional[np.ndarray], perm: np.ndarray, batch_sizes: np.ndarray,

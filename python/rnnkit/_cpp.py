@@ -89,7 +89,7 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     dc0 = np.empty((B, H), dt) if lstm else None
     dW_ih, dW_hh = np.empty_like(p.W_ih), np.empty_like(p.W_hh)
     db_ih, db_hh = np.empty(G * H, dt), np.empty(G * H, dt)
-    dg = np.empty((N, G * H), dt)
+    dg = None  # a workspace the C++ driver keeps between calls (fresh pages fault in every call)
     dn = np.empty((N, H), dt) if gru else None
     call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
             cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,

@@ -43,7 +43,8 @@ template <class T> struct BackwardArgs {
   T* db_ih = nullptr;  // [G*H]
   T* db_hh = nullptr;  // [G*H]
   // workspace (overwritten)
-  T* dg = nullptr;  // [N, G*H] packed gradients of the pre-activations, all steps
+  T* dg = nullptr;  // [N, G*H] packed gradients of the pre-activations, all steps; null: a
+                    // workspace of the driver's own (kept for the calling thread's next call)
   T* dn = nullptr;  // [N, H] GRU: input-side gradient of the n gate
   // inputs: the forward's inputs and training cache
   const T* x = nullptr;
