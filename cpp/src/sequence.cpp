@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
-#include <vector>
 
 #include "rnnkit/blas.h"
 #include "rnnkit/gates.h"
@@ -38,24 +37,15 @@ template <class T> void copy(T* dst, const T* src, int64_t n) {
   if (n > 0) std::memcpy(dst, src, sizeof(T) * n);
 }
 
-// A workspace whose every element is written before it is read: left uninitialised (zeroing the
-// large ones cost more than whole steps at small sizes).
-template <class T> class Buffer {
- public:
-  explicit Buffer(int64_t n) : p_(n > 0 ? new T[n] : nullptr) {}
-  T* data() const { return p_.get(); }
-
- private:
-  std::unique_ptr<T[]> p_;
-};
-
 // Workspaces that do not leave a call, kept per calling thread for its next call: a fresh
 // allocation of a few MB is a fresh mmap whose pages fault in (and are zeroed) on first touch,
 // which cost 15% of a long inference call (measured: 1.1k minor faults per call, 127 -> 108 ms).
 // Each slot keeps the largest size asked of it while all slots together stay within kKeptBytes
 // per thread; a request past that is served from a buffer of the call's own, freed at its end.
-// Contents are undefined on entry (as Buffer).
-enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kSlots };
+// Contents are undefined on entry: every element is written before it is read (zeroing the large
+// ones cost more than whole steps at small sizes). Forward and backward share the slots of the
+// same purpose (one call at a time per thread).
+enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kWeightGrads, kDx, kSlots };
 constexpr int64_t kKeptBytes = 64 << 20;
 
 class Workspace {
@@ -115,11 +105,6 @@ int64_t packed_index(int64_t g, int64_t u, int64_t G, int64_t H) {
 template <class T> void pack_rows(T* out, const T* W, int64_t G, int64_t H, int64_t K) {
   for (int64_t g = 0; g < G; ++g)
     for (int64_t u = 0; u < H; ++u) copy(out + packed_index(g, u, G, H) * K, W + (g * H + u) * K, K);
-}
-template <class T> Buffer<T> pack_rows(const T* W, int64_t G, int64_t H, int64_t K) {
-  Buffer<T> out(G * H * K);
-  pack_rows(out.data(), W, G, H, K);
-  return out;
 }
 
 // Work is cut into a fixed number of panels (contiguous unit blocks; for dx, row ranges) that does
@@ -357,32 +342,40 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const int64_t N = p.N();
   PhaseClock clock;
   WorkspaceCall call;
+  Workspace& ws = call.w;
   // The gradients of the pre-activations, all steps: a workspace unless the caller passes one.
-  T* const dg = a.dg ? a.dg : call.w.get<T>(kDg, N * GH);
+  T* const dg = a.dg ? a.dg : ws.get<T>(kDg, N * GH);
   const PointwiseTable<T>& pw = pointwise<T>();
-  const Buffer<T> Wih = pack_rows(a.W_ih, G, H, I), Whh = pack_rows(a.W_hh, G, H, H);
+  T* const Wih = ws.get<T>(kWih, GH * I);
+  T* const Whh = ws.get<T>(kWhh, GH * H);
+  pack_rows(Wih, a.W_ih, G, H, I);
+  pack_rows(Whh, a.W_hh, G, H, H);
 
-  Buffer<T> dh(B * H), dc(lstm ? B * H : 0);  // gradients of the running state, sorted rows
-  copy_rows_permuted(dh.data(), a.dh_n, p.perm, B, H, true);
-  if (lstm) copy_rows_permuted(dc.data(), a.dc_n, p.perm, B, H, true);
+  T* const dh = ws.get<T>(kStates, 2 * B * H);  // gradients of the running state, sorted rows
+  T* const dc = dh + B * H;
+  copy_rows_permuted(dh, a.dh_n, p.perm, B, H, true);
+  if (lstm) copy_rows_permuted(dc, a.dc_n, p.perm, B, H, true);
   const T* X = p.dense ? a.x : a.xp;
   // Packed weight gradients before they are put back in PyTorch's order (one buffer each: threads
   // fill their own rows of both at once).
-  Buffer<T> dWhp(GH * H), dWip(GH * I), dbp(GH), dxp(p.dense ? 0 : N * I);
+  T* const dWhp = ws.get<T>(kWeightGrads, GH * (H + I + 1));
+  T* const dWip = dWhp + GH * H;
+  T* const dbp = dWip + GH * I;
+  T* const dxp = p.dense ? nullptr : ws.get<T>(kDx, N * I);
   const int nthreads = threads_for(p);
-  Buffer<T> Whh_panels((H + nthreads * pw.nr) * GH);  // W_hh (packed rows), per thread
+  T* const Whh_panels = ws.get<T>(kWhhPanels, (H + nthreads * pw.nr) * GH);  // W_hh, per thread
 
   clock.lap(Phase::kSetup);
   Barrier barrier(nthreads);
   parallel(nthreads, [&](int k, int nt) {
     PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
-    T* const Wp = Whh_panels.data() + (sp.u0 + k * pw.nr) * GH;
-    pw.pack_panels(Wp, Whh.data() + sp.u0, H, false, GH, sp.u1 - sp.u0);
+    T* const Wp = Whh_panels + (sp.u0 + k * pw.nr) * GH;
+    pw.pack_panels(Wp, Whh + sp.u0, H, false, GH, sp.u1 - sp.u0);
     tc.lap(Phase::kSetup);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
-    st.dh = dh.data(), st.dc = dc.data();
+    st.dh = dh, st.dc = dc;
     for (int64_t s = p.T - 1; s >= 0; --s) {
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t], o = p.offsets[t];
       st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = a.dy + t * B * H;
@@ -398,7 +391,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       tc.lap(Phase::kWait);
       // dh_{t-1} for this thread's units = dgates (all columns) @ W_hh[:, units]; rows past their
       // length are not touched, so their gradient passes through unchanged.
-      pw.gemm_packed(rows, sp.u1 - sp.u0, GH, dg + o * GH, GH, Wp, dh.data() + sp.u0, H, gru);
+      pw.gemm_packed(rows, sp.u1 - sp.u0, GH, dg + o * GH, GH, Wp, dh + sp.u0, H, gru);
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
@@ -406,25 +399,25 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
       gemm<T>(true, false, q.col1 - q.col0, H, N, T(1), dg + q.col0, GH, a.h_prev, H, T(0),
-              dWhp.data() + q.col0 * H, H);
+              dWhp + q.col0 * H, H);
     });
-    unpack_rows(a.dW_hh, dWhp.data(), G, H, H, sp);
-    column_sums(dbp.data(), dg, N, GH, sp.col0, sp.col1);
-    unpack_rows(a.db_hh, dbp.data(), G, H, 1, sp);
+    unpack_rows(a.dW_hh, dWhp, G, H, H, sp);
+    column_sums(dbp, dg, N, GH, sp.col0, sp.col1);
+    unpack_rows(a.db_hh, dbp, G, H, 1, sp);
     if (gru) {  // the input side of the n gate differs: dn, not dn * r
       for (int64_t n = 0; n < N; ++n)
         for (int64_t b = sp.blk0; b < sp.blk1; ++b) {
           const int64_t u0 = b * kBlock, wb = std::min(kBlock, H - u0);
           copy(dg + n * GH + b * G * kBlock + 2 * wb, a.dn + n * H + u0, wb);
         }
-      column_sums(dbp.data(), dg, N, GH, sp.col0, sp.col1);
+      column_sums(dbp, dg, N, GH, sp.col0, sp.col1);
     }
-    unpack_rows(a.db_ih, dbp.data(), G, H, 1, sp);
+    unpack_rows(a.db_ih, dbp, G, H, 1, sp);
     for_panels(k, nt, H, G, [&](const Split& q) {
       gemm<T>(true, false, q.col1 - q.col0, I, N, T(1), dg + q.col0, GH, X, I, T(0),
-              dWip.data() + q.col0 * I, I);
+              dWip + q.col0 * I, I);
     });
-    unpack_rows(a.dW_ih, dWip.data(), G, H, I, sp);
+    unpack_rows(a.dW_ih, dWip, G, H, I, sp);
     tc.lap(Phase::kWeightGrad);
     barrier.wait();
     tc.lap(Phase::kWait);
@@ -432,8 +425,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     const int64_t P = panel_count(H);
     for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
       const int64_t n0 = N * q / P, n1 = N * (q + 1) / P;
-      gemm<T>(false, false, n1 - n0, I, GH, T(1), dg + n0 * GH, GH, Wih.data(), I, T(0),
-              (p.dense ? a.dx : dxp.data()) + n0 * I, I);
+      gemm<T>(false, false, n1 - n0, I, GH, T(1), dg + n0 * GH, GH, Wih, I, T(0),
+              (p.dense ? a.dx : dxp) + n0 * I, I);
     }
     tc.lap(Phase::kInputGrad);
   });
@@ -441,9 +434,9 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
-        copy(a.dx + (t * B + p.perm[i]) * I, dxp.data() + (p.offsets[t] + i) * I, I);
-  copy_rows_permuted(a.dh0, dh.data(), p.perm, B, H, false);
-  if (lstm) copy_rows_permuted(a.dc0, dc.data(), p.perm, B, H, false);
+        copy(a.dx + (t * B + p.perm[i]) * I, dxp + (p.offsets[t] + i) * I, I);
+  copy_rows_permuted(a.dh0, dh, p.perm, B, H, false);
+  if (lstm) copy_rows_permuted(a.dc0, dc, p.perm, B, H, false);
   clock.lap(Phase::kSetup);
 }
 

@@ -225,6 +225,7 @@ class _RecurrentLayer(_Module):
             outs, ctxs = [], []
             sfxs = self._suffixes(layer)
             i0 = layer * self.num_directions
+            y_out = None
             if return_states:
                 runs = [F.forward(self._cell, inp, self._weights(sfx), states[i0 + d], lengths=lengths,
                                   reverse=d == 1, training=self.training, backend=self.backend,
@@ -244,9 +245,10 @@ class _RecurrentLayer(_Module):
                 h_n.append(sn[0] if lstm else sn)
                 if lstm:
                     c_n.append(sn[1])
-            out = outs[0] if len(outs) == 1 or not return_states else np.concatenate(outs, axis=2)
-            if not return_states and len(outs) > 1:
+            if y_out is not None:
                 out = y_out
+            else:
+                out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
             mask = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout
