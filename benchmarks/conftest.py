@@ -18,10 +18,11 @@ def smoke(config) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """In smoke mode keep only the S and M sizes (each case then runs once)."""
+    """In smoke mode keep only the S and M sizes and the small models (each case then runs once)."""
     if not smoke(config):
         return
-    keep = [it for it in items if not any(f"-{c}]" in it.name or f"-{c}-" in it.name for c in ("L", "XL"))]
+    big = [f"-{c}]" for c in ("L", "XL")] + [f"-{c}-" for c in ("L", "XL")] + ["[deep2000-"]
+    keep = [it for it in items if not any(b in it.name for b in big)]
     config.hook.pytest_deselected(items=[it for it in items if it not in keep])
     items[:] = keep
 

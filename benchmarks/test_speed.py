@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rnnkit.bench import CONFIGS, Case, forward_flops, peak_memory_mb, torch
+from rnnkit.bench import CONFIGS, MODELS, Case, ModelCase, forward_flops, model_fn, peak_memory_mb, torch
 
 import rnnkit
 
@@ -142,3 +142,33 @@ def test_speed_lengths(benchmark, machine_info, cell, mode, impl):
     benchmark.extra_info["valid_steps"] = case.valid_steps
     benchmark(fn)
     _record_gflops(benchmark, flops * case.valid_steps / (case.T * case.B))
+
+
+MODEL_IMPLS = ("torch", "rnnkit_torch", "cpp", "numba")
+
+
+@pytest.mark.parametrize("impl", MODEL_IMPLS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model", list(MODELS))
+def test_models(benchmark, machine_info, model, mode, impl):
+    """Whole LSTM models (rnnkit.bench.MODELS): torch.nn.LSTM against rnnkit.torch.LSTM and the
+    NumPy layers on each backend, same weights; inference, and one training step (forward and
+    backward, parameter gradients included)."""
+    training = mode == "training"
+    if impl in ("torch", "rnnkit_torch") and torch is None:
+        pytest.skip("torch is not installed (pip install 'rnnkit[bench]')")
+    if impl not in ("torch", "rnnkit_torch") and impl not in rnnkit.available_backends():
+        pytest.skip(f"backend {impl!r} unavailable")
+    case = ModelCase(model)
+    fn = model_fn(case, impl, training)
+    if torch is not None:
+        key = ("model", model)
+        if key not in _cases:
+            _cases[key] = np.asarray(model_fn(case, "torch", False)())
+        np.testing.assert_allclose(np.asarray(fn()), _cases[key], rtol=2e-3, atol=2e-4)
+    fn()
+    benchmark.group = f"model-{mode}-{model}"
+    benchmark.extra_info.update(machine_info)
+    benchmark.extra_info.update(impl=impl, cell="lstm", mode=mode, T=case.T, B=case.B, I=case.I, H=case.H)
+    benchmark(fn)
+    _record_gflops(benchmark, case.flops(training))

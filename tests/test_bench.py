@@ -48,3 +48,19 @@ def test_peak_memory_is_measured():
     if mb is None:
         pytest.skip("no /proc/self/clear_refs here")
     assert 0 <= mb < 500
+
+
+def test_run_times_the_whole_models():
+    """The models group: torch.nn, rnnkit.torch and the NumPy layers on each backend, one row per
+    (mode, model), only the models asked for; sizes filter them out."""
+    results = bench.run(only_configs=["stream"], progress=False, budget=0.01)
+    groups = bench.grouped(results)
+    assert set(groups) == {"model-inference-stream", "model-training-stream"}
+    for g in groups.values():
+        assert {"cpp", "numba"} & set(g)
+        if bench.torch is not None:
+            assert {"torch", "rnnkit_torch"} <= set(g)
+        assert all(r["median"] > 0 and r["gflops"] > 0 for r in g.values())
+    assert "model-training-stream" in bench.table(results)
+    assert not any(r["group"].startswith("model-") for r in bench.run(only_configs=["S"], only_cells=["gru"],
+                                                                       progress=False, budget=0.01))

@@ -24,11 +24,12 @@ namespace {
 std::atomic<int> g_threads{1};
 
 // A step must hold at least this many multiply-adds per thread before a second thread pays for
-// its barrier. Measured on a 2-core AVX-512 EPYC: the streaming LSTM (B1 H128, 64 Ki per step) ran
-// its 1-row product at the L2's bandwidth on one core (2.8 us per step); split over both cores'
-// L2s the call's median went 0.47 -> 0.30 ms (its mean less: a descheduled vCPU stalls the
-// barrier). H64 at batch 1 (16 Ki) stays on one thread.
-constexpr int64_t kMinStepWorkPerThread = 32 * 1024;
+// its barrier. Measured on a 2-core AVX-512 EPYC: at 32 Ki the streaming LSTM (B1 H128, 64 Ki per
+// step) ran on both cores' L2s and its median fell 0.47 -> 0.30 ms alone, but beside other thread
+// pools in the process (torch's OpenMP spinning after its own calls, Numba's) every step's barrier
+// waited on a descheduled thread: 23 ms instead of 0.5 (rnnkit bench, model-inference-stream). So
+// one thread below 64 Ki per thread and step.
+constexpr int64_t kMinStepWorkPerThread = 64 * 1024;
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 

@@ -23,6 +23,12 @@ CONFIGS = {
     "XL": (32, 128, 1024, 1024),
 }
 SMOKE_CONFIGS = ("S", "M")
+# Whole models (LSTM): (I, H, num_layers, bidirectional, B, T), the shapes of public reports.
+MODELS = {
+    "bi2": (293, 128, 2, True, 32, 60),  # 2-layer bidirectional, batch 32, 60 steps (a TensorRT report)
+    "deep2000": (256, 256, 2, False, 8, 2000),  # 2 layers over 2000 steps (a torch CPU report)
+    "stream": (40, 128, 1, False, 1, 100),  # streaming: batch 1
+}
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
 
@@ -186,6 +192,82 @@ class Case:
         return call_without_onednn
 
 
+class ModelCase:
+    """A whole LSTM model of MODELS: torch.nn.LSTM, the same weights in rnnkit.torch.LSTM and in the
+    NumPy layers (rnnkit.LSTM) on a backend; one training step is forward + backward of y.sum()
+    (NumPy: dy = ones), parameter gradients included."""
+
+    def __init__(self, name, seed=0):
+        self.name = name
+        self.I, self.H, self.L, self.bi, self.B, self.T = MODELS[name]
+        self.x = np.random.default_rng(seed).standard_normal((self.T, self.B, self.I), dtype=np.float32)
+        self._state = None
+
+    def flops(self, training):
+        D = 2 if self.bi else 1
+        total = sum(forward_flops("lstm", self.T, self.B, self.I if layer == 0 else D * self.H, self.H)
+                    for layer in range(self.L)) * D  # fmt: skip
+        return total * (3 if training else 1)
+
+    def _kw(self):
+        return dict(num_layers=self.L, bidirectional=self.bi)
+
+    def state_dict(self):
+        """torch.nn's initialisation, seeded, as NumPy arrays (shared by every implementation)."""
+        if self._state is None:
+            rng = np.random.default_rng(1)
+            k = 1 / np.sqrt(self.H)
+            D, G = (2 if self.bi else 1), 4
+            self._state = {}
+            for layer in range(self.L):
+                for sfx in [f"_l{layer}", f"_l{layer}_reverse"][:D]:
+                    I = self.I if layer == 0 else D * self.H  # noqa: E741
+                    for n, shape in (("weight_ih", (G * self.H, I)), ("weight_hh", (G * self.H, self.H)),
+                                     ("bias_ih", (G * self.H,)), ("bias_hh", (G * self.H,))):  # fmt: skip
+                        self._state[n + sfx] = rng.uniform(-k, k, shape).astype(np.float32)
+        return self._state
+
+    def _torch_call(self, mod, training):
+        mod.load_state_dict({k: torch.from_numpy(v) for k, v in self.state_dict().items()})
+        x = torch.from_numpy(self.x)
+
+        def call():
+            if not training:
+                with torch.inference_mode():
+                    return mod(x)[0]
+            mod.zero_grad(set_to_none=True)
+            y = mod(x)[0]
+            y.sum().backward()
+            return y.detach()
+
+        return call
+
+    def torch_fn(self, training):
+        return self._torch_call(torch.nn.LSTM(self.I, self.H, **self._kw()), training)
+
+    def bridge_fn(self, training):
+        import rnnkit.torch as rt
+
+        return self._torch_call(rt.LSTM(self.I, self.H, **self._kw()), training)
+
+    def layers_fn(self, backend, training):
+        from .layers import LSTM
+
+        mod = LSTM(self.I, self.H, backend=backend, **self._kw())
+        mod.load_state_dict(self.state_dict())
+        mod.train(training)
+        x = self.x
+
+        def call():
+            y, _ = mod(x)
+            if training:
+                mod.zero_grad()
+                mod.backward(np.ones_like(y))
+            return y
+
+        return call
+
+
 # --- measurements ---------------------------------------------------------------------------------
 
 
@@ -288,6 +370,21 @@ def cases(full=False):
     return out
 
 
+def model_cases():
+    """(name, model, mode) of the whole-model group."""
+    return [(f"model-{mode}-{m}", m, mode) for m in MODELS for mode in ("inference", "training")]
+
+
+def model_fn(case, impl, training):
+    """The timed callable of one whole model: torch (torch.nn), rnnkit_torch, or a backend name
+    (the NumPy layers)."""
+    if impl == "torch":
+        return case.torch_fn(training)
+    if impl == "rnnkit_torch":
+        return case.bridge_fn(training)
+    return case.layers_fn(impl, training)
+
+
 def run(full=False, impls=None, only_cells=None, only_configs=None, progress=True, budget=0.5):
     """Time every case on every implementation; returns a list of result dicts
     {group, impl, median, gflops, cell, mode, T, B, I, H}."""
@@ -316,6 +413,21 @@ def run(full=False, impls=None, only_cells=None, only_configs=None, progress=Tru
                                 T=T, B=B, I=I, H=H))  # fmt: skip
             if bar is not None:
                 bar.update(1)
+    # The whole models (LSTM): torch.nn, rnnkit.torch and the NumPy layers on each backend.
+    models = [c for c in model_cases() if (not only_cells or "lstm" in only_cells)
+              and (not only_configs or c[1] in only_configs)]  # fmt: skip
+    mimpls = (["torch", "rnnkit_torch"] if "torch" in impls else []) + [i for i in impls if i != "torch"]
+    if bar is not None:
+        bar.total += len(models) * len(mimpls)
+    for name, model, mode in models:
+        case = ModelCase(model)
+        training = mode == "training"
+        for impl in mimpls:
+            med = time_call(model_fn(case, impl, training), budget=budget)
+            results.append(dict(group=name, impl=impl, median=med, gflops=case.flops(training) / med / 1e9,
+                                cell="lstm", mode=mode, T=case.T, B=case.B, I=case.I, H=case.H))  # fmt: skip
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
     return results
@@ -332,7 +444,7 @@ def _group_key(name):
     parts = name.split("-")
     size = parts[-1]
     num = int(size[1:]) if size[:1] in "TB" and size[1:].isdigit() else order.get(size, 9)
-    return (parts[0] in ("lengths", "sweepT", "sweepB"), parts[0], parts[-2] if len(parts) > 2 else "", num)
+    return (parts[0] in ("lengths", "sweepT", "sweepB", "model"), parts[0], parts[-2] if len(parts) > 2 else "", num)
 
 
 def grouped(results):
