@@ -308,3 +308,48 @@ def test_demo_text_is_capped(tmp_path, capsys):
     big.write_text("a" * (charlm.MAX_TEXT + 1))
     assert main(["demo", "--text", str(big)]) == 1
     assert "longer than 10,000,000 characters" in capsys.readouterr().err
+
+
+def _as_given(case, kind):
+    """forward's arguments for `case`, in one of the forms users pass."""
+    x, w, st = case.x, case.weights, case.state
+    if kind == "list_weights":
+        w = list(w)
+    elif kind == "no_state":
+        st = None
+    elif kind == "half_state" and case.cell == "lstm":
+        st = (st[0], None)
+    elif kind == "strided_x":
+        x = np.repeat(x, 2, axis=2)[:, :, ::2]
+    elif kind == "numpy_bools":
+        return x, w, st, np.bool_(True), np.bool_(False)
+    return x, w, st, False, True
+
+
+@pytest.mark.parametrize("bias", ["both", "none", "ih"])
+@pytest.mark.parametrize("kind", ["plain", "list_weights", "no_state", "half_state", "strided_x", "numpy_bools"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_validation_path_gives_what_the_full_path_gives(cell, dtype, kind, bias):
+    """_validate.problem answers common calls (exact contiguous arrays, no lengths) from a fast path
+    that skips the full path's conversions and messages: the Problem must be the same, field by
+    field, and anything unusual must be left to the full path."""
+    from rnnkit import _validate as V
+
+    case = make_case(cell, T=3, B=2, I=4, H=5, dtype=dtype, bias=bias, seed=1)
+    x, w, st, reverse, training = _as_given(case, kind)
+    fast = V._fast_problem(cell, x, w, st, None, reverse, training)
+    full = V._checked_problem(cell, x, w, st, None, reverse, training)
+    if kind in ("strided_x", "numpy_bools"):
+        assert fast is None  # converted or normalised: the full path's job
+        return
+    assert fast is not None
+    for f in full.__dataclass_fields__:
+        a, b = getattr(fast, f), getattr(full, f)
+        if isinstance(b, np.ndarray):
+            assert type(a) is np.ndarray and a.dtype == b.dtype and a.flags.c_contiguous, f
+            np.testing.assert_array_equal(a, b, err_msg=f)
+        else:
+            assert a == b and type(a) is type(b), f
+    for bad in (dict(lengths=[3, 1]), dict(x=x.astype(x.dtype.newbyteorder(">")))):
+        args = dict(cell=cell, x=x, weights=w, state=st, lengths=None, reverse=reverse, training=training) | bad
+        assert V._fast_problem(**args) is None

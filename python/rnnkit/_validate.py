@@ -105,8 +105,59 @@ def cell_name(cell) -> str:
     return cell
 
 
+def _plain(a, dtype, shape) -> bool:
+    """a is an exact C-contiguous ndarray of dtype and shape (the common case of every argument)."""
+    return type(a) is np.ndarray and a.dtype == dtype and a.shape == shape and a.flags.c_contiguous
+
+
+def _fast_problem(cell, x, weights, state, lengths, reverse, training) -> Optional[Problem]:
+    """The Problem of a call whose every argument is already what `problem` would make of it (exact
+    C-contiguous ndarrays of one float dtype and the right shapes, no lengths, plain bools), in a
+    few microseconds; None for anything else, which then takes the full path below (the one that
+    explains what is wrong). Both give the same Problem (tests/test_errors.py checks it)."""
+    G = GATES.get(cell) if type(cell) is str else None
+    if (G is None or type(x) is not np.ndarray or x.ndim != 3 or x.dtype not in DTYPES
+            or not x.flags.c_contiguous or type(weights) not in (tuple, list) or len(weights) != 4
+            or lengths is not None or type(reverse) is not bool or type(training) is not bool):  # fmt: skip
+        return None
+    W_ih, W_hh, b_ih, b_hh = weights
+    dtype = x.dtype
+    T, B, I = x.shape  # noqa: E741
+    if type(W_hh) is not np.ndarray or W_hh.ndim != 2:
+        return None
+    H = W_hh.shape[1]
+    GH = G * H
+    if (H < 1 or max(GH, I) >= 2**31 or not _plain(W_hh, dtype, (GH, H)) or not _plain(W_ih, dtype, (GH, I))
+            or not (b_ih is None or _plain(b_ih, dtype, (GH,))) or not (b_hh is None or _plain(b_hh, dtype, (GH,)))):  # fmt: skip
+        return None
+    lstm = cell == "lstm"
+    if state is None:
+        h0 = c0 = None
+    elif lstm:
+        if type(state) not in (tuple, list) or len(state) != 2:
+            return None
+        h0, c0 = state
+    else:
+        h0, c0 = state, None
+    for a in (h0, c0):
+        if a is not None and not _plain(a, dtype, (B, H)):
+            return None
+    return Problem(
+        cell=cell, T=T, B=B, I=I, H=H, G=G, dtype=dtype, x=x, W_ih=W_ih, W_hh=W_hh, b_ih=b_ih, b_hh=b_hh,
+        h0=np.zeros((B, H), dtype) if h0 is None else h0,
+        c0=(np.zeros((B, H), dtype) if c0 is None else c0) if lstm else None,
+        lengths=None, reverse=reverse, training=training,
+    )  # fmt: skip
+
+
 def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=True) -> Problem:
     """Validate the arguments of `functional.forward`; return a normalised Problem."""
+    fast = _fast_problem(cell, x, weights, state, lengths, reverse, training)
+    return fast if fast is not None else _checked_problem(cell, x, weights, state, lengths, reverse, training)
+
+
+def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Problem:
+    """problem's full path: every check, with its message, and every conversion."""
     cell = cell_name(cell)
     G = GATES[cell]
 
