@@ -47,6 +47,14 @@ def _copy(dst, src):
 
 
 @njit(**_OPTS)
+def _copy_rows(dst, src):
+    """dst[:, :] = src as plain loops (an array assignment makes Numba compile its broadcast-error
+    path, several seconds of the first call)."""
+    for i in range(dst.shape[0]):
+        _copy(dst[i], src[i])
+
+
+@njit(**_OPTS)
 def _pointwise_forward(cell, training, H, u0, xg_row, a_row, bias, b_hn, h_prev_row, c_row,
                        c_prev_row, hn_row, y_row, scr):  # fmt: skip
     """One row of one step, units u0 .. u0+n-1 (n = len(y_row)). xg_row [G*H]: the input
@@ -154,20 +162,24 @@ def sequence_forward(cell, npan, X, Wih, Wblk, bounds, bias, b_hn, h0s, c, perm,
     nblk = bounds.shape[0] - 1
     # the transpose is read only by steps of one or two rows
     WblkT = np.ascontiguousarray(Wblk.T) if bs.min() <= 2 else Wblk[:1, :1].copy()
+    # Block and panel indices are passed as int64 everywhere (prange's own index is unsigned, a
+    # literal 0 is its own type): each callee then compiles once instead of three times.
     if X.shape[1] == 0:
-        xg[:] = 0
+        for n in range(xg.shape[0]):
+            for j in range(xg.shape[1]):
+                xg[n, j] = 0
     elif nblk == 1:  # the input projection of every step at once
         for p in range(npan):
-            _input_projection(p, npan, X, Wih, xg, limit)
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
     else:
         for p in prange(npan):
-            _input_projection(p, npan, X, Wih, xg, limit)
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
     t0 = T - 1 if reverse else 0
     if training:
-        h_prev[off[t0] : off[t0] + bs[t0]] = h0s[: bs[t0]]
+        _copy_rows(h_prev[off[t0] : off[t0] + bs[t0]], h0s[: bs[t0]])
     else:
-        hbuf[0] = h0s
-        hbuf[1] = h0s
+        _copy_rows(hbuf[0], h0s)
+        _copy_rows(hbuf[1], h0s)
     for s in range(T):
         t = T - 1 - s if reverse else s
         rows, o = bs[t], off[t]
@@ -177,11 +189,11 @@ def sequence_forward(cell, npan, X, Wih, Wblk, bounds, bias, b_hn, h0s, c, perm,
         hcur = h_prev[o : o + rows] if training else hbuf[s % 2, :rows]
         hnext = h_prev[off[tn] : off[tn] + bs[tn]] if training else hbuf[(s + 1) % 2]
         if nblk == 1:
-            _forward_block(cell, training, 0, bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
+            _forward_block(cell, training, np.int64(0), bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
                            WblkT, xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
         else:
             for b in prange(nblk):
-                _forward_block(cell, training, b, bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
+                _forward_block(cell, training, np.int64(b), bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
                                WblkT, xg, bias, b_hn, c, c_prev, hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
 
 
@@ -295,7 +307,7 @@ def _input_grads(cell, p, npan, dg, dn, Wih, dX, limit):
         return
     if cell == GRU:
         H = dn.shape[1]
-        dg[n0:n1, 2 * H :] = dn[n0:n1]
+        _copy_rows(dg[n0:n1, 2 * H :], dn[n0:n1])
     gemm(False, False, dg[n0:n1], Wih, dX[n0:n1], 0, limit)
 
 
@@ -313,23 +325,23 @@ def sequence_backward(cell, npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev,
         t = T - 1 - s if reverse else s
         rows, o = bs[t], off[t]
         if nblk == 1:
-            _backward_block(cell, 0, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh, dc, perm,
-                            dg, dn, scr)  # fmt: skip
-            _dh_block(cell, 0, bounds, rows, o, dg, WhhT, Whh, dh)
+            _backward_block(cell, np.int64(0), bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh,
+                            dc, perm, dg, dn, scr)  # fmt: skip
+            _dh_block(cell, np.int64(0), bounds, rows, o, dg, WhhT, Whh, dh)
         else:
             for b in prange(nblk):
-                _backward_block(cell, b, bounds, t, rows, o, xg, h_prev, c_prev, hn, dy, dh, dc,
-                                perm, dg, dn, scr)  # fmt: skip
+                _backward_block(cell, np.int64(b), bounds, t, rows, o, xg, h_prev, c_prev, hn, dy,
+                                dh, dc, perm, dg, dn, scr)  # fmt: skip
             for b in prange(nblk):
-                _dh_block(cell, b, bounds, rows, o, dg, WhhT, Whh, dh)
+                _dh_block(cell, np.int64(b), bounds, rows, o, dg, WhhT, Whh, dh)
     # Weight, bias and input gradients: every step's share at once, in panels.
     if nblk == 1:
         for p in range(npan):
-            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit)
+            _weight_grads(cell, np.int64(p), npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit)
         for p in range(npan):
-            _input_grads(cell, p, npan, dg, dn, Wih, dX, limit)
+            _input_grads(cell, np.int64(p), npan, dg, dn, Wih, dX, limit)
     else:
         for p in prange(npan):
-            _weight_grads(cell, p, npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit)
+            _weight_grads(cell, np.int64(p), npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit)
         for p in prange(npan):
-            _input_grads(cell, p, npan, dg, dn, Wih, dX, limit)
+            _input_grads(cell, np.int64(p), npan, dg, dn, Wih, dX, limit)
