@@ -327,12 +327,13 @@ def peak_memory_mb(cell, config, impl, threads=THREADS):
     return float(r.stdout.strip().splitlines()[-1])
 
 
-def time_call(fn, min_repeats=3, budget=0.5):
-    """Median seconds of fn() over at least min_repeats calls and about `budget` seconds."""
+def time_call(fn, min_repeats=3, budget=0.5, times=None):
+    """Median seconds of fn() over at least min_repeats calls and about `budget` seconds (every
+    call's seconds appended to `times` when given)."""
     import time
 
     fn()  # warm-up (compilation, first touch)
-    times = []
+    times = [] if times is None else times
     start = time.perf_counter()
     while len(times) < min_repeats or (time.perf_counter() - start < budget and len(times) < 100):
         t = time.perf_counter()
