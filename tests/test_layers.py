@@ -189,4 +189,4 @@ def test_layers_pickle_and_deepcopy():
     y = m(x)[0]
     for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
         np.testing.assert_array_equal(clone(x)[0], y)
-        assert clone._buffers_lock is not m._buffers_lock
+        assert clone._outputs._lock is not m._outputs._lock

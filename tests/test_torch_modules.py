@@ -247,3 +247,32 @@ def test_module_arguments_are_checked(make, exc, fragment):
 
     with pytest.raises(exc, match=re.escape(fragment)):
         make()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_inference_buffers_are_never_handed_out_twice(bidirectional):
+    """Without autograd the inner layers write into buffers the module keeps (rnnkit/_buffers.py):
+    a returned output must stay as it was through later calls and match the autograd path and
+    torch.nn; torch.save of the module (pickle) and deepcopy still work."""
+    import copy
+    import io
+
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(4, 5, num_layers=3, bidirectional=bidirectional)
+    ours = rt.LSTM(4, 5, num_layers=3, bidirectional=bidirectional)
+    ours.load_state_dict(ref.state_dict())
+    xs = [torch.randn(6, 2, 4) for _ in range(3)]
+    with torch.no_grad():
+        first = ours(xs[0])[0]
+        kept = first.clone()
+        later = [ours(x)[0] for x in xs[1:]]
+    torch.testing.assert_close(first, kept, rtol=0, atol=0)
+    for x, y in zip(xs[1:], later):
+        torch.testing.assert_close(y, ref(x)[0].detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(y, ours(x)[0].detach(), rtol=0, atol=0)  # autograd path, fresh buffers
+    buf = io.BytesIO()
+    torch.save(ours, buf)
+    buf.seek(0)
+    for clone in (torch.load(buf, weights_only=False), copy.deepcopy(ours)):
+        with torch.no_grad():
+            torch.testing.assert_close(clone(xs[0])[0], kept, rtol=0, atol=0)

@@ -10,12 +10,12 @@ unchanged and ours loads into torch. Check: tests/test_layers.py (against torch.
 
 from __future__ import annotations
 
-import threading
 from typing import Dict
 
 import numpy as np
 
 from . import functional as F
+from ._buffers import InnerOutputs
 from ._validate import positive_int
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding"]
@@ -137,16 +137,7 @@ class _RecurrentLayer(_Module):
                     shapes[f"bias_hh{sfx}"] = (G * H,)
         self._init_params(shapes, H, self._rng)
         self._tape = None
-        self._buffers, self._buffers_lock = {}, threading.Lock()
-
-    def __getstate__(self):  # pickle / deepcopy: the buffers are a cache, the lock is per object
-        state = dict(self.__dict__, _buffers={})
-        del state["_buffers_lock"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._buffers_lock = threading.Lock()
+        self._outputs = InnerOutputs()
 
     @property
     def num_directions(self) -> int:
@@ -199,24 +190,8 @@ class _RecurrentLayer(_Module):
             x = x.transpose(1, 0, 2)
         B = x.shape[1]
         states = self._split_state(state, "state", B)
-        # Inference reuses the module's buffers for the outputs of all but the last layer (they do
-        # not leave the call; fresh ones fault their pages in anew on every call), unless another
-        # thread is inside this module's forward right now.
-        held = not self.training and self.num_layers > 1 and self._buffers_lock.acquire(blocking=False)
-        try:
+        with self._outputs.call(not self.training and self.num_layers > 1) as held:  # rnnkit/_buffers.py
             return self._forward_layers(x, B, states, lengths, return_states, held)
-        finally:
-            if held:
-                self._buffers_lock.release()
-
-    def _output(self, layer, shape, held):
-        """The output array of `layer`: a kept buffer (inference, inner layer, lock held) or new."""
-        if not held or layer == self.num_layers - 1:
-            return np.empty(shape, self.dtype)
-        buf = self._buffers.get(layer)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[layer] = np.empty(shape, self.dtype)
-        return buf
 
     def _forward_layers(self, x, B, states, lengths, return_states, held):
         lstm = self._cell == "lstm"
@@ -235,7 +210,8 @@ class _RecurrentLayer(_Module):
                     if lstm:
                         c_all.append(st[1])
             else:  # both directions in one call (they run concurrently), writing into one output
-                y_out = self._output(layer, (inp.shape[0], B, self.num_directions * self.hidden_size), held)
+                y_out = self._outputs.get(layer, (inp.shape[0], B, self.num_directions * self.hidden_size), self.dtype,
+                                          held, last=layer == self.num_layers - 1)  # fmt: skip
                 runs = F._forward_group([dict(cell=self._cell, x=inp, weights=self._weights(sfx), state=states[i0 + d],
                                               lengths=lengths, reverse=d == 1, training=self.training)
                                          for d, sfx in enumerate(sfxs)], self.backend, y_out=y_out)  # fmt: skip

@@ -24,6 +24,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .. import functional as F
+from .._buffers import InnerOutputs
 from .._validate import positive_int
 
 
@@ -41,6 +42,7 @@ def _check_args(input_size, hidden_size, num_layers=1, dropout=0.0, **flags):
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "recurrent"]
 
 _DTYPES = (torch.float32, torch.float64)
+_NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
 
 def _np(t: Optional[torch.Tensor]):
@@ -66,7 +68,7 @@ class _Recurrent(torch.autograd.Function):
     then per direction h_n, c_n)."""
 
     @staticmethod
-    def forward(ctx, cell, backend, reverses, lengths, training, x, *flat):
+    def forward(ctx, cell, backend, reverses, lengths, training, y_out, x, *flat):
         lstm = cell == "lstm"
         calls = []
         for d, reverse in enumerate(reverses):
@@ -78,8 +80,7 @@ class _Recurrent(torch.autograd.Function):
         # here woke torch's OpenMP threads, which then spin for milliseconds on the cores rnnkit's
         # next call needs: a bidirectional layer took 19 ms instead of 11).
         xa = calls[0]["x"]
-        y_out = None
-        if len(calls) > 1 and xa.ndim == 3:
+        if y_out is None and len(calls) > 1 and xa.ndim == 3:
             y_out = np.empty((xa.shape[0], xa.shape[1], len(calls) * _np(flat[1]).shape[1]), xa.dtype)
         runs = F._forward_group(calls, backend, y_out=y_out)
         ctx.fctxs = [fctx for _, _, fctx in runs]
@@ -114,12 +115,12 @@ class _Recurrent(torch.autograd.Function):
             dx = d_x if dx is None else dx + d_x
             dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
             flat += [None if a is None else torch.from_numpy(a) for a in (*dw, dh0, dc0)]
-        return (None, None, None, None, None, torch.from_numpy(dx), *flat)
+        return (None, None, None, None, None, None, torch.from_numpy(dx), *flat)
 
 
-def _apply(cell, x, directions, lengths=None, backend="auto"):
+def _apply(cell, x, directions, lengths=None, backend="auto", y_out=None):
     """directions: (weights, h0, c0, reverse) each; returns y [T, B, D*H] and [(h_n, c_n)] per
-    direction."""
+    direction. y_out: an array to write y into (rnnkit/_buffers.py), or None."""
     _check_tensor("x", x)
     flat = []
     for weights, h0, c0, _ in directions:
@@ -129,7 +130,7 @@ def _apply(cell, x, directions, lengths=None, backend="auto"):
     # Keep per-step activations only when autograd will ask for them (not under no_grad/inference).
     training = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *flat))
     reverses = tuple(bool(r) for *_, r in directions)
-    y, *states = _Recurrent.apply(cell, backend, reverses, lengths, training, x, *flat)
+    y, *states = _Recurrent.apply(cell, backend, reverses, lengths, training, y_out, x, *flat)
     lstm = cell == "lstm"
     return y, [(states[2 * d], states[2 * d + 1] if lstm else None) for d in range(len(directions))]
 
@@ -142,8 +143,8 @@ def recurrent(cell: str, x, weights, h0, c0=None, lengths=None, reverse=False, b
 
 
 @torch.compiler.disable
-def _layer(cell, x, directions, lengths, backend):
-    return _apply(cell, x, directions, lengths, backend)
+def _layer(cell, x, directions, lengths, backend, y_out=None):
+    return _apply(cell, x, directions, lengths, backend, y_out)
 
 
 class _RNNBase(nn.Module):
@@ -163,6 +164,7 @@ class _RNNBase(nn.Module):
         D = 2 if bidirectional else 1
         kw = dict(dtype=dtype or torch.get_default_dtype())
         self._flat_names = []
+        self._outputs = InnerOutputs()
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else hidden_size * D
             for sfx in ("", "_reverse")[:D]:
@@ -225,15 +227,22 @@ class _RNNBase(nn.Module):
             if s is not None and tuple(s.shape) != (L * D, B, H):
                 raise ValueError(f"{name} must have shape (num_layers * num_directions, B, H) = ({L * D}, {B}, {H}), got {tuple(s.shape)}")
         inp, hs, cs = x, [], []
-        for layer in range(L):
-            dirs = [(self._weights(i), h0[i].contiguous(), None if c0 is None else c0[i].contiguous(), i % D == 1)
-                    for i in range(layer * D, layer * D + D)]  # fmt: skip
-            inp, states = _layer(cell, inp, dirs, lengths, self.backend)  # both directions, one call
-            for h_n, c_n in states:
-                hs.append(h_n)
-                cs.append(c_n)
-            if self.dropout and self.training and layer < L - 1:
-                inp = nn.functional.dropout(inp, self.dropout, True)
+        # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py).
+        infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        shape, dt = (x.shape[0], B, D * H), _NP_DTYPES.get(x.dtype)
+        with self._outputs.call(infer and L > 1 and dt is not None) as held:
+            for layer in range(L):
+                dirs = [(self._weights(i), h0[i].contiguous(), None if c0 is None else c0[i].contiguous(), i % D == 1)
+                        for i in range(layer * D, layer * D + D)]  # fmt: skip
+                y_out = None
+                if dt is not None and (D > 1 or (held and layer < L - 1)):
+                    y_out = self._outputs.get(layer, shape, dt, held, last=layer == L - 1)
+                inp, states = _layer(cell, inp, dirs, lengths, self.backend, y_out)  # both directions, one call
+                for h_n, c_n in states:
+                    hs.append(h_n)
+                    cs.append(c_n)
+                if self.dropout and self.training and layer < L - 1:
+                    inp = nn.functional.dropout(inp, self.dropout, True)
         h_n = torch.stack(hs)
         state = (h_n, torch.stack(cs)) if lstm else h_n
         if packed:

@@ -1,0 +1,49 @@
+"""Buffers a multi-layer module keeps for its inner layers' outputs in inference.
+
+In inference the output of every layer but the last is read only by the next layer of the same
+call, so a module can write it into the same buffer on every call instead of a fresh array whose
+pages fault in anew each time (a 2 MB output per layer in a 2-layer bidirectional LSTM). The last
+layer's output, which the caller receives, is always new. A call that finds another thread inside
+the same module's forward allocates its own (a non-blocking lock). Pickling and deepcopy drop the
+buffers. Used by rnnkit.layers and rnnkit.torch. Check: tests/test_layers.py,
+tests/test_torch_modules.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+
+class InnerOutputs:
+    def __init__(self):
+        self._bufs: dict = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+    @contextlib.contextmanager
+    def call(self, reuse: bool):
+        """Around one forward: yields whether this call may reuse the buffers (reuse asked for and
+        no other thread inside)."""
+        held = bool(reuse) and self._lock.acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held:
+                self._lock.release()
+
+    def get(self, layer: int, shape, dtype, held: bool, last: bool) -> np.ndarray:
+        """The output array of `layer`: the kept buffer (held, an inner layer) or a new one."""
+        if not held or last:
+            return np.empty(shape, dtype)
+        buf = self._bufs.get(layer)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self._bufs[layer] = np.empty(shape, dtype)
+        return buf
