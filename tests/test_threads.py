@@ -258,3 +258,43 @@ def test_phase_profile_accounts_for_the_call(threads):
     for phase in ("setup", "input", "step_gemm", "pointwise", "weight_grad", "input_grad"):
         assert got[phase] > 0, phase
     assert sum(got.values()) <= wall  # one thread: the phases lie inside the call
+
+
+def test_large_outputs_are_recycled_never_shared():
+    """rnnkit._core.pooled: the C++ backend's large arrays (training cache, outputs, gradients)
+    come from a pool that takes a block back when its array is freed. A live array's memory is
+    never handed out again; a freed one is reused by the next request of its size; a result kept
+    by the caller stays as it was through later calls."""
+    if "cpp" not in rnnkit.available_backends():
+        pytest.skip("cpp backend not built")
+    import gc
+
+    from rnnkit import functional as F
+    from rnnkit._native import core
+
+    n = (1 << 20) + 3 * 4096 + 64  # a size no other test asks for: its blocks are these ones
+    gc.collect()
+    a, b = core.pooled(n), core.pooled(n)
+    assert a.shape == (n,) and a.dtype == np.uint8 and a.flags.writeable
+    assert not np.shares_memory(a, b)
+    before = core.pool_bytes()
+    if before + n > core.pool_limit():
+        pytest.skip("the pool is full of other tests' blocks")
+    addr = a.ctypes.data
+    del a
+    assert core.pool_bytes() == before + n
+    c = core.pooled(n)
+    assert c.ctypes.data == addr and core.pool_bytes() == before
+    del b, c
+
+    case = make_case("lstm", T=40, B=16, I=64, H=128, dtype=np.float32, seed=4)
+    y1, _, ctx1 = F.forward("lstm", case.x, case.weights, case.state, backend="cpp")
+    assert y1.nbytes >= 256 * 1024 and y1.base is not None  # from the pool
+    kept = y1.copy()
+    dx1 = F.backward(ctx1, case.dy, case.dstate_n)[0]
+    for _ in range(3):
+        y2, _, ctx2 = F.forward("lstm", case.x * 2, case.weights, case.state, backend="cpp")
+        dx2 = F.backward(ctx2, case.dy, case.dstate_n)[0]
+        assert not np.shares_memory(y1, y2) and not np.shares_memory(dx1, dx2)
+        del y2, ctx2, dx2
+    np.testing.assert_array_equal(y1, kept)

@@ -30,6 +30,23 @@ class CppCache(NamedTuple):
     hn: Optional[np.ndarray]
 
 
+# Arrays from this many bytes up come from _core.pooled: their memory is recycled when they are
+# freed, so that a training loop does not fault every call's cache pages in afresh (smaller ones
+# cost more to pool than to allocate).
+_POOLED_BYTES = 256 * 1024
+
+
+def _empty(shape, dtype):
+    """np.empty(shape, dtype), from the recycling pool when large (see _POOLED_BYTES)."""
+    dtype = np.dtype(dtype)
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    if n < _POOLED_BYTES:
+        return np.empty(shape, dtype)
+    return _core.pooled(n).view(dtype).reshape(shape)
+
+
 def _forward_call(p, y=None):
     """The arguments of one _core.forward call for p, and what to return from them. y: where to
     write the output, a [T, B, H] view whose rows may be strided (a direction's columns of a
@@ -38,17 +55,17 @@ def _forward_call(p, y=None):
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
     lstm, gru = p.cell == "lstm", p.cell == "gru"
     if y is None:
-        y = (np.empty if pl.dense else np.zeros)((T, B, H), dt)
+        y = _empty((T, B, H), dt) if pl.dense else np.zeros((T, B, H), dt)
     elif not pl.dense:
         y[...] = 0  # steps past a sequence's length are not written
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt) if lstm else None
     train = p.training
-    xg = np.empty((N, G * H), dt) if train else None  # inference: a workspace inside the call
-    xp = None if pl.dense else np.empty((N, I), dt)
-    h_prev = np.empty((N, H), dt) if train else None
-    c_prev = np.empty((N, H), dt) if train and lstm else None
-    hn = np.empty((N, H), dt) if train and gru else None
+    xg = _empty((N, G * H), dt) if train else None  # inference: a workspace inside the call
+    xp = None if pl.dense else _empty((N, I), dt)
+    h_prev = _empty((N, H), dt) if train else None
+    c_prev = _empty((N, H), dt) if train and lstm else None
+    hn = _empty((N, H), dt) if train and gru else None
     call = (_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh, p.b_ih,
             p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense)  # fmt: skip
     cache = CppCache(pl, xg, xp, h_prev, c_prev, hn) if train else None
@@ -84,13 +101,13 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     pl = cache.plan
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
     lstm, gru = p.cell == "lstm", p.cell == "gru"
-    dx = (np.empty if pl.dense else np.zeros)((T, B, I), dt)
+    dx = _empty((T, B, I), dt) if pl.dense else np.zeros((T, B, I), dt)
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt) if lstm else None
-    dW_ih, dW_hh = np.empty_like(p.W_ih), np.empty_like(p.W_hh)
+    dW_ih, dW_hh = _empty(p.W_ih.shape, dt), _empty(p.W_hh.shape, dt)
     db_ih, db_hh = np.empty(G * H, dt), np.empty(G * H, dt)
     dg = None  # a workspace the C++ driver keeps between calls (fresh pages fault in every call)
-    dn = np.empty((N, H), dt) if gru else None
+    dn = _empty((N, H), dt) if gru else None
     call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
             cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,
             pl.batch_sizes, pl.offsets, p.reverse, pl.dense)  # fmt: skip
