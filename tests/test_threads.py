@@ -298,3 +298,52 @@ def test_large_outputs_are_recycled_never_shared():
         assert not np.shares_memory(y1, y2) and not np.shares_memory(dx1, dx2)
         del y2, ctx2, dx2
     np.testing.assert_array_equal(y1, kept)
+
+
+# Both threads pinned to one CPU: every barrier of a call with small steps waits for a thread that
+# is not running (as beside another spinning thread pool, or under a CPU quota).
+_CONTENDED_SCRIPT = r"""
+import os
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+import numpy as np
+import rnnkit
+from rnnkit import functional as F
+from rnnkit._native import core
+
+def run(T, B, H, threads):
+    rnnkit.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, 40), dtype=np.float32)
+    W = (rng.standard_normal((4 * H, 40), dtype=np.float32) * 0.1,
+         rng.standard_normal((4 * H, H), dtype=np.float32) * 0.1,
+         rng.standard_normal(4 * H, dtype=np.float32), rng.standard_normal(4 * H, dtype=np.float32))
+    y, (h, c), ctx = F.forward("lstm", x, W, training=True, backend="cpp")
+    dx, (dh0, dc0), dw = F.backward(ctx, np.ones_like(y))
+    return [y, h, c, dx, dh0, dc0, *dw]
+
+want = run(50, 1, 128, 1)  # B1 H128: 64 Ki multiply-adds per step, marginal on two threads
+assert core.contention() == {"contended": 0, "demoted": 0, "left": 0}, core.contention()
+for _ in range(12):
+    for a, b in zip(run(50, 1, 128, 2), want):
+        np.testing.assert_array_equal(a, b)
+c = core.contention()
+assert c["contended"] >= 1 and c["demoted"] >= 1, c
+# Steps large enough to be sure of two threads are never demoted (B4 H256: 512 Ki per thread).
+before = core.contention()["demoted"]
+run(4, 4, 256, 2)
+assert core.contention()["demoted"] == before, core.contention()
+print("ok")
+"""
+
+
+def test_small_steps_back_off_to_one_thread_when_contended():
+    """A call whose steps are only marginally worth two threads (rnnkit/sequence.cpp, Contention)
+    and whose barrier waits outlast the spin makes the next such calls run on one thread, with the
+    same results bitwise; larger steps keep their threads."""
+    if "cpp" not in rnnkit.available_backends():
+        pytest.skip("cpp backend not built")
+    import os
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("needs os.sched_setaffinity")
+    _run_script(_CONTENDED_SCRIPT)

@@ -330,6 +330,13 @@ PYBIND11_MODULE(_core, m) {
     return g_pool_bytes;
   }, "Bytes held by the pool of freed blocks.");
   m.def("pool_limit", [] { return kPoolBytes; }, "Most bytes the pool keeps.");
+  m.def("contention", [] {
+        const rnnkit::ContentionStats c = rnnkit::contention_stats();
+        py::dict d;
+        d["contended"] = c.contended, d["demoted"] = c.demoted, d["left"] = c.left;
+        return d;
+      },
+      "Calls with small steps found contended, run on one thread since, and still to be (sequence.cpp).");
   m.def("profile", &rnnkit::set_profiling, py::arg("enable"),
         "Per-phase timers of the sequence drivers on/off (rnnkit/profile.h).");
   m.def("profile_reset", &rnnkit::profile_reset, "Zero the per-phase totals.");

@@ -23,13 +23,55 @@ namespace {
 
 std::atomic<int> g_threads{1};
 
-// A step must hold at least this many multiply-adds per thread before a second thread pays for
-// its barrier. Measured on a 2-core AVX-512 EPYC: at 32 Ki the streaming LSTM (B1 H128, 64 Ki per
-// step) ran on both cores' L2s and its median fell 0.47 -> 0.30 ms alone, but beside other thread
-// pools in the process (torch's OpenMP spinning after its own calls, Numba's) every step's barrier
-// waited on a descheduled thread: 23 ms instead of 0.5 (rnnkit bench, model-inference-stream). So
-// one thread below 64 Ki per thread and step.
-constexpr int64_t kMinStepWorkPerThread = 64 * 1024;
+// A step must hold at least kMinStepWorkPerThread multiply-adds per thread before a second thread
+// pays for its barrier (a round trip between the cores costs 0.2-0.4 us here). Measured on a
+// 2-core AVX-512 EPYC, T100, one thread / two, medians in one process: LSTM B1 H128 (64 Ki per
+// step) 357 / 277 us inference, 1020 / 657 us training; LSTM B2 H64 (32 Ki) 209 / 170 us; GRU
+// B4 H64 (48 Ki) 251 / 177 us; below 32 Ki no gain. Each thread then streams only its half of
+// W_hh from its own L2.
+//
+// Such a step lasts a few microseconds, so its barrier is hostage to the scheduler: when the other
+// core is taken (another thread pool spinning, torch's OpenMP after its own calls, a CPU quota or
+// affinity smaller than the thread count), each step waits for a descheduled thread, up to a
+// timeslice (measured once: 23 ms instead of 0.5 for the streaming LSTM). So a call whose steps
+// hold less than kSureStepWorkPerThread per thread is marginal: if its barrier waits outlast the
+// spin (Barrier::slept), the next marginal calls run on one thread (Contention), and the two
+// threads are tried again after a backoff that doubles while the contention lasts. Larger steps
+// always use their threads: a stall costs them proportionally less.
+constexpr int64_t kMinStepWorkPerThread = 16 * 1024;
+constexpr int64_t kSureStepWorkPerThread = 64 * 1024;
+
+// The backoff of marginal calls after a contended one (see above); shared by all calls of the
+// process, relaxed atomics (a lost update only shifts when the threads are tried again).
+class Contention {
+ public:
+  static constexpr int kFirst = 8, kLongest = 4096;  // calls on one thread after a contended call
+  // Whether this marginal call runs on one thread (counts it down).
+  bool demote() {
+    const int left = left_.load(std::memory_order_relaxed);
+    if (left <= 0) return false;
+    left_.store(left - 1, std::memory_order_relaxed);
+    demoted_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // After a marginal call on several threads: whether its barrier waits outlasted the spin twice.
+  void report(int slept) {
+    if (slept < 2) {
+      next_.store(kFirst, std::memory_order_relaxed);
+      return;
+    }
+    const int n = next_.load(std::memory_order_relaxed);
+    left_.store(n, std::memory_order_relaxed);
+    next_.store(std::min(2 * n, kLongest), std::memory_order_relaxed);
+    contended_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ContentionStats stats() const { return {contended_.load(), demoted_.load(), left_.load()}; }
+
+ private:
+  std::atomic<int> left_{0}, next_{kFirst};
+  std::atomic<int64_t> contended_{0}, demoted_{0};
+};
+Contention g_contention;
 
 int64_t nblocks(int64_t H) { return (H + kBlock - 1) / kBlock; }
 
@@ -183,12 +225,25 @@ void profile_reset() {
 void set_num_threads(int n) { g_threads = n < 1 ? 1 : n; }
 int get_num_threads() { return g_threads; }
 
+ContentionStats contention_stats() { return g_contention.stats(); }
+
 int threads_for(const Problem& p) {
   const int64_t work = p.B * p.G * p.H * p.H;
   const int cap = p.threads > 0 ? std::min<int>(p.threads, g_threads) : g_threads.load();
   int64_t nt = std::min<int64_t>(cap, panel_count(p.H));
   nt = std::min<int64_t>(nt, std::max<int64_t>(1, work / kMinStepWorkPerThread));
   return static_cast<int>(std::max<int64_t>(1, nt));
+}
+
+// Threads of one call: threads_for, unless the call is marginal and backing off (Contention).
+// marginal: whether to report the call's barrier waits afterwards.
+int call_threads(const Problem& p, bool* marginal) {
+  const int nt = threads_for(p);
+  const int64_t work = p.B * p.G * p.H * p.H;
+  *marginal = nt > 1 && work / nt < kSureStepWorkPerThread;
+  if (!*marginal || !g_contention.demote()) return nt;
+  *marginal = false;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, work / kSureStepWorkPerThread)));
 }
 
 // The input projection runs chunk by chunk, each chunk just before the steps that read it: at most
@@ -225,7 +280,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   WorkspaceCall call;
   Workspace& ws = call.w;
   const PointwiseTable<T>& pw = pointwise<T>();
-  const int nthreads = threads_for(p);
+  bool marginal = false;
+  const int nthreads = call_threads(p, &marginal);
 
   T* const Wih = ws.get<T>(kWih, GH * I);
   T* const Whh = ws.get<T>(kWhh, GH * H);
@@ -323,6 +379,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     }
   });
   clock.skip();
+  if (marginal) g_contention.report(barrier.slept());
   if (lstm) copy_rows_permuted(a.c_n, c, p.perm, B, H, false);
   clock.lap(Phase::kSetup);
 }
@@ -363,11 +420,13 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   T* const dWip = dWhp + GH * H;
   T* const dbp = dWip + GH * I;
   T* const dxp = p.dense ? nullptr : ws.get<T>(kDx, N * I);
-  const int nthreads = threads_for(p);
+  bool marginal = false;
+  const int nthreads = call_threads(p, &marginal);
   T* const Whh_panels = ws.get<T>(kWhhPanels, (H + nthreads * pw.nr) * GH);  // W_hh, per thread
 
   clock.lap(Phase::kSetup);
   Barrier barrier(nthreads);
+  int step_slept = 0;
   parallel(nthreads, [&](int k, int nt) {
     PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
@@ -396,6 +455,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
+    if (k == 0) step_slept = barrier.slept();  // the steps' waits only (not the GEMMs' below)
     tc.lap(Phase::kWait);
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
@@ -432,6 +492,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     tc.lap(Phase::kInputGrad);
   });
   clock.skip();
+  if (marginal) g_contention.report(step_slept);
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)

@@ -51,10 +51,10 @@ void futex_wake(std::atomic<uint32_t>&) {}
 
 }  // namespace
 
-void wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers) {
+bool wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers) {
   const auto start = std::chrono::steady_clock::now();
   for (unsigned i = 1;; ++i) {
-    if (word.load(std::memory_order_acquire) != value) return;
+    if (word.load(std::memory_order_acquire) != value) return false;
     RNNKIT_PAUSE();
     if (i % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
   }
@@ -63,6 +63,7 @@ void wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<i
   sleepers.fetch_add(1, std::memory_order_seq_cst);
   while (word.load(std::memory_order_seq_cst) == value) futex_wait(word, value);
   sleepers.fetch_sub(1, std::memory_order_relaxed);
+  return true;
 }
 
 void wake_all(std::atomic<uint32_t>& word, std::atomic<int>& sleepers) {

@@ -17,9 +17,10 @@
 
 namespace rnnkit {
 
-// Spin-then-sleep waiting on a 32-bit word (Linux futex; elsewhere a yield loop).
+// Spin-then-sleep waiting on a 32-bit word (Linux futex; elsewhere a yield loop). Returns whether
+// it had to sleep (the word did not change within the spin time).
 namespace detail {
-void wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers);
+bool wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers);
 void wake_all(std::atomic<uint32_t>& word, std::atomic<int>& sleepers);
 using TaskFn = void (*)(void* ctx, int k, int nt);
 void parallel_impl(int nt, TaskFn fn, void* ctx);
@@ -32,7 +33,8 @@ template <class F> void parallel(int nt, F&& f) {
       nt, [](void* c, int k, int n) { (*static_cast<F*>(c))(k, n); }, &f);
 }
 
-// A reusable barrier for n threads: generation counter, spin then futex.
+// A reusable barrier for n threads: generation counter, spin then futex. slept() counts the waits
+// that outlasted the spin: with steps of microseconds, a sign that a thread was descheduled.
 class Barrier {
  public:
   explicit Barrier(int n) : n_(n) {}
@@ -45,14 +47,16 @@ class Barrier {
       detail::wake_all(generation_, sleepers_);
       return;
     }
-    detail::wait_while_equal(generation_, gen, sleepers_);
+    if (detail::wait_while_equal(generation_, gen, sleepers_)) slept_.fetch_add(1, std::memory_order_relaxed);
   }
+  int slept() const { return slept_.load(std::memory_order_relaxed); }
 
  private:
   int n_;
   std::atomic<int> count_{0};
   std::atomic<uint32_t> generation_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<int> slept_{0};
 };
 
 // Worker threads created so far in this process (all teams); 0 in a freshly forked child.
