@@ -36,6 +36,20 @@ class CppCache(NamedTuple):
 _POOLED_BYTES = 256 * 1024
 
 
+def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
+    """The shape of each of CppCache's arrays (its fields after plan, in order) for a training call
+    of these sizes (N: packed rows); None where the field is None. The plan is rebuilt from the
+    problem. Used where the cache travels as tensors (rnnkit.torch's registered ops)."""
+    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    return {"xg": (N, G * H), "xp": None if dense else (N, I), "h_prev": (N, H),
+            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None}  # fmt: skip
+
+
+def cache_restore(p, arrays):
+    """The CppCache of a training forward of p from its arrays (as cache_layout lists them)."""
+    return CppCache(plan(p), *arrays)
+
+
 def _empty(shape, dtype):
     """np.empty(shape, dtype), from the recycling pool when large (see _POOLED_BYTES)."""
     dtype = np.dtype(dtype)

@@ -94,6 +94,27 @@ class NumbaCache(NamedTuple):
     hn: Optional[np.ndarray]
 
 
+def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
+    """The shape of each of NumbaCache's arrays (its fields after plan, in order) for a training
+    call of these sizes; None where the field is None; "x" for X without lengths, a view of x. The
+    plan is rebuilt from the problem (see rnnkit._cpp.cache_layout)."""
+    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    if not (T and B):
+        return dict.fromkeys(("X", "xg", "h_prev", "c_prev", "hn"))
+    return {"X": "x" if dense else (N, I), "xg": (N, G * H), "h_prev": (N, H),
+            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None}  # fmt: skip
+
+
+def cache_restore(p, arrays):
+    """The NumbaCache of a training forward of p from its arrays (as cache_layout lists them,
+    X absent when it is a view of x)."""
+    pl = plan(p)
+    X, *rest = arrays
+    if X is None and p.T and p.B:
+        X = _packed_x(p, pl)
+    return NumbaCache(pl, X, *rest)
+
+
 def _ro(a):
     """A read-only view: the kernels see every input array as read-only, so that one compiled
     signature serves writeable arrays, read-only ones and memmaps alike (each flag combination was a

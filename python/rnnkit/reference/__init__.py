@@ -5,10 +5,26 @@ dc_n) -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)` pair over a validated Probl
 None for cells other than LSTM; cache is None when p.training is False.
 """
 
-from .gru import gru_backward, gru_forward
-from .lstm import lstm_backward, lstm_forward
-from .rnn import rnn_relu_backward, rnn_relu_forward, rnn_tanh_backward, rnn_tanh_forward
+from .gru import GRUCache, gru_backward, gru_forward
+from .lstm import LSTMCache, lstm_backward, lstm_forward
+from .rnn import RNNCache, rnn_relu_backward, rnn_relu_forward, rnn_tanh_backward, rnn_tanh_forward
 
+
+
+def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
+    """The shape of each array of the cell's cache, in field order, for a training call of these
+    sizes (see rnnkit._cpp.cache_layout)."""
+    if cell == "lstm":
+        return {"h_prev": (T, B, H), "c_prev": (T, B, H), "gates": (T, B, 4 * H), "tanh_c": (T, B, H)}
+    if cell == "gru":
+        return {"h_prev": (T, B, H), "gates": (T, B, 3 * H), "hn": (T, B, H)}
+    return {"h_prev": (T, B, H), "h": (T, B, H)}
+
+
+def cache_restore(p, arrays):
+    """The cell's cache of a training forward of p from its arrays (see cache_layout)."""
+    kind = {"lstm": LSTMCache, "gru": GRUCache}.get(p.cell, RNNCache)
+    return kind(*arrays)
 
 
 def entering_cell_state(p, cache):
@@ -17,7 +33,7 @@ def entering_cell_state(p, cache):
 
 
 __all__ = [
-    "entering_cell_state",
+    "cache_layout", "cache_restore", "entering_cell_state",
     "gru_backward", "gru_forward", "lstm_backward", "lstm_forward",
     "rnn_relu_backward", "rnn_relu_forward", "rnn_tanh_backward", "rnn_tanh_forward",
 ]  # fmt: skip

@@ -5,9 +5,12 @@
     out, (h_n, c_n) = lstm(x_or_packed_sequence, (h0, c0))
 
 Same constructor, forward signature, outputs (PackedSequence in, PackedSequence out) and
-state_dict as torch.nn. Forward and backward run rnnkit's kernels through a torch.autograd.Function;
-tensors and NumPy arrays share memory both ways (no copy of weights per call). The function is
-hidden from torch.compile's tracer (a clean graph break, never a failure). CPU tensors only.
+state_dict as torch.nn; forward also takes lengths= for padded input. In eager mode forward and
+backward run rnnkit's kernels through a torch.autograd.Function; tensors and NumPy arrays share
+memory both ways (no copy of weights per call). Under torch.compile and torch.export the same
+kernels run as registered operators (torch.ops.rnnkit.layer_forward/layer_backward, in _ops.py),
+so `torch.compile(model, fullgraph=True)` and `torch.export.export(model, args)` capture models
+holding these modules. CPU tensors only.
 Importing `rnnkit` never imports torch; importing `rnnkit.torch` needs it (the `torch` extra).
 Check: tests/test_torch_modules.py.
 """
@@ -26,6 +29,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from .. import functional as F
 from .._buffers import InnerOutputs
 from .._validate import positive_int
+from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
 
 
 def _check_args(input_size, hidden_size, num_layers=1, dropout=0.0, **flags):
@@ -135,14 +139,49 @@ def _apply(cell, x, directions, lengths=None, backend="auto", y_out=None):
     return y, [(states[2 * d], states[2 * d + 1] if lstm else None) for d in range(len(directions))]
 
 
-@torch.compiler.disable
+def _compiling() -> bool:
+    """Whether torch.compile or torch.export is tracing: then the layers run as the registered
+    operators of rnnkit/torch/_ops.py, which a graph can hold; in eager mode as _Recurrent (the
+    same kernels, and buffers kept between calls, which an operator may not return)."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
+def _apply_op(cell, x, directions, lengths=None, backend="auto"):
+    """_apply through torch.ops.rnnkit.layer_forward; lengths: an int64 tensor or None."""
+    _check_tensor("x", x)
+    params, h0, c0 = [], [], []
+    bias = directions[0][0][2] is not None
+    for weights, h, c, _ in directions:
+        for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
+            _check_tensor(name, w)
+        params += list(weights if bias else weights[:2])
+        h0.append(h)
+        if cell == "lstm":
+            c0.append(c)
+    training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params, *h0, *c0))
+    reverses = [bool(r) for *_, r in directions]
+    y, h_n, c_n, _ = torch.ops.rnnkit.layer_forward(cell, backend, x, params, h0, c0, lengths, reverses, bias,
+                                                    training)  # fmt: skip
+    return y, [(h_n[d], c_n[d] if cell == "lstm" else None) for d in range(len(directions))]
+
+
+def _lengths_tensor(lengths):
+    return None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64)
+
+
 def recurrent(cell: str, x, weights, h0, c0=None, lengths=None, reverse=False, backend="auto"):
     """Differentiable single-layer, single-direction call: x [T, B, I] -> (y, h_n, c_n)."""
+    if _compiling():
+        y, [(h_n, c_n)] = _apply_op(cell, x, [(tuple(weights), h0, c0, reverse)], _lengths_tensor(lengths), backend)
+        return y, h_n, c_n
+    return _recurrent_eager(cell, x, weights, h0, c0, lengths, reverse, backend)
+
+
+def _recurrent_eager(cell, x, weights, h0, c0, lengths, reverse, backend):
     y, [(h_n, c_n)] = _apply(cell, x, [(tuple(weights), h0, c0, reverse)], lengths, backend)
     return y, h_n, c_n
 
 
-@torch.compiler.disable
 def _layer(cell, x, directions, lengths, backend, y_out=None):
     return _apply(cell, x, directions, lengths, backend, y_out)
 
@@ -198,15 +237,26 @@ class _RNNBase(nn.Module):
             s += ", bidirectional=True"
         return s + f", backend={self.backend!r}"
 
-    def forward(self, input, hx=None):
+    def forward(self, input, hx=None, *, lengths=None):
+        """torch.nn's forward; also lengths=: the valid steps of each sequence of a padded input
+        (a [B] int tensor or sequence), an alternative to a PackedSequence that torch.compile can
+        trace (torch.compile does not trace pack_padded_sequence). The output is then padded,
+        zero past each sequence's length, and the states are those after its last valid step."""
         cell = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}.get(self.mode, self.mode)
         packed = isinstance(input, PackedSequence)
         if not packed and not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor or a PackedSequence, got {type(input).__name__}")
-        lengths = None
+        compiling = _compiling()
+        if lengths is not None:
+            if packed:
+                raise ValueError("lengths is for a padded input; a PackedSequence carries its own")
+            if compiling:
+                lengths = _lengths_tensor(lengths)
+            else:
+                lengths = lengths.numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
         if packed:
             x, lens = pad_packed_sequence(input, batch_first=False)
-            lengths = lens.numpy().astype(np.int64)
+            lengths = lens.to(torch.int64) if compiling else lens.numpy().astype(np.int64)
         else:
             _check_tensor("input", input)
             if input.dim() != 3:
@@ -230,14 +280,17 @@ class _RNNBase(nn.Module):
         # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py).
         infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
         shape, dt = (x.shape[0], B, D * H), _NP_DTYPES.get(x.dtype)
-        with self._outputs.call(infer and L > 1 and dt is not None) as held:
+        with self._outputs.call(infer and L > 1 and dt is not None and not compiling) as held:
             for layer in range(L):
                 dirs = [(self._weights(i), h0[i].contiguous(), None if c0 is None else c0[i].contiguous(), i % D == 1)
                         for i in range(layer * D, layer * D + D)]  # fmt: skip
-                y_out = None
-                if dt is not None and (D > 1 or (held and layer < L - 1)):
-                    y_out = self._outputs.get(layer, shape, dt, held, last=layer == L - 1)
-                inp, states = _layer(cell, inp, dirs, lengths, self.backend, y_out)  # both directions, one call
+                if compiling:
+                    inp, states = _apply_op(cell, inp, dirs, lengths, self.backend)
+                else:
+                    y_out = None
+                    if dt is not None and (D > 1 or (held and layer < L - 1)):
+                        y_out = self._outputs.get(layer, shape, dt, held, last=layer == L - 1)
+                    inp, states = _layer(cell, inp, dirs, lengths, self.backend, y_out)  # both directions, one call
                 for h_n, c_n in states:
                     hs.append(h_n)
                     cs.append(c_n)

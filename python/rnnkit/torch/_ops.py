@@ -1,0 +1,180 @@
+"""rnnkit's recurrent layer as registered PyTorch operators (torch.library, namespace "rnnkit"), for
+torch.compile(fullgraph=True) and torch.export, which cannot look inside an autograd.Function
+that calls NumPy.
+
+    rnnkit::layer_forward(cell, backend, x, params, h0, c0, lengths, reverses, bias, training)
+        -> (y [T, B, D*H], h_n [D x (B, H)], c_n [D x (B, H)] (LSTM; else []), cache [...])
+    rnnkit::layer_backward(cell, backend, x, params, h0, c0, lengths, reverses, bias, cache, dy,
+                           dh_n, dc_n) -> (dx, dparams, dh0, dc0)
+
+One layer, its D = len(reverses) directions in one call (side by side where the C++ backend finds
+that faster), exactly functional.forward/backward per direction. params: per direction W_ih,
+W_hh, then b_ih, b_hh when bias. The training cache of each direction travels as tensors, in the
+order and shapes of the backend's cache_layout (a field that is None, or a view of x, is an empty
+tensor), so that autograd saves it like any activation; backward rebuilds the backend's cache from
+it (cache_restore). Fake implementations give every output's shape from the inputs alone: with
+lengths, the packed row count N = sum(lengths) is a data-dependent size.
+Check: tests/test_torch_ops.py (torch.library.opcheck, compile, export).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import _backends, _validate
+from .. import functional as F
+
+
+def _np(t: Optional[Tensor]):
+    return None if t is None else t.detach().numpy()
+
+
+def _directions(cell, x, params, h0, c0, lengths, reverses, bias):
+    """Per direction forward's keyword arguments (NumPy views of the tensors)."""
+    k = 4 if bias else 2
+    lens = None if lengths is None else _np(lengths).astype(np.int64, copy=False)
+    out = []
+    for d, reverse in enumerate(reverses):
+        w = [_np(t) for t in params[k * d : k * d + k]] + [None] * (4 - k)
+        state = (_np(h0[d]), _np(c0[d])) if cell == "lstm" else _np(h0[d])
+        out.append(dict(cell=cell, x=_np(x), weights=tuple(w), state=state, lengths=lens, reverse=bool(reverse)))
+    return out
+
+
+def _layout(name, cell, x, H, N, dense):
+    T, B, I = x.shape  # noqa: E741
+    return _backends.get(name).cache_layout(cell, T, B, I, H, N, dense)
+
+
+def _own(a: np.ndarray, inputs) -> Tensor:
+    """a as a tensor, copied if it shares memory with an input (an operator's outputs may not)."""
+    if any(i is not None and np.may_share_memory(a, i) for i in inputs):
+        a = a.copy()
+    elif not a.flags.writeable:  # a read-only view the backend made of its own array
+        a = a.view()
+        try:
+            a.flags.writeable = True
+        except ValueError:
+            a = a.copy()
+    return torch.from_numpy(a)
+
+
+@torch.library.custom_op("rnnkit::layer_forward", mutates_args=())
+def layer_forward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor], h0: Sequence[Tensor],
+                  c0: Sequence[Tensor], lengths: Optional[Tensor], reverses: Sequence[bool], bias: bool,
+                  training: bool) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:  # fmt: skip
+    name = _backends.resolve(backend)
+    calls = _directions(cell, x, params, h0, c0, lengths, reverses, bias)
+    for c in calls:
+        c["training"] = training
+    H = params[1].shape[1]
+    T, B, _ = x.shape
+    y_out = np.empty((T, B, len(calls) * H), _np(x).dtype) if len(calls) > 1 else None
+    runs = F._forward_group(calls, name, y_out=y_out)
+    inputs = [_np(x), *(_np(t) for t in (*h0, *c0))]
+    y = torch.from_numpy(y_out) if y_out is not None else _own(runs[0][0], inputs)
+    h_n, c_n, cache = [], [], []
+    for _, sn, ctx in runs:
+        hn, cn = sn if cell == "lstm" else (sn, None)
+        h_n.append(_own(hn, inputs))
+        if cn is not None:
+            c_n.append(_own(cn, inputs))
+        if training:
+            p = ctx.problem
+            layout = _layout(name, cell, x, H, int(p.T * p.B if p.lengths is None else p.lengths.sum()), p.lengths is None)
+            for field, shape in layout.items():
+                a = getattr(ctx.cache, field)
+                cache.append(x.new_empty(0) if not isinstance(shape, tuple) else _own(a, inputs))
+    return y, h_n, c_n, cache
+
+
+@layer_forward.register_fake
+def _(cell, backend, x, params, h0, c0, lengths, reverses, bias, training):
+    T, B, _ = x.shape
+    H, D = params[1].shape[1], len(reverses)
+    h_n = [x.new_empty((B, H)) for _ in range(D)]
+    c_n = [x.new_empty((B, H)) for _ in range(D)] if cell == "lstm" else []
+    cache = []
+    if training:
+        name = _backends.resolve(backend)
+        layout = _layout(name, cell, x, H, T * B, True)
+        if lengths is not None:  # packed rows: N = sum(lengths), known only from the data
+            layout = _layout(name, cell, x, H, -1, False)
+            if any(isinstance(s, tuple) and -1 in s for s in layout.values()):
+                layout = _layout(name, cell, x, H, torch.library.get_ctx().new_dynamic_size(), False)
+        for _ in range(D):
+            cache += [x.new_empty(s if isinstance(s, tuple) else (0,)) for s in layout.values()]
+    return x.new_empty((T, B, D * H)), h_n, c_n, cache
+
+
+@torch.library.custom_op("rnnkit::layer_backward", mutates_args=())
+def layer_backward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor], h0: Sequence[Tensor],
+                   c0: Sequence[Tensor], lengths: Optional[Tensor], reverses: Sequence[bool], bias: bool,
+                   cache: Sequence[Tensor], dy: Tensor, dh_n: Sequence[Tensor],
+                   dc_n: Sequence[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:  # fmt: skip
+    name = _backends.resolve(backend)
+    impl = _backends.get(name)
+    H = params[1].shape[1]
+    dya = _np(dy)
+    items = []
+    for d, c in enumerate(_directions(cell, x, params, h0, c0, lengths, reverses, bias)):
+        p = _validate.problem(c["cell"], c["x"], c["weights"], c["state"], c["lengths"], c["reverse"], True)
+        layout = _layout(name, cell, x, H, 0, p.lengths is None)
+        mine = cache[d * len(layout) : (d + 1) * len(layout)]
+        arrays = [_np(t) if isinstance(s, tuple) else None for t, s in zip(mine, layout.values())]
+        ctx = F.Context(p, name, impl.cache_restore(p, arrays))
+        dyd = np.ascontiguousarray(dya[..., d * H : (d + 1) * H])
+        ds = (_np(dh_n[d]), _np(dc_n[d])) if cell == "lstm" else _np(dh_n[d])
+        items.append((ctx, dyd, ds))
+    k = 4 if bias else 2
+    dx, dparams, dh0, dc0 = None, [], [], []
+    for d_x, ds0, dw in F._backward_group(items):
+        dx = d_x if dx is None else dx + d_x
+        dparams += [torch.from_numpy(a) for a in dw[:k]]
+        dh, dc = ds0 if cell == "lstm" else (ds0, None)
+        dh0.append(torch.from_numpy(dh))
+        if dc is not None:
+            dc0.append(torch.from_numpy(dc))
+    return torch.from_numpy(dx), dparams, dh0, dc0
+
+
+@layer_backward.register_fake
+def _(cell, backend, x, params, h0, c0, lengths, reverses, bias, cache, dy, dh_n, dc_n):
+    return (torch.empty_like(x), [torch.empty_like(t) for t in params], [torch.empty_like(t) for t in h0],
+            [torch.empty_like(t) for t in c0])  # fmt: skip
+
+
+def _setup_context(ctx, inputs, output):
+    cell, backend, x, params, h0, c0, lengths, reverses, bias, training = inputs
+    ctx.meta = (cell, backend, tuple(reverses), bias, training, len(params), len(h0), len(c0), lengths is not None)
+    ctx.save_for_backward(x, *params, *h0, *c0, *([lengths] if lengths is not None else []), *output[3])
+
+
+def _zeros_for(grads, like):
+    return [torch.zeros_like(t) if g is None else g.contiguous() for g, t in zip(grads, like)]
+
+
+def _backward(ctx, dy, dh_n, dc_n, _dcache):
+    cell, backend, reverses, bias, training, n_p, n_h, n_c, has_lengths = ctx.meta
+    if not training:
+        raise RuntimeError("rnnkit::layer_forward ran with training=False: nothing was kept for backward")
+    saved = list(ctx.saved_tensors)
+    x, saved = saved[0], saved[1:]
+    params, saved = saved[:n_p], saved[n_p:]
+    h0, saved = saved[:n_h], saved[n_h:]
+    c0, saved = saved[:n_c], saved[n_c:]
+    lengths, cache = (saved[0], saved[1:]) if has_lengths else (None, saved)
+    H, D = params[1].shape[1], len(reverses)
+    dy = x.new_zeros((x.shape[0], x.shape[1], D * H)) if dy is None else dy.contiguous()
+    dh_n = _zeros_for(dh_n if dh_n is not None else [None] * n_h, h0)
+    dc_n = _zeros_for(dc_n if dc_n is not None else [None] * n_c, c0)
+    dx, dparams, dh0, dc0 = layer_backward(cell, backend, x, params, h0, c0, lengths, list(reverses), bias, cache,
+                                           dy, dh_n, dc_n)  # fmt: skip
+    return None, None, dx, dparams, dh0, dc0, None, None, None, None
+
+
+layer_forward.register_autograd(_backward, setup_context=_setup_context)
