@@ -233,3 +233,41 @@ def test_layout_and_restore_agree_with_each_backend():
                 dy = rng.standard_normal(y.shape)
                 for a, b in zip(F.backward(restored, dy)[0:1], F.backward(ctx, dy)[0:1]):
                     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("cell, kw", [
+    ("lstm", dict(num_layers=2, bidirectional=True)),
+    ("gru", dict(bidirectional=True)),
+    ("rnn_tanh", dict(num_layers=2, bias=False)),
+])  # fmt: skip
+@pytest.mark.parametrize("lengths", [None, [7, 3, 5, 1]])
+def test_onnx_export_runs_in_onnxruntime(tmp_path, cell, kw, lengths):
+    """rnnkit.torch.export_onnx writes standard ONNX RNN/LSTM/GRU nodes (one per layer, both
+    directions in it, lengths as sequence_lens) and onnxruntime's outputs match rnnkit's."""
+    pytest.importorskip("onnxscript")
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = _Model(cell, **kw).eval()
+    x = torch.randn(7, 4, 5)
+    args = (x,) if lengths is None else (x, torch.tensor(lengths))
+    path = tmp_path / "model.onnx"
+    rt.export_onnx(model, args, str(path))
+    nodes = [n.op_type for n in onnx.load(str(path)).graph.node]
+    want_op = {"lstm": "LSTM", "gru": "GRU"}.get(cell, "RNN")
+    assert nodes.count(want_op) == kw.get("num_layers", 1), nodes
+    assert not {"SequenceAt", "SequenceConstruct"} & set(nodes), nodes
+    sess = ort.InferenceSession(str(path))
+    got = sess.run(None, {i.name: a.numpy() for i, a in zip(sess.get_inputs(), args)})
+    with torch.no_grad():
+        want = model(*args)
+    np.testing.assert_allclose(got[0], want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_refuses_training_mode():
+    pytest.importorskip("onnxscript")
+    from rnnkit.torch._onnx import _layer_forward
+
+    with pytest.raises(ValueError, match="inference only"):
+        _layer_forward("lstm", "auto", None, [None, torch.empty(4, 2)], [], [], None, [False], True, True)

@@ -30,6 +30,7 @@ from .. import functional as F
 from .._buffers import InnerOutputs
 from .._validate import positive_int
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
+from ._onnx import export_onnx, onnx_translations
 
 
 def _check_args(input_size, hidden_size, num_layers=1, dropout=0.0, **flags):
@@ -43,7 +44,7 @@ def _check_args(input_size, hidden_size, num_layers=1, dropout=0.0, **flags):
         if not isinstance(v, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {v!r}")
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "recurrent"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "recurrent", "export_onnx", "onnx_translations"]
 
 _DTYPES = (torch.float32, torch.float64)
 _NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
