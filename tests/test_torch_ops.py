@@ -19,7 +19,7 @@ G = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 MODULES = {"rnn_tanh": rt.RNN, "lstm": rt.LSTM, "gru": rt.GRU}
 
 
-def _op_args(cell, backend, D, lengths, bias=True, T=5, B=3, I=4, H=6, training=True, seed=0):  # noqa: E741
+def _op_args(cell, backend, D, lengths, bias=True, T=5, B=3, I=4, H=6, training=True, seed=0, states=True):  # noqa: E741
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape):
@@ -28,14 +28,15 @@ def _op_args(cell, backend, D, lengths, bias=True, T=5, B=3, I=4, H=6, training=
     params = []
     for _ in range(D):
         params += [r(G[cell] * H, I), r(G[cell] * H, H)] + ([r(G[cell] * H), r(G[cell] * H)] if bias else [])
-    h0 = [r(B, H) for _ in range(D)]
-    c0 = [r(B, H) for _ in range(D)] if cell == "lstm" else []
+    h0 = [r(B, H) for _ in range(D)] if states else []  # [] means zeros
+    c0 = [r(B, H) for _ in range(D)] if cell == "lstm" and states else []
     lens = None if lengths is None else torch.tensor(lengths, dtype=torch.int64)
     return (cell, backend, r(T, B, I), params, h0, c0, lens, [False, True][:D], bias, training)
 
 
 CASES = [  # (cell, backend, directions, lengths, bias)
     *[(c, "cpp", D, lens, True) for c in ("rnn_tanh", "lstm", "gru") for D in (1, 2) for lens in (None, [5, 2, 0])],
+    ("lstm", "cpp", 2, [5, 2, 3], "no initial state"),
     ("lstm", "cpp", 1, None, False),
     ("lstm", "numba", 2, [5, 2, 3], True),
     ("gru", "numba", 1, None, True),
@@ -54,7 +55,9 @@ def test_opcheck_forward(cell, backend, D, lengths, bias):
     """Schema, fake tensors (shapes and dtypes from the inputs alone, a data-dependent row count
     with lengths), the autograd registration and AOT dispatch, static and dynamic shapes."""
     _need(backend)
-    torch.library.opcheck(torch.ops.rnnkit.layer_forward.default, _op_args(cell, backend, D, lengths, bias))
+    states = bias != "no initial state"
+    args = _op_args(cell, backend, D, lengths, bool(bias), states=states)
+    torch.library.opcheck(torch.ops.rnnkit.layer_forward.default, args)
 
 
 @pytest.mark.parametrize("cell, backend, D, lengths, bias", CASES[:4] + CASES[-4:])

@@ -33,20 +33,24 @@ std::atomic<int> g_threads{1};
 // Such a step lasts a few microseconds, so its barrier is hostage to the scheduler: when the other
 // core is taken (another thread pool spinning, torch's OpenMP after its own calls, a CPU quota or
 // affinity smaller than the thread count), each step waits for a descheduled thread, up to a
-// timeslice (measured once: 23 ms instead of 0.5 for the streaming LSTM). So a call whose steps
-// hold less than kSureStepWorkPerThread per thread is marginal: if its barrier waits outlast the
-// spin (Barrier::slept), the next marginal calls run on one thread (Contention), and the two
-// threads are tried again after a backoff that doubles while the contention lasts. Larger steps
-// always use their threads: a stall costs them proportionally less.
+// timeslice (measured once: 23 ms instead of 0.5 for the streaming LSTM). Larger steps suffer the
+// same when the other core stays taken: an M LSTM (B16 H256) compiled by inductor, whose OpenMP
+// threads spin after the graph's own small kernels, took 19.6 ms instead of 7.5, 16 ms of it in
+// barrier waits. So every call on several threads reports how many of its barrier waits outlasted
+// the spin (Barrier::slept): a call whose steps hold less than kSureStepWorkPerThread per thread
+// (marginal) is contended from two such waits, a larger one when at least one wait in eight slept.
+// The next calls then run on half the threads (Contention), and all of them are tried again after
+// a backoff that doubles while the contention lasts.
 constexpr int64_t kMinStepWorkPerThread = 16 * 1024;
 constexpr int64_t kSureStepWorkPerThread = 64 * 1024;
 
-// The backoff of marginal calls after a contended one (see above); shared by all calls of the
-// process, relaxed atomics (a lost update only shifts when the threads are tried again).
+// The backoff after a contended call (see above); shared by all calls of the process (the other
+// core is taken for all of them), relaxed atomics (a lost update only shifts when the threads are
+// tried again).
 class Contention {
  public:
-  static constexpr int kFirst = 8, kLongest = 4096;  // calls on one thread after a contended call
-  // Whether this marginal call runs on one thread (counts it down).
+  static constexpr int kFirst = 8, kLongest = 4096;  // calls on fewer threads after a contended one
+  // Whether this call runs on fewer threads (counts it down).
   bool demote() {
     const int left = left_.load(std::memory_order_relaxed);
     if (left <= 0) return false;
@@ -54,9 +58,9 @@ class Contention {
     demoted_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  // After a marginal call on several threads: whether its barrier waits outlasted the spin twice.
-  void report(int slept) {
-    if (slept < 2) {
+  // After a call on several threads: slept of its phases barrier waits outlasted the spin.
+  void report(int slept, int phases, bool marginal) {
+    if (slept < 2 || (!marginal && 8 * slept < phases)) {
       next_.store(kFirst, std::memory_order_relaxed);
       return;
     }
@@ -235,15 +239,19 @@ int threads_for(const Problem& p) {
   return static_cast<int>(std::max<int64_t>(1, nt));
 }
 
-// Threads of one call: threads_for, unless the call is marginal and backing off (Contention).
-// marginal: whether to report the call's barrier waits afterwards.
-int call_threads(const Problem& p, bool* marginal) {
+// Threads of one call: threads_for, halved while backing off (Contention); a marginal call then
+// runs on no more threads than steps of kSureStepWorkPerThread allow. report: whether to report the
+// call's barrier waits afterwards (calls on several threads that were not demoted).
+int call_threads(const Problem& p, bool* report, bool* marginal) {
   const int nt = threads_for(p);
   const int64_t work = p.B * p.G * p.H * p.H;
   *marginal = nt > 1 && work / nt < kSureStepWorkPerThread;
-  if (!*marginal || !g_contention.demote()) return nt;
-  *marginal = false;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, work / kSureStepWorkPerThread)));
+  *report = nt > 1;
+  if (nt <= 1 || !g_contention.demote()) return nt;
+  *report = false;
+  int64_t fewer = std::max(1, nt / 2);
+  if (*marginal) fewer = std::min<int64_t>(fewer, std::max<int64_t>(1, work / kSureStepWorkPerThread));
+  return static_cast<int>(fewer);
 }
 
 // The input projection runs chunk by chunk, each chunk just before the steps that read it: at most
@@ -280,8 +288,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   WorkspaceCall call;
   Workspace& ws = call.w;
   const PointwiseTable<T>& pw = pointwise<T>();
-  bool marginal = false;
-  const int nthreads = call_threads(p, &marginal);
+  bool report = false, marginal = false;
+  const int nthreads = call_threads(p, &report, &marginal);
 
   T* const Wih = ws.get<T>(kWih, GH * I);
   T* const Whh = ws.get<T>(kWhh, GH * H);
@@ -379,7 +387,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     }
   });
   clock.skip();
-  if (marginal) g_contention.report(barrier.slept());
+  if (report) g_contention.report(barrier.slept(), barrier.phases(), marginal);
   if (lstm) copy_rows_permuted(a.c_n, c, p.perm, B, H, false);
   clock.lap(Phase::kSetup);
 }
@@ -420,13 +428,13 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   T* const dWip = dWhp + GH * H;
   T* const dbp = dWip + GH * I;
   T* const dxp = p.dense ? nullptr : ws.get<T>(kDx, N * I);
-  bool marginal = false;
-  const int nthreads = call_threads(p, &marginal);
+  bool report = false, marginal = false;
+  const int nthreads = call_threads(p, &report, &marginal);
   T* const Whh_panels = ws.get<T>(kWhhPanels, (H + nthreads * pw.nr) * GH);  // W_hh, per thread
 
   clock.lap(Phase::kSetup);
   Barrier barrier(nthreads);
-  int step_slept = 0;
+  int step_slept = 0, step_phases = 0;
   parallel(nthreads, [&](int k, int nt) {
     PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
@@ -455,7 +463,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
-    if (k == 0) step_slept = barrier.slept();  // the steps' waits only (not the GEMMs' below)
+    if (k == 0) step_slept = barrier.slept(), step_phases = barrier.phases();  // the steps' waits only
     tc.lap(Phase::kWait);
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
@@ -492,7 +500,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     tc.lap(Phase::kInputGrad);
   });
   clock.skip();
-  if (marginal) g_contention.report(step_slept);
+  if (report) g_contention.report(step_slept, step_phases, marginal);
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)

@@ -50,6 +50,7 @@ class Barrier {
     if (detail::wait_while_equal(generation_, gen, sleepers_)) slept_.fetch_add(1, std::memory_order_relaxed);
   }
   int slept() const { return slept_.load(std::memory_order_relaxed); }
+  int phases() const { return static_cast<int>(generation_.load(std::memory_order_relaxed)); }  // completed waits
 
  private:
   int n_;

@@ -156,8 +156,9 @@ def _apply_op(cell, x, directions, lengths=None, backend="auto"):
         for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
             _check_tensor(name, w)
         params += list(weights if bias else weights[:2])
-        h0.append(h)
-        if cell == "lstm":
+        if h is not None:
+            h0.append(h)
+        if c is not None:
             c0.append(c)
     training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params, *h0, *c0))
     reverses = [bool(r) for *_, r in directions]
@@ -267,7 +268,9 @@ class _RNNBase(nn.Module):
         B = x.shape[1]
         D, H, L = 2 if self.bidirectional else 1, self.hidden_size, self.num_layers
         lstm = cell == "lstm"
-        if hx is None:
+        if hx is None and compiling:  # the operator starts from zeros: no kernel in the graph for them
+            h0 = c0 = None
+        elif hx is None:
             zeros = x.new_zeros(L * D, B, H)
             h0, c0 = zeros, (zeros if lstm else None)
         elif lstm:
@@ -283,7 +286,8 @@ class _RNNBase(nn.Module):
         shape, dt = (x.shape[0], B, D * H), _NP_DTYPES.get(x.dtype)
         with self._outputs.call(infer and L > 1 and dt is not None and not compiling) as held:
             for layer in range(L):
-                dirs = [(self._weights(i), h0[i].contiguous(), None if c0 is None else c0[i].contiguous(), i % D == 1)
+                dirs = [(self._weights(i), None if h0 is None else h0[i].contiguous(),
+                         None if c0 is None else c0[i].contiguous(), i % D == 1)
                         for i in range(layer * D, layer * D + D)]  # fmt: skip
                 if compiling:
                     inp, states = _apply_op(cell, inp, dirs, lengths, self.backend)

@@ -53,10 +53,11 @@ def _layer_forward(cell, backend, x, params, h0, c0, lengths, reverses, bias, tr
         attrs["linear_before_reset"] = 1
     if cell == "rnn_relu":
         attrs["activations"] = ["Relu"] * D
+    init_h = stack(h0) if h0 else None  # none given: ONNX's default, zeros
     if cell == "lstm":
-        Y, Y_h, Y_c = op.LSTM(x, W, R, B, seq, stack(h0), stack(c0), **attrs)
+        Y, Y_h, Y_c = op.LSTM(x, W, R, B, seq, init_h, stack(c0) if c0 else None, **attrs)
     else:
-        Y, Y_h = getattr(op, _ONNX_OP[cell])(x, W, R, B, seq, stack(h0), **attrs)
+        Y, Y_h = getattr(op, _ONNX_OP[cell])(x, W, R, B, seq, init_h, **attrs)
         Y_c = None
     y = op.Reshape(op.Transpose(Y, perm=[0, 2, 1, 3]), [0, 0, -1])  # [T, D, B, H] -> [T, B, D*H]
     h_n = [op.Squeeze(op.Slice(Y_h, [d], [d + 1], [0]), [0]) for d in range(D)]

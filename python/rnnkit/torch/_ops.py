@@ -7,7 +7,8 @@ that calls NumPy.
     rnnkit::layer_backward(cell, backend, x, params, h0, c0, lengths, reverses, bias, cache, dy,
                            dh_n, dc_n) -> (dx, dparams, dh0, dc0)
 
-One layer, its D = len(reverses) directions in one call (side by side where the C++ backend finds
+h0, c0: one [B, H] tensor per direction, or empty lists for zeros (c0 is [] for cells other than
+the LSTM). One layer, its D = len(reverses) directions in one call (side by side where the C++ backend finds
 that faster), exactly functional.forward/backward per direction. params: per direction W_ih,
 W_hh, then b_ih, b_hh when bias. The training cache of each direction travels as tensors, in the
 order and shapes of the backend's cache_layout (a field that is None, or a view of x, is an empty
@@ -40,7 +41,8 @@ def _directions(cell, x, params, h0, c0, lengths, reverses, bias):
     out = []
     for d, reverse in enumerate(reverses):
         w = [_np(t) for t in params[k * d : k * d + k]] + [None] * (4 - k)
-        state = (_np(h0[d]), _np(c0[d])) if cell == "lstm" else _np(h0[d])
+        h, c = (_np(h0[d]) if h0 else None), (_np(c0[d]) if c0 else None)  # none given: zeros
+        state = (h, c) if cell == "lstm" else h
         out.append(dict(cell=cell, x=_np(x), weights=tuple(w), state=state, lengths=lens, reverse=bool(reverse)))
     return out
 
@@ -136,8 +138,9 @@ def layer_backward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor],
         dx = d_x if dx is None else dx + d_x
         dparams += [torch.from_numpy(a) for a in dw[:k]]
         dh, dc = ds0 if cell == "lstm" else (ds0, None)
-        dh0.append(torch.from_numpy(dh))
-        if dc is not None:
+        if h0:
+            dh0.append(torch.from_numpy(dh))
+        if c0:
             dc0.append(torch.from_numpy(dc))
     return torch.from_numpy(dx), dparams, dh0, dc0
 
@@ -154,8 +157,10 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(x, *params, *h0, *c0, *([lengths] if lengths is not None else []), *output[3])
 
 
-def _zeros_for(grads, like):
-    return [torch.zeros_like(t) if g is None else g.contiguous() for g, t in zip(grads, like)]
+def _state_grads(grads, n, x, H):
+    """The n incoming [B, H] state gradients, zeros for those autograd left as None."""
+    grads = list(grads) if grads is not None else [None] * n
+    return [x.new_zeros((x.shape[1], H)) if g is None else g.contiguous() for g in grads]
 
 
 def _backward(ctx, dy, dh_n, dc_n, _dcache):
@@ -170,8 +175,8 @@ def _backward(ctx, dy, dh_n, dc_n, _dcache):
     lengths, cache = (saved[0], saved[1:]) if has_lengths else (None, saved)
     H, D = params[1].shape[1], len(reverses)
     dy = x.new_zeros((x.shape[0], x.shape[1], D * H)) if dy is None else dy.contiguous()
-    dh_n = _zeros_for(dh_n if dh_n is not None else [None] * n_h, h0)
-    dc_n = _zeros_for(dc_n if dc_n is not None else [None] * n_c, c0)
+    dh_n = _state_grads(dh_n, D, x, H)
+    dc_n = _state_grads(dc_n, D, x, H) if cell == "lstm" else []
     dx, dparams, dh0, dc0 = layer_backward(cell, backend, x, params, h0, c0, lengths, list(reverses), bias, cache,
                                            dy, dh_n, dc_n)  # fmt: skip
     return None, None, dx, dparams, dh0, dc0, None, None, None, None
