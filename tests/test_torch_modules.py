@@ -153,10 +153,88 @@ def test_other_devices_and_dtypes_are_refused():
     lstm = rt.LSTM(4, 3)
     with pytest.raises(ValueError, match="device meta.*CPU"):
         lstm(torch.empty(2, 1, 4, device="meta"))
-    with pytest.raises(TypeError, match="input must be float32 or float64, got torch.float16"):
-        lstm(torch.zeros(2, 1, 4, dtype=torch.float16))
+    with pytest.raises(TypeError, match="input must be float32 or float64, got torch.int32"):
+        lstm(torch.zeros(2, 1, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="3-D .* or 2-D .*, got 4-D"):
+        lstm(torch.zeros(2, 1, 1, 4))
     with pytest.raises(ValueError, match="rnnkit's kernels run on the CPU"):
         rt.GRU(4, 3, device="cuda")
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_modules_are_torch_modules(cell):
+    """A drop-in: a torch.nn.RNNBase (not a torch.nn.LSTM itself, which torch.compile refuses to
+    trace), with its all_weights, flatten_parameters (a no-op on the CPU), extra_repr and
+    proj_size=0; the cells are instances of torch's cells."""
+    ours_cls, ref_cls, _ = PAIRS[cell]
+    m = ours_cls(4, 3, num_layers=2, bidirectional=True, proj_size=0)
+    assert isinstance(m, torch.nn.RNNBase) and not isinstance(m, ref_cls)
+    ref = ref_cls(4, 3, num_layers=2, bidirectional=True)
+    assert [[tuple(w.shape) for w in ws] for ws in m.all_weights] == [[tuple(w.shape) for w in ws] for ws in ref.all_weights]
+    m.flatten_parameters()
+    assert repr(m) == repr(ref)
+    assert "backend='numpy'" in repr(ours_cls(4, 3, backend="numpy"))
+    cell_cls = {"rnn_tanh": (rt.RNNCell, torch.nn.RNNCell), "lstm": (rt.LSTMCell, torch.nn.LSTMCell),
+                "gru": (rt.GRUCell, torch.nn.GRUCell)}[cell]  # fmt: skip
+    assert isinstance(cell_cls[0](4, 3), cell_cls[1])
+
+
+def test_proj_size_is_refused_clearly():
+    with pytest.raises(NotImplementedError, match="proj_size=2"):
+        rt.LSTM(4, 3, proj_size=2)
+    with pytest.raises(ValueError, match="proj_size must be a non-negative int"):
+        rt.LSTM(4, 3, proj_size=-1)
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_unbatched_input_as_torch(cell):
+    ours, ref = _make(cell, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(5, 4, dtype=torch.float64)
+    D = 4  # num_layers * directions
+    hx = torch.randn(D, 3, dtype=torch.float64)
+    hx = (hx, torch.randn(D, 3, dtype=torch.float64)) if cell == "lstm" else hx
+    for args in ((x,), (x, hx)):
+        (y, s), (yr, sr) = ours(*args), ref(*args)
+        torch.testing.assert_close(y, yr)
+        for a, b in zip(s if cell == "lstm" else (s,), sr if cell == "lstm" else (sr,)):
+            torch.testing.assert_close(a, b)
+    c_ours, c_ref = {"rnn_tanh": (rt.RNNCell, torch.nn.RNNCell), "lstm": (rt.LSTMCell, torch.nn.LSTMCell),
+                     "gru": (rt.GRUCell, torch.nn.GRUCell)}[cell]  # fmt: skip
+    torch.manual_seed(0)
+    cr = c_ref(4, 3, dtype=torch.float64)
+    co = c_ours(4, 3, dtype=torch.float64)
+    co.load_state_dict(cr.state_dict())
+    got, want = co(x[0]), cr(x[0])
+    for a, b in zip(got if cell == "lstm" else (got,), want if cell == "lstm" else (want,)):
+        assert a.shape == (3,)
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_half_precision_runs_in_float32_and_returns_its_dtype(cell, dtype):
+    """float16/bfloat16 modules and inputs: computed in float32, returned (and differentiated)
+    in their own dtype; as torch within that dtype's rounding."""
+    ours, ref = _make(cell, dtype=torch.float32, num_layers=2)
+    ours, ref = ours.to(dtype), ref.to(dtype)
+    x = torch.randn(6, 2, 4).to(dtype).requires_grad_()
+    y, s = ours(x)
+    assert y.dtype == dtype and (s[0] if cell == "lstm" else s).dtype == dtype
+    want = ref(x.detach().float().to(dtype))[0] if dtype == torch.bfloat16 else ref.float()(x.detach().float())[0]
+    tol = 1e-2 if dtype == torch.float16 else 3e-2
+    torch.testing.assert_close(y.float(), want.float(), rtol=tol, atol=tol)
+    y.float().sum().backward()
+    assert x.grad.dtype == dtype and ours.weight_hh_l0.grad.dtype == dtype
+
+
+def test_cpu_autocast_lstm_returns_the_autocast_dtype():
+    """Under CPU autocast to bfloat16 torch.nn.LSTM returns bfloat16 and GRU float32: so do ours."""
+    x = torch.randn(5, 2, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for ours, ref in (_make("lstm", dtype=torch.float32), _make("gru", dtype=torch.float32)):
+            y, yr = ours(x)[0], ref(x)[0]
+            assert y.dtype == yr.dtype, (y.dtype, yr.dtype)
+            torch.testing.assert_close(y.float(), yr.float(), rtol=3e-2, atol=3e-2)
 
 
 def test_torch_compile_graph_breaks_cleanly():

@@ -17,7 +17,6 @@ Check: tests/test_torch_modules.py.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
@@ -188,63 +187,67 @@ def _layer(cell, x, directions, lengths, backend, y_out=None):
     return _apply(cell, x, directions, lengths, backend, y_out)
 
 
-class _RNNBase(nn.Module):
-    """torch.nn.RNNBase's constructor, parameters (names, shapes, initialisation) and forward."""
+_CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
+_LOW = (torch.float16, torch.bfloat16)  # computed in float32, returned in their own dtype
+
+
+def _check_device(device):
+    if device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
+
+
+def _compute_dtype(cell, x):
+    """(the dtype the kernels compute in, the dtype to return): float16/bfloat16 input runs in
+    float32 and comes back in its dtype; under CPU autocast to a lower dtype the LSTM returns that
+    dtype, as torch.nn.LSTM does (torch's GRU and RNN stay in float32 there)."""
+    if x.dtype in _LOW:
+        return torch.float32, x.dtype
+    if cell == "lstm" and x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        low = torch.get_autocast_dtype("cpu")
+        if low in _LOW:
+            return torch.float32, low
+    return x.dtype, x.dtype
+
+
+def _as(t, dtype):
+    return t if t is None or t.dtype == dtype else t.to(dtype)
+
+
+class _RNNBase(nn.RNNBase):
+    """torch.nn.RNNBase itself (constructor, parameters, initialisation, all_weights,
+    flatten_parameters, extra_repr, state_dict), with the forward running rnnkit's kernels."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, backend="auto"):  # fmt: skip
-        super().__init__()
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None, *, backend="auto"):  # fmt: skip
         _check_args(input_size, hidden_size, num_layers, dropout, bias=bias, batch_first=batch_first,
                     bidirectional=bidirectional)  # fmt: skip
-        if device is not None and torch.device(device).type != "cpu":
-            raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
-        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
-        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
-        self.dropout, self.bidirectional, self.backend = float(dropout), bidirectional, backend
-        G = {"lstm": 4, "gru": 3}.get(mode, 1)
-        D = 2 if bidirectional else 1
-        kw = dict(dtype=dtype or torch.get_default_dtype())
-        self._flat_names = []
+        if proj_size != 0:
+            if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+                raise ValueError(f"proj_size must be a non-negative int, got {proj_size!r}")
+            raise NotImplementedError(f"proj_size={proj_size}: LSTM projections are not implemented in rnnkit yet "
+                                      "(use torch.nn.LSTM for them)")  # fmt: skip
+        _check_device(device)
+        # torch warns about dropout with one layer, as it does for its own modules
+        nn.RNNBase.__init__(self, mode, input_size, hidden_size, num_layers, bias, batch_first, float(dropout),
+                         bidirectional, 0, device, dtype)  # fmt: skip
+        self.backend = backend
         self._outputs = InnerOutputs()
-        for layer in range(num_layers):
-            in_size = input_size if layer == 0 else hidden_size * D
-            for sfx in ("", "_reverse")[:D]:
-                names = [f"weight_ih_l{layer}{sfx}", f"weight_hh_l{layer}{sfx}"]
-                self.register_parameter(names[0], nn.Parameter(torch.empty(G * hidden_size, in_size, **kw)))
-                self.register_parameter(names[1], nn.Parameter(torch.empty(G * hidden_size, hidden_size, **kw)))
-                if bias:
-                    names += [f"bias_ih_l{layer}{sfx}", f"bias_hh_l{layer}{sfx}"]
-                    self.register_parameter(names[2], nn.Parameter(torch.empty(G * hidden_size, **kw)))
-                    self.register_parameter(names[3], nn.Parameter(torch.empty(G * hidden_size, **kw)))
-                self._flat_names.append(names)
-        self.reset_parameters()
 
-    def reset_parameters(self):
-        k = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -k, k)
-
-    def _weights(self, i):
-        names = self._flat_names[i]
-        w = [getattr(self, n) for n in names]
+    def _weights(self, i, dtype):
+        w = [_as(getattr(self, n), dtype) for n in self._all_weights[i]]
         return tuple(w) if self.bias else (w[0], w[1], None, None)
 
     def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional:
-            s += ", bidirectional=True"
-        return s + f", backend={self.backend!r}"
+        s = super().extra_repr()
+        return s if self.backend == "auto" else s + f", backend={self.backend!r}"
 
     def forward(self, input, hx=None, *, lengths=None):
-        """torch.nn's forward; also lengths=: the valid steps of each sequence of a padded input
-        (a [B] int tensor or sequence), an alternative to a PackedSequence that torch.compile can
-        trace (torch.compile does not trace pack_padded_sequence). The output is then padded,
-        zero past each sequence's length, and the states are those after its last valid step."""
-        cell = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}.get(self.mode, self.mode)
+        """torch.nn's forward (batched or unbatched input, a PackedSequence); also lengths=: the
+        valid steps of each sequence of a padded input (a [B] int tensor or sequence), an
+        alternative to a PackedSequence that torch.compile can trace (it does not trace
+        pack_padded_sequence). The output is then padded, zero past each sequence's length, and
+        the states are those after its last valid step."""
+        cell = _CELLS[self.mode]
         packed = isinstance(input, PackedSequence)
         if not packed and not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor or a PackedSequence, got {type(input).__name__}")
@@ -256,14 +259,23 @@ class _RNNBase(nn.Module):
                 lengths = _lengths_tensor(lengths)
             else:
                 lengths = lengths.numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
+        unbatched = False
         if packed:
             x, lens = pad_packed_sequence(input, batch_first=False)
             lengths = lens.to(torch.int64) if compiling else lens.numpy().astype(np.int64)
         else:
-            _check_tensor("input", input)
-            if input.dim() != 3:
-                raise ValueError(f"input must be 3-D, got {input.dim()}-D (unbatched input is not supported)")
-            x = input.transpose(0, 1) if self.batch_first else input
+            if input.dim() not in (2, 3):
+                raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), got {input.dim()}-D")
+            unbatched = input.dim() == 2
+            if unbatched:  # (T, I), whatever batch_first says, as in torch.nn
+                x = input.unsqueeze(1)
+                if hx is not None:
+                    hx = tuple(s.unsqueeze(1) for s in hx) if isinstance(hx, (tuple, list)) else hx.unsqueeze(1)
+            else:
+                x = input.transpose(0, 1) if self.batch_first else input
+        dt, out_dt = _compute_dtype(cell, x)
+        x = _as(x, dt)
+        _check_tensor("input", x)
         x = x.contiguous()
         B = x.shape[1]
         D, H, L = 2 if self.bidirectional else 1, self.hidden_size, self.num_layers
@@ -277,108 +289,129 @@ class _RNNBase(nn.Module):
             h0, c0 = hx
         else:
             h0, c0 = hx, None
+        h0, c0 = _as(h0, dt), _as(c0, dt)
         for name, s in (("h0", h0), ("c0", c0)):
             if s is not None and tuple(s.shape) != (L * D, B, H):
                 raise ValueError(f"{name} must have shape (num_layers * num_directions, B, H) = ({L * D}, {B}, {H}), got {tuple(s.shape)}")
         inp, hs, cs = x, [], []
         # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py).
         infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        shape, dt = (x.shape[0], B, D * H), _NP_DTYPES.get(x.dtype)
-        with self._outputs.call(infer and L > 1 and dt is not None and not compiling) as held:
+        shape, npdt = (x.shape[0], B, D * H), _NP_DTYPES.get(x.dtype)
+        with self._outputs.call(infer and L > 1 and npdt is not None and not compiling) as held:
             for layer in range(L):
-                dirs = [(self._weights(i), None if h0 is None else h0[i].contiguous(),
+                dirs = [(self._weights(i, dt), None if h0 is None else h0[i].contiguous(),
                          None if c0 is None else c0[i].contiguous(), i % D == 1)
                         for i in range(layer * D, layer * D + D)]  # fmt: skip
                 if compiling:
                     inp, states = _apply_op(cell, inp, dirs, lengths, self.backend)
                 else:
                     y_out = None
-                    if dt is not None and (D > 1 or (held and layer < L - 1)):
-                        y_out = self._outputs.get(layer, shape, dt, held, last=layer == L - 1)
+                    if npdt is not None and (D > 1 or (held and layer < L - 1)):
+                        y_out = self._outputs.get(layer, shape, npdt, held, last=layer == L - 1)
                     inp, states = _layer(cell, inp, dirs, lengths, self.backend, y_out)  # both directions, one call
                 for h_n, c_n in states:
                     hs.append(h_n)
                     cs.append(c_n)
                 if self.dropout and self.training and layer < L - 1:
                     inp = nn.functional.dropout(inp, self.dropout, True)
-        h_n = torch.stack(hs)
-        state = (h_n, torch.stack(cs)) if lstm else h_n
+        inp = _as(inp, out_dt)
+        h_n = _as(torch.stack(hs), out_dt)
+        state = (h_n, _as(torch.stack(cs), out_dt)) if lstm else h_n
         if packed:
             bs = input.batch_sizes
             si = input.sorted_indices if input.sorted_indices is not None else torch.arange(B)
             data = torch.cat([inp[t, si[: int(bs[t])]] for t in range(len(bs))])
             return PackedSequence(data, bs, input.sorted_indices, input.unsorted_indices), state
+        if unbatched:
+            return inp.squeeze(1), tuple(s.squeeze(1) for s in state) if lstm else state.squeeze(1)
         out = inp.transpose(0, 1) if self.batch_first else inp
         return out, state
 
 
+# The modules are torch.nn.RNNBase instances but not torch.nn.RNN/LSTM/GRU ones: torch.compile
+# refuses to trace any instance of those three (torch/_dynamo/variables/builder.py, "Attempted to
+# wrap RNN, GRU, or LSTM") unless torch._dynamo.config.allow_rnn, a process-wide switch that also
+# changes how torch's own modules compile; as instances they would lose fullgraph compilation.
 class RNN(_RNNBase):
+    """torch.nn.RNN running rnnkit's kernels (a torch.nn.RNNBase)."""
+
     def __init__(self, *args, nonlinearity="tanh", **kw):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(f"RNN_{nonlinearity.upper()}", *args, **kw)
+        _RNNBase.__init__(self, f"RNN_{nonlinearity.upper()}", *args, **kw)
         self.nonlinearity = nonlinearity
 
 
 class LSTM(_RNNBase):
+    """torch.nn.LSTM running rnnkit's kernels (a torch.nn.RNNBase)."""
+
     def __init__(self, *args, **kw):
-        super().__init__("lstm", *args, **kw)
+        _RNNBase.__init__(self, "LSTM", *args, **kw)
 
 
 class GRU(_RNNBase):
+    """torch.nn.GRU running rnnkit's kernels (a torch.nn.RNNBase)."""
+
     def __init__(self, *args, **kw):
-        super().__init__("gru", *args, **kw)
+        _RNNBase.__init__(self, "GRU", *args, **kw)
 
 
-class _CellBase(nn.Module):
+class _CellBase(nn.RNNCellBase):
+    """torch.nn.RNNCellBase itself (constructor, parameters, initialisation, extra_repr), with the
+    forward running rnnkit's kernels; batched (B, I) or unbatched (I,) input, as torch."""
+
     def __init__(self, cell, gates, input_size, hidden_size, bias=True, device=None, dtype=None, *, backend="auto"):
-        super().__init__()
         _check_args(input_size, hidden_size, bias=bias)
-        if device is not None and torch.device(device).type != "cpu":
-            raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
-        self.cell, self.input_size, self.hidden_size, self.bias, self.backend = cell, input_size, hidden_size, bias, backend
-        kw = dict(dtype=dtype or torch.get_default_dtype())
-        self.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, hidden_size, **kw))
-        if bias:
-            self.bias_ih = nn.Parameter(torch.empty(gates * hidden_size, **kw))
-            self.bias_hh = nn.Parameter(torch.empty(gates * hidden_size, **kw))
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        k = 1.0 / math.sqrt(hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -k, k)
+        _check_device(device)
+        nn.RNNCellBase.__init__(self, input_size, hidden_size, bias, gates, device, dtype)
+        self.cell, self.backend = cell, backend
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s if self.backend == "auto" else s + f", backend={self.backend!r}"
 
     def forward(self, input, hx=None):
-        _check_tensor("input", input)
-        if input.dim() != 2:
-            raise ValueError(f"input must be 2-D (B, I), got {input.dim()}-D")
-        B, H = input.shape[0], self.hidden_size
+        if not isinstance(input, torch.Tensor):
+            _check_tensor("input", input)  # raises, naming what it got
+        if input.dim() not in (1, 2):
+            raise ValueError(f"input must be 2-D (B, I) or 1-D (I,), got {input.dim()}-D")
         lstm = self.cell == "lstm"
+        unbatched = input.dim() == 1
+        if unbatched:
+            input = input.unsqueeze(0)
+            if hx is not None:
+                hx = tuple(s.unsqueeze(0) for s in hx) if lstm else hx.unsqueeze(0)
+        dt, out_dt = _compute_dtype(self.cell, input)
+        x = _as(input, dt)
+        _check_tensor("input", x)
+        B, H = x.shape[0], self.hidden_size
         if hx is None:
-            h0 = input.new_zeros(B, H)
-            c0 = input.new_zeros(B, H) if lstm else None
+            h0 = x.new_zeros(B, H)
+            c0 = x.new_zeros(B, H) if lstm else None
         else:
             h0, c0 = hx if lstm else (hx, None)
-        w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        _, h_n, c_n = recurrent(self.cell, input.unsqueeze(0).contiguous(), w, h0.contiguous(),
-                                None if c0 is None else c0.contiguous(), backend=self.backend)  # fmt: skip
-        return (h_n, c_n) if lstm else h_n
+        w = tuple(_as(t, dt) for t in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh))
+        _, h_n, c_n = recurrent(self.cell, x.unsqueeze(0).contiguous(), w, _as(h0, dt).contiguous(),
+                                None if c0 is None else _as(c0, dt).contiguous(), backend=self.backend)  # fmt: skip
+        out = tuple(_as(t, out_dt) for t in ((h_n, c_n) if lstm else (h_n,)))
+        if unbatched:
+            out = tuple(t.squeeze(0) for t in out)
+        return out if lstm else out[0]
 
 
-class RNNCell(_CellBase):
+class RNNCell(_CellBase, nn.RNNCell):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", **kw):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(f"rnn_{nonlinearity}", 1, input_size, hidden_size, bias, **kw)
+        self.nonlinearity = nonlinearity
 
 
-class LSTMCell(_CellBase):
+class LSTMCell(_CellBase, nn.LSTMCell):
     def __init__(self, input_size, hidden_size, bias=True, **kw):
         super().__init__("lstm", 4, input_size, hidden_size, bias, **kw)
 
 
-class GRUCell(_CellBase):
+class GRUCell(_CellBase, nn.GRUCell):
     def __init__(self, input_size, hidden_size, bias=True, **kw):
         super().__init__("gru", 3, input_size, hidden_size, bias, **kw)
