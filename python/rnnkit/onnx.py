@@ -1,0 +1,372 @@
+"""ONNX interchange for rnnkit's NumPy layers, and rnnkit as an ONNX backend for RNN/LSTM/GRU nodes.
+
+    rnnkit.onnx.export(layer, "model.onnx")        # rnnkit.RNN/LSTM/GRU -> ONNX RNN/LSTM/GRU nodes
+    layers = rnnkit.onnx.load("model.onnx")        # each chain of recurrent nodes -> an rnnkit layer
+    rep = rnnkit.onnx.Backend.prepare(model)       # onnx.backend API: rep.run([x, ...])
+
+The ONNX operators (https://onnx.ai/onnx/operators/onnx__LSTM.html and RNN, GRU) differ from
+torch's layout, which rnnkit uses, in gate order (LSTM i,o,f,c against torch's i,f,g,o; GRU z,r,h
+against r,z,n), in stacking the directions of one node (W [D, G*H, I], R [D, G*H, H], B [D, 2*G*H]
+= [Wb, Rb]), and in the output's layout (Y [T, D, B, H]); those are converted here. The cell forms
+rnnkit runs are torch's: the ONNX GRU with linear_before_reset=1, default activations (RNN: Tanh or
+Relu), no peepholes, clip or input_forget. A node asking for another form gets NotImplementedError
+naming the node and the attribute.
+Import needs the onnx package (the `onnx` or `test` extra); `import rnnkit` does not import it.
+Check: tests/test_onnx.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from . import layers
+
+__all__ = ["export", "load", "Backend"]  # noqa: F822 - Backend comes from __getattr__
+
+_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}  # ONNX's gate blocks, as torch's block indices
+_TO_TORCH = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2)}  # torch's gate blocks, as ONNX's block indices
+_DEFAULT_ACTS = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as e:  # pragma: no cover - the test extra has it
+        raise ImportError("rnnkit.onnx needs the onnx package: pip install onnx") from e
+    return onnx
+
+
+def _blocks(w, order):
+    """The gate blocks of w [G*H, ...] in the given order of block indices."""
+    if len(order) == 1:
+        return w
+    parts = np.split(w, len(order), axis=0)
+    return np.concatenate([parts[j] for j in order])
+
+
+def _cell_of(layer) -> str:
+    cell = getattr(layer, "_cell", None)
+    if cell not in _OP or not isinstance(layer, layers._RecurrentLayer):
+        raise TypeError(f"layer must be an rnnkit.RNN, LSTM or GRU, got {type(layer).__name__}")
+    return cell
+
+
+def export(layer, path, *, lengths: bool = False, initial_states: bool = False, opset: int = 18):
+    """Write an rnnkit.RNN/LSTM/GRU as an ONNX model: one RNN/LSTM/GRU node per layer (both
+    directions in it), its weights as initializers. Inputs: x ([T, B, I], or [B, T, I] with
+    batch_first; T and B dynamic), then lengths ([B] int32, the ONNX sequence_lens) if lengths,
+    then h0 (and c0) [L*D, B, H] if initial_states. Outputs: y ([T, B, D*H] or [B, T, D*H]) and
+    h_n (and c_n) [L*D, B, H], what layer.forward returns. Inference only (no dropout). Returns
+    the ModelProto."""
+    onnx = _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    cell = _cell_of(layer)
+    op, lstm = _OP[cell], cell == "lstm"
+    L, D, H, I = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size  # noqa: E741
+    et = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT
+    order = _TO_ONNX.get(cell, (0,))
+    nodes, inits = [], []
+    inputs = [helper.make_tensor_value_info("x", et, ["B", "T", I] if layer.batch_first else ["T", "B", I])]
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"]))
+    if initial_states:
+        inputs += [helper.make_tensor_value_info(n, et, [L * D, "B", H]) for n in (("h0", "c0") if lstm else ("h0",))]
+
+    def const(name, a):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(a), name))
+        return name
+
+    x = "x"
+    if layer.batch_first:
+        nodes.append(helper.make_node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2]))
+        x = "x_tm"
+    shape3 = const("shape_tb_", np.array([0, 0, -1], np.int64))
+    hs, cs = [], []
+    for li in range(L):
+        sfxs = layer._suffixes(li)
+        W = np.stack([_blocks(layer.params[f"weight_ih{s}"], order) for s in sfxs])
+        R = np.stack([_blocks(layer.params[f"weight_hh{s}"], order) for s in sfxs])
+        ins = [x, const(f"W_l{li}", W), const(f"R_l{li}", R)]
+        if layer.bias:
+            B = np.stack([np.concatenate([_blocks(layer.params[f"bias_ih{s}"], order),
+                                          _blocks(layer.params[f"bias_hh{s}"], order)]) for s in sfxs])  # fmt: skip
+            ins.append(const(f"B_l{li}", B))
+        else:
+            ins.append("")
+        ins.append("lengths" if lengths else "")
+        if initial_states:
+            for name in ("h0", "c0") if lstm else ("h0",):
+                lo, hi = const(f"{name}_lo_l{li}", np.array([li * D], np.int64)), const(f"{name}_hi_l{li}", np.array([li * D + D], np.int64))
+                nodes.append(helper.make_node("Slice", [name, lo, hi], [f"{name}_l{li}"]))
+                ins.append(f"{name}_l{li}")
+        attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
+        if cell == "gru":
+            attrs["linear_before_reset"] = 1
+        if cell == "rnn_relu":
+            attrs["activations"] = ["Relu"] * D
+        outs = [f"Y_l{li}", f"Yh_l{li}"] + ([f"Yc_l{li}"] if lstm else [])
+        nodes.append(helper.make_node(op, ins, outs, name=f"{op.lower()}_l{li}", **attrs))
+        nodes.append(helper.make_node("Transpose", [outs[0]], [f"Yt_l{li}"], perm=[0, 2, 1, 3]))
+        nodes.append(helper.make_node("Reshape", [f"Yt_l{li}", shape3], [f"y_l{li}"]))
+        x = f"y_l{li}"
+        hs.append(outs[1])
+        if lstm:
+            cs.append(outs[2])
+    y = x
+    if layer.batch_first:
+        nodes.append(helper.make_node("Transpose", [x], ["y_bf"], perm=[1, 0, 2]))
+        y = "y_bf"
+    nodes.append(helper.make_node("Identity", [y], ["y"]))
+    nodes.append(helper.make_node("Concat", hs, ["h_n"], axis=0))
+    y_shape = ["B", "T", D * H] if layer.batch_first else ["T", "B", D * H]
+    outputs = [helper.make_tensor_value_info("y", et, y_shape), helper.make_tensor_value_info("h_n", et, [L * D, "B", H])]
+    if lstm:
+        nodes.append(helper.make_node("Concat", cs, ["c_n"], axis=0))
+        outputs.append(helper.make_tensor_value_info("c_n", et, [L * D, "B", H]))
+    graph = helper.make_graph(nodes, f"rnnkit_{cell}", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="rnnkit")
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return model
+
+
+# ---- reading ONNX recurrent nodes ----
+
+
+class _Node:
+    """One ONNX RNN/LSTM/GRU node, read and checked: rnnkit's cell, sizes, and per direction the
+    weights in torch's layout."""
+
+    def __init__(self, node, value):
+        """value(name) -> ndarray or None: an initializer (or, at run time, an input)."""
+        from onnx import helper
+
+        self.node, self.op = node, node.op_type
+        where = f"{self.op} node {node.name or node.output[0]!r}"
+        a = {at.name: helper.get_attribute_value(at) for at in node.attribute}
+        for k in ("clip",):
+            if k in a:
+                raise NotImplementedError(f"{where}: attribute {k} is not supported by rnnkit")
+        if a.get("input_forget", 0):
+            raise NotImplementedError(f"{where}: attribute input_forget=1 is not supported by rnnkit")
+        if self.op == "GRU" and a.get("linear_before_reset", 0) != 1:
+            raise NotImplementedError(f"{where}: attribute linear_before_reset=0 (the reset gate before the "
+                                      "recurrent product) is not supported by rnnkit; torch's GRU is linear_before_reset=1")  # fmt: skip
+        direction = a.get("direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        if direction not in ("forward", "reverse", "bidirectional"):
+            raise ValueError(f"{where}: attribute direction must be forward, reverse or bidirectional, got {direction!r}")
+        self.D = 2 if direction == "bidirectional" else 1
+        self.reverses = [False, True] if self.D == 2 else [direction == "reverse"]
+        self.layout = a.get("layout", 0)
+        acts = [s.decode().lower() if isinstance(s, bytes) else s.lower() for s in a.get("activations", [])]
+        per = len(_DEFAULT_ACTS[self.op])
+        self.cell = {"LSTM": "lstm", "GRU": "gru"}.get(self.op, "rnn_tanh")
+        for d in range(self.D if acts else 0):
+            got = acts[d * per : (d + 1) * per]
+            if self.op == "RNN" and got == ["relu"]:
+                if d and self.cell != "rnn_relu":
+                    raise NotImplementedError(f"{where}: different activations per direction are not supported by rnnkit")
+                self.cell = "rnn_relu"
+            elif got != _DEFAULT_ACTS[self.op] or (self.op == "RNN" and d and self.cell == "rnn_relu"):
+                raise NotImplementedError(f"{where}: attribute activations={acts} is not supported by rnnkit "
+                                          f"(only {_DEFAULT_ACTS[self.op]}{' or [relu]' if self.op == 'RNN' else ''})")  # fmt: skip
+        ins = list(node.input) + [""] * (8 - len(node.input))
+        W, R = value(ins[1]), value(ins[2])
+        if W is None or R is None:
+            raise ValueError(f"{where}: inputs W and R must be given")
+        if len(ins) > 7 and ins[7] and (value(ins[7]) is None or np.any(value(ins[7]))):
+            raise NotImplementedError(f"{where}: input P (peepholes) is not supported by rnnkit")
+        G = {"LSTM": 4, "GRU": 3}.get(self.op, 1)
+        self.H = int(a.get("hidden_size", R.shape[-1]))
+        if W.ndim != 3 or W.shape[0] != self.D or W.shape[1] != G * self.H or R.shape != (self.D, G * self.H, self.H):
+            raise ValueError(f"{where}: W {W.shape} and R {R.shape} do not fit {self.D} direction(s), "
+                             f"{G} gate(s) and hidden_size {self.H}")  # fmt: skip
+        self.I = W.shape[2]
+        Bias = value(ins[3]) if ins[3] else None
+        if Bias is not None and Bias.shape != (self.D, 2 * G * self.H):
+            raise ValueError(f"{where}: B has shape {Bias.shape}, expected ({self.D}, {2 * G * self.H})")
+        order = _TO_TORCH.get(self.cell, (0,))
+        self.weights = []
+        for d in range(self.D):
+            b_ih = b_hh = None
+            if Bias is not None:
+                b_ih, b_hh = _blocks(Bias[d, : G * self.H], order), _blocks(Bias[d, G * self.H :], order)
+            self.weights.append((_blocks(W[d], order), _blocks(R[d], order), b_ih, b_hh))
+        self.inputs = ins
+
+    def run(self, x, lengths=None, h0=None, c0=None, backend="auto"):
+        """ONNX's outputs (Y, Y_h[, Y_c]) for x in the node's layout."""
+        if self.layout == 1:
+            x = x.transpose(1, 0, 2)
+            h0 = None if h0 is None else h0.transpose(1, 0, 2)
+            c0 = None if c0 is None else c0.transpose(1, 0, 2)
+        x = np.ascontiguousarray(x)
+        lstm = self.cell == "lstm"
+        dt = x.dtype
+        ys, hs, cs = [], [], []
+        for d in range(self.D):
+            w = tuple(None if t is None else t.astype(dt, copy=False) for t in self.weights[d])
+            h = None if h0 is None else np.ascontiguousarray(h0[d], dt)
+            c = None if c0 is None else np.ascontiguousarray(c0[d], dt)
+            y, sn, _ = F.forward(self.cell, x, w, (h, c) if lstm else h, lengths=lengths,
+                                 reverse=self.reverses[d], training=False, backend=backend)  # fmt: skip
+            ys.append(y)
+            hs.append(sn[0] if lstm else sn)
+            if lstm:
+                cs.append(sn[1])
+        Y, Y_h = np.stack(ys, axis=1), np.stack(hs)  # [T, D, B, H], [D, B, H]
+        Y_c = np.stack(cs) if lstm else None
+        if self.layout == 1:
+            Y, Y_h = Y.transpose(2, 0, 1, 3), Y_h.transpose(1, 0, 2)
+            Y_c = None if Y_c is None else Y_c.transpose(1, 0, 2)
+        return (Y, Y_h, Y_c) if lstm else (Y, Y_h)
+
+
+def _read(path_or_model):
+    onnx = _onnx()
+    return path_or_model if isinstance(path_or_model, onnx.ModelProto) else onnx.load(str(path_or_model))
+
+
+def load(path_or_model, *, dtype=None, backend="auto"):
+    """rnnkit layers with the weights of an ONNX model's RNN/LSTM/GRU nodes, in graph order. Nodes
+    fed one from the other (a node's input computed from the previous one's Y only through
+    Transpose/Reshape/Squeeze/Identity, as export writes them) with the same cell, size and
+    directions become one multi-layer layer; any other node is one layer. dtype: the layers'
+    dtype (default: the weights'). Returns a list of rnnkit.RNN/LSTM/GRU."""
+    from onnx import numpy_helper
+
+    model = _read(path_or_model)
+    g = model.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    for n in g.node:  # Constant nodes count as initializers
+        if n.op_type == "Constant":
+            from onnx import helper
+
+            inits[n.output[0]] = numpy_helper.to_array(helper.get_attribute_value(n.attribute[0]))
+    rec = [_Node(n, inits.get) for n in g.node if n.op_type in ("RNN", "LSTM", "GRU")]
+    if not rec:
+        raise ValueError("the model has no RNN, LSTM or GRU node")
+
+    def fed_by(node, prev):
+        name = node.inputs[0]
+        while name in producer and producer[name] is not prev.node:
+            p = producer[name]
+            if p.op_type not in ("Transpose", "Reshape", "Squeeze", "Identity"):
+                return False
+            name = p.input[0]
+        return name in producer
+
+    groups = [[rec[0]]]
+    for nd in rec[1:]:
+        last = groups[-1][-1]
+        same = (nd.cell, nd.H, nd.D, nd.reverses, nd.weights[0][2] is None, nd.layout) == (
+            last.cell, last.H, last.D, last.reverses, last.weights[0][2] is None, last.layout)  # fmt: skip
+        if same and nd.I == last.H * last.D and not nd.reverses[0] and fed_by(nd, last):
+            groups[-1].append(nd)
+        else:
+            groups.append([nd])
+    out = []
+    for grp in groups:
+        first = grp[0]
+        if first.reverses == [True]:
+            raise NotImplementedError(f"{first.op} node {first.node.name!r}: a reverse-only node has no rnnkit layer "
+                                      "(rnnkit.onnx.Backend runs it)")  # fmt: skip
+        dt = np.dtype(dtype) if dtype is not None else first.weights[0][0].dtype
+        cls = {"lstm": layers.LSTM, "gru": layers.GRU}.get(first.cell, layers.RNN)
+        kw = {} if cls is not layers.RNN else {"nonlinearity": first.cell[4:]}
+        layer = cls(first.I, first.H, num_layers=len(grp), bias=first.weights[0][2] is not None,
+                    bidirectional=first.D == 2, batch_first=first.layout == 1, dtype=dt, backend=backend, **kw)  # fmt: skip
+        sd = {}
+        for li, nd in enumerate(grp):
+            for sfx, w in zip(layer._suffixes(li), nd.weights):
+                for name, a in zip(layer._names(sfx), w):
+                    if a is not None:
+                        sd[name] = a.astype(dt)
+        layer.load_state_dict(sd)
+        layer.eval()
+        out.append(layer)
+    return out
+
+
+# ---- the onnx.backend API ----
+
+
+class BackendRep:
+    """A prepared graph of RNN/LSTM/GRU nodes (and Identity); run(inputs) -> the graph's outputs."""
+
+    def __init__(self, model, backend="auto"):
+        from onnx import numpy_helper
+
+        g = model.graph
+        self.inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        known = set(self.inits)
+        self.inputs = [i.name for i in g.input if i.name not in known]
+        self.outputs = [o.name for o in g.output]
+        self.nodes = list(g.node)
+        self.backend = backend
+        for n in self.nodes:
+            if n.op_type not in ("RNN", "LSTM", "GRU", "Identity"):
+                raise NotImplementedError(f"rnnkit.onnx runs RNN, LSTM and GRU nodes only; node {n.name!r} is {n.op_type}")
+
+    def run(self, inputs, **kwargs):
+        vals = dict(self.inits)
+        if isinstance(inputs, dict):
+            vals.update(inputs)
+        else:
+            vals.update(zip(self.inputs, inputs if isinstance(inputs, (list, tuple)) else [inputs]))
+        for n in self.nodes:
+            if n.op_type == "Identity":
+                vals[n.output[0]] = vals[n.input[0]]
+                continue
+            nd = _Node(n, lambda name: vals.get(name) if name else None)
+            ins = nd.inputs
+            x = np.asarray(vals[ins[0]])
+            lens = vals.get(ins[4]) if ins[4] else None
+            h0 = vals.get(ins[5]) if ins[5] else None
+            c0 = vals.get(ins[6]) if len(ins) > 6 and ins[6] else None
+            outs = nd.run(x, None if lens is None else np.asarray(lens).astype(np.int64), h0, c0, self.backend)
+            for name, v in zip(n.output, outs):
+                if name:
+                    vals[name] = v
+        return tuple(vals[o] for o in self.outputs)
+
+
+def _backend_base():
+    import onnx.backend.base as base
+
+    return base
+
+
+def _make_backend():
+    base = _backend_base()
+
+    class Backend(base.Backend):
+        """rnnkit as an onnx.backend: graphs of RNN/LSTM/GRU nodes run on rnnkit's kernels (CPU)."""
+
+        @classmethod
+        def prepare(cls, model, device="CPU", **kwargs):
+            super().prepare(model, device, **kwargs)
+            return BackendRep(model, kwargs.get("backend", "auto"))
+
+        @classmethod
+        def run_model(cls, model, inputs, device="CPU", **kwargs):
+            return cls.prepare(model, device, **kwargs).run(inputs)
+
+        @classmethod
+        def supports_device(cls, device: str) -> bool:
+            return device == "CPU"
+
+    return Backend
+
+
+def __getattr__(name):  # Backend subclasses onnx's, so onnx is imported on first use only
+    if name == "Backend":
+        b = _make_backend()
+        globals()["Backend"] = b
+        return b
+    raise AttributeError(name)

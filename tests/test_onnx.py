@@ -1,0 +1,73 @@
+"""rnnkit.onnx: the NumPy layers written as ONNX RNN/LSTM/GRU nodes (onnxruntime runs them and
+agrees), read back (the same layers), and run through rnnkit's onnx.backend."""
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+import rnnkit  # noqa: E402
+import rnnkit.onnx as ro  # noqa: E402
+
+CASES = [
+    (rnnkit.LSTM, dict(num_layers=2, bidirectional=True)),
+    (rnnkit.GRU, dict(bidirectional=True)),
+    (rnnkit.RNN, dict(nonlinearity="relu", bias=False)),
+    (rnnkit.LSTM, dict(batch_first=True)),
+]
+
+
+@pytest.mark.parametrize("cls, kw", CASES)
+@pytest.mark.parametrize("lengths", [None, [6, 2, 4]])
+def test_export_runs_in_onnxruntime_and_loads_back(tmp_path, cls, kw, lengths):
+    m = cls(4, 5, seed=0, **kw).eval()
+    x = np.random.default_rng(1).standard_normal((6, 3, 4)).astype(np.float32)
+    if kw.get("batch_first"):
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))
+    want = m.forward(x, lengths=lengths)
+    path = tmp_path / "m.onnx"
+    ro.export(m, path, lengths=lengths is not None)
+    sess = ort.InferenceSession(str(path))
+    feeds = {"x": x} if lengths is None else {"x": x, "lengths": np.array(lengths, np.int32)}
+    got = sess.run(None, feeds)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+    states = want[1] if isinstance(want[1], tuple) else (want[1],)
+    for g, w in zip(got[1:], states):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    [back] = ro.load(path)
+    assert type(back) is cls and back.num_layers == m.num_layers and back.bidirectional == m.bidirectional
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[k], v, err_msg=k)
+    with pytest.raises(NotImplementedError, match="RNN, LSTM and GRU nodes only"):
+        ro.Backend.prepare(onnx.load(str(path)))  # the Transpose/Reshape between the layers
+
+
+def test_backend_runs_a_single_lstm_node_as_onnxruntime():
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    H, I = 3, 2  # noqa: E741
+    W, R, B = (rng.standard_normal(s).astype(np.float32) for s in ((2, 4 * H, I), (2, 4 * H, H), (2, 8 * H)))
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Y_h", "Y_c"], hidden_size=H, direction="bidirectional")
+    vi = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)  # noqa: E731
+    graph = helper.make_graph([node], "g", [vi("X", [5, 2, I]), vi("W", W.shape), vi("R", R.shape), vi("B", B.shape)],
+                              [vi("Y", [5, 2, 2, H]), vi("Y_h", [2, 2, H]), vi("Y_c", [2, 2, H])])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.standard_normal((5, 2, I)).astype(np.float32)
+    got = ro.Backend.run_model(model, [x, W, R, B])
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"X": x, "W": W, "R": R, "B": B})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_unsupported_forms_name_the_attribute():
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+    W, R = rng.standard_normal((1, 9, 2)), rng.standard_normal((1, 9, 3))
+    node = helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=3)
+    with pytest.raises(NotImplementedError, match="linear_before_reset=0"):
+        ro._Node(node, {"W": W, "R": R}.get)
+    node = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3, clip=1.0)
+    with pytest.raises(NotImplementedError, match="clip"):
+        ro._Node(node, {"W": rng.standard_normal((1, 12, 2)), "R": rng.standard_normal((1, 12, 3))}.get)
