@@ -328,18 +328,19 @@ for _ in range(12):
         np.testing.assert_array_equal(a, b)
 c = core.contention()
 assert c["contended"] >= 1 and c["demoted"] >= 1, c
-# Steps large enough to be sure of two threads are never demoted (B4 H256: 512 Ki per thread).
-before = core.contention()["demoted"]
-run(4, 4, 256, 2)
-assert core.contention()["demoted"] == before, core.contention()
+# Larger steps back off too while contended (half the threads), with the same results.
+big = run(4, 4, 256, 1)
+for _ in range(3):
+    for a, b in zip(run(4, 4, 256, 2), big):
+        np.testing.assert_array_equal(a, b)
 print("ok")
 """
 
 
 def test_small_steps_back_off_to_one_thread_when_contended():
     """A call whose steps are only marginally worth two threads (rnnkit/sequence.cpp, Contention)
-    and whose barrier waits outlast the spin makes the next such calls run on one thread, with the
-    same results bitwise; larger steps keep their threads."""
+    and whose barrier waits outlast the spin makes the next calls run on fewer threads, with the
+    same results bitwise (larger steps too)."""
     if "cpp" not in rnnkit.available_backends():
         pytest.skip("cpp backend not built")
     import os
