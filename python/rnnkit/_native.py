@@ -4,10 +4,17 @@ and applies the thread setting. Importing this raises ImportError when the exten
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import scipy_openblas32  # noqa: F401  (loads libscipy_openblas globally)
 
+if importlib.util.find_spec(f"{__package__}._core") is None:
+    raise ImportError(
+        "rnnkit was installed without its C++ extension (the C++ build found no working compiler, "
+        "or RNNKIT_CPP=OFF was set); install a C++ compiler and reinstall rnnkit "
+        "(pip install --force-reinstall --no-deps .) to get the 'cpp' backend"
+    )
 from . import _core as core  # noqa: E402
 
 _ISAS = ("scalar", "avx2", "avx512")
