@@ -34,7 +34,7 @@ def main(argv=None):
         for r in mem:
             print(f"  {r['group']:24s} {r['impl']:8s} {r['peak_mb']:8.1f} MiB")
     if args.plot:
-        bench.plot(results, args.plot)
+        bench.plot(results, args.plot, info)
         print(f"plot written to {args.plot}")
     return 0
 

@@ -91,7 +91,7 @@ def _bench(args) -> int:
                        "results": results}, f, indent=1)  # fmt: skip
         print(f"figures written to {args.json}")
     if args.plot:
-        bench.plot(results, args.plot)
+        bench.plot(results, args.plot, {"cpu": bench.cpu_model(), "threads": args.threads})
         print(f"plot written to {args.plot}")
     return 0 if results and not math.isnan(ceiling) else 1
 

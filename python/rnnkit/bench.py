@@ -483,35 +483,70 @@ def table(results, markdown=False, compact=False):
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths)) for r in [head] + rows)
 
 
-def plot(results, path):
-    """Speed-up of rnnkit (cpp) over torch per case, and the T and B sweeps when present."""
+PLOT_IMPLS = (("cpp", "tab:green"), ("numba", "tab:blue"))  # the backends drawn, each against torch
+
+
+def _case_label(name, row):
+    sizes = " ".join(f"{k}{row[k]}" for k in ("T", "B", "I", "H") if row.get(k) is not None)
+    return f"{name}  ({sizes})" if sizes else name
+
+
+def plot(results, path, info=None):
+    """Draw the speed-ups over torch (same run) of every rnnkit backend timed, one bar each, the
+    figure on the bar; then the T and B sweeps when present. `info` (cpu, threads, isa, dtype)
+    goes in the title; by default this machine's facts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if info is None:
+        import rnnkit
+
+        info = {"cpu": cpu_model(), "threads": rnnkit.get_num_threads()}
     groups = grouped(results)
-    names = [n for n in sorted(groups, key=_group_key) if "cpp" in groups[n] and ("torch" in groups[n] or "torch_packed" in groups[n])
-             and not n.startswith("sweep")]  # fmt: skip
+    names = [n for n in sorted(groups, key=_group_key) if ("torch" in groups[n] or "torch_packed" in groups[n])
+             and any(i in groups[n] for i, _ in PLOT_IMPLS) and not n.startswith("sweep")]  # fmt: skip
+    impls = [(i, c) for i, c in PLOT_IMPLS if any(i in groups[n] for n in names)]
     sweeps = [k for k in ("sweepT", "sweepB") if any(n.startswith(k) for n in groups)]
-    fig, axes = plt.subplots(1, 1 + len(sweeps), figsize=(10 + 4 * len(sweeps), 0.3 * len(names) + 1.8), squeeze=False)
+    height = 0.22 * len(names) * max(1, len(impls)) + 2.2
+    fig, axes = plt.subplots(1, 1 + len(sweeps), figsize=(11 + 4 * len(sweeps), height), squeeze=False,
+                             gridspec_kw={"width_ratios": [3] + [1] * len(sweeps)})
     ax = axes[0][0]
-    speed = [(groups[n].get("torch") or groups[n]["torch_packed"])["median"] / groups[n]["cpp"]["median"] for n in names]
-    ax.barh(range(len(names)), speed, color=["tab:green" if s >= 1 else "tab:red" for s in speed])
+    width = 0.8 / max(1, len(impls))
+    top = 1.0
+    for k, (impl, color) in enumerate(impls):
+        ys, speed = [], []
+        for j, n in enumerate(names):
+            if impl in groups[n]:
+                ref = groups[n].get("torch") or groups[n]["torch_packed"]
+                ys.append(j - 0.4 + width * (k + 0.5))
+                speed.append(ref["median"] / groups[n][impl]["median"])
+        bars = ax.barh(ys, speed, height=width * 0.9, color=color, label=f"rnnkit {impl}")
+        ax.bar_label(bars, labels=[f"{s:.2f}x" if s < 10 else f"{s:.0f}x" for s in speed], padding=2, fontsize=7)
+        top = max([top, *speed])
     ax.axvline(1.0, color="k", lw=1)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_yticks(range(len(names)), [_case_label(n, next(iter(groups[n].values()))) for n in names], fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("speed-up of rnnkit (cpp) over torch, same run")
+    ax.set_xlim(right=top * 2.5)
+    ax.set_xlabel("speed-up over torch, same run (right of the line: rnnkit faster)")
     ax.invert_yaxis()
-    for ax, k in zip(axes[0][1:], sweeps):
-        rows = sorted((n for n in groups if n.startswith(k)), key=_group_key)
-        xs = [groups[n]["cpp"][k[-1]] for n in rows]
+    ax.legend(loc="lower right", fontsize=8)
+    for ax, key in zip(axes[0][1:], sweeps):
+        rows = sorted((n for n in groups if n.startswith(key)), key=_group_key)
+        xs = [next(iter(groups[n].values()))[key[-1]] for n in rows]
         for impl in ("torch", "cpp", "numba"):
             if all(impl in groups[n] for n in rows):
                 ax.loglog(xs, [groups[n][impl]["median"] for n in rows], "o-", label=impl)
-        ax.set_xlabel(k[-1] + " (LSTM inference, M otherwise)")
+        ax.set_xlabel(key[-1] + " (LSTM inference, M otherwise)")
         ax.set_ylabel("seconds (median)")
         ax.legend()
+    facts = [str(info.get("cpu") or "unknown CPU"), f"{info.get('threads', '?')} threads"]
+    if info.get("isa"):
+        facts.append(f"pointwise ISA {info['isa']}")
+    facts.append(str(info.get("dtype", "float32")))
+    fig.suptitle("rnnkit against torch.nn: time of torch / time of rnnkit, median of each case\n" + ", ".join(facts),
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

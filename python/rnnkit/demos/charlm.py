@@ -89,7 +89,9 @@ def batchify(text, index, batch):
 
 
 def train(text=None, epochs=10, hidden=128, batch=16, chunk=32, lr=0.01, seed=0, backend="auto",
-          progress=True, log=print):  # fmt: skip
+          progress=True, log=print, verbose=False):  # fmt: skip
+    """Train a CharLM; returns (model, loss per epoch, seconds per epoch). One progress bar counts the
+    epochs (the loss in its postfix); `verbose` also logs a line per epoch."""
     text = default_text() if text is None else text
     chars = sorted(set(text))
     model = CharLM(chars, hidden=hidden, seed=seed, backend=backend)
@@ -101,7 +103,7 @@ def train(text=None, epochs=10, hidden=128, batch=16, chunk=32, lr=0.01, seed=0,
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=epochs * ((X.shape[0] + chunk - 1) // chunk), desc="training", leave=False)
+            bar = tqdm(total=epochs, desc="training", unit="epoch", leave=False)
         except ImportError:
             bar = None
     for epoch in range(epochs):
@@ -117,11 +119,12 @@ def train(text=None, epochs=10, hidden=128, batch=16, chunk=32, lr=0.01, seed=0,
             clip_grad_norm(model.grads(), 5.0)
             opt.step(model.grads())
             total, count = total + loss * (stop - start), count + (stop - start)
-            if bar is not None:
-                bar.update(1)
         times.append(time.perf_counter() - t0)
         losses.append(total / count)
-        if log:
+        if bar is not None:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            bar.update(1)
+        if log and verbose:
             msg = f"epoch {epoch + 1:3d}/{epochs}: loss {losses[-1]:.3f}  ({times[-1] * 1e3:.0f} ms)"
             (bar.write if bar is not None else log)(msg)
     if bar is not None:
@@ -129,15 +132,22 @@ def train(text=None, epochs=10, hidden=128, batch=16, chunk=32, lr=0.01, seed=0,
     return model, losses, times
 
 
-def compare_backends(text=None, backends=("cpp", "numba", "numpy"), log=print, **kw):
-    """Seconds per epoch on each usable backend (same model, same data)."""
+def compare_backends(text=None, backends=("cpp", "numba", "numpy"), log=print, epochs=3, **kw):
+    """Seconds per epoch on each usable backend (same model, same data): the fastest of `epochs`
+    epochs, each backend warmed up first by one short untimed run, so that the Numba kernels' compile
+    (once per machine, then loaded from its cache) stays out of the comparison."""
     from .. import available_backends
 
     out = {}
+    warm_text = (text or default_text())[:400]
     for b in backends:
         if b not in available_backends():
             continue
-        _, _, times = train(text, epochs=2, backend=b, progress=False, log=None, **kw)
+        if log and b == "numba":
+            log("  numba: warming up (its first use on a machine compiles the kernels, about 30 s; "
+                "later runs load them from the cache)")
+        train(warm_text, epochs=1, backend=b, progress=False, log=None, **kw)
+        _, _, times = train(text, epochs=epochs, backend=b, progress=False, log=None, **kw)
         out[b] = min(times)
         if log:
             log(f"  {b:6s} {out[b] * 1e3:8.1f} ms per epoch")
