@@ -64,6 +64,18 @@ def test_cli_help(cmd):
     assert r.returncode == 0 and "usage: rnnkit" in r.stdout
 
 
+def test_every_cli_option_has_help_text():
+    import argparse
+
+    from rnnkit.__main__ import parser
+
+    subs = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subs.choices) == {"info", "demo", "hello", "sentiment", "bench", "gradnorm"}
+    for name, sub in subs.choices.items():
+        for action in sub._actions:
+            assert action.help, f"rnnkit {name} {action.option_strings}: no help text"
+
+
 def test_cli_info_and_errors(tmp_path):
     r = _cli("info")
     assert r.returncode == 0 and "backends:" in r.stdout and "threads:" in r.stdout

@@ -260,7 +260,7 @@ def test_distributed_data_parallel_matches_single_process(tmp_path):
         torch.testing.assert_close(parallel[k], single[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
-def _lstm_and_input(backend="cpp"):
+def _lstm_and_input(backend="auto"):
     torch.manual_seed(0)
     m = rt.LSTM(4, 3, backend=backend).double()
     x = torch.randn(5, 2, 4, dtype=torch.float64, requires_grad=True)

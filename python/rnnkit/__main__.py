@@ -34,11 +34,14 @@ def _demo(args) -> int:
     from rnnkit.demos import charlm
 
     text = charlm.read_text(args.text) if args.text else None
-    model, losses, times = charlm.train(text, epochs=args.epochs, hidden=args.hidden, backend=args.backend)
-    print(f"\nloss {losses[0]:.3f} -> {losses[-1]:.3f} in {args.epochs} epochs; sample:\n")
+    model, losses, times = charlm.train(text, epochs=args.epochs, hidden=args.hidden, backend=args.backend,
+                                        verbose=args.verbose)  # fmt: skip
+    print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f} in {args.epochs} epochs "
+          f"({sum(times):.1f} s, {min(times) * 1e3:.0f} ms per epoch at best); sample:\n")  # fmt: skip
     print(model.sample(args.sample, prime=(text or charlm.default_text())[:10]))
-    print("\ntime per epoch on each backend (same model and data):")
-    charlm.compare_backends(text, hidden=args.hidden)
+    if not args.no_compare:
+        print("\ntime per epoch on each backend (same model and data, after a warm-up):")
+        charlm.compare_backends(text, hidden=args.hidden)
     return 0
 
 
@@ -134,7 +137,8 @@ def _png(value):
     return _output_path(value, ".png")
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The `rnnkit` command line: one subcommand per tool, every option with its help text."""
     parser = argparse.ArgumentParser(prog="rnnkit", description="Fast recurrent cells: RNN, LSTM, GRU.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     backend = dict(default="auto", choices=["auto", "cpp", "numba", "numpy"], help="backend (default auto)")
@@ -142,46 +146,53 @@ def main(argv=None) -> int:
     p = sub.add_parser("info", help="version, backends (and why any is missing), threads, CPU, build")
     p.set_defaults(func=_info)
 
-    p = sub.add_parser("demo", help="train a character LSTM on a text and sample from it (about a minute)")
+    p = sub.add_parser("demo", help="train a character LSTM on a text, sample from it, time each backend")
     p.add_argument("--text", metavar="FILE", help="train on this UTF-8 text (default: the Zen of Python)")
-    p.add_argument("--epochs", type=_int_in(1, 100_000), default=150)
-    p.add_argument("--hidden", type=_int_in(1, 4096), default=128)
+    p.add_argument("--epochs", type=_int_in(1, 100_000), default=150, help="passes over the text (default 150)")
+    p.add_argument("--hidden", type=_int_in(1, 4096), default=128, help="LSTM hidden size (default 128)")
     p.add_argument("--sample", type=_int_in(1, 1_000_000), default=300, help="characters to sample")
     p.add_argument("--backend", **backend)
+    p.add_argument("--verbose", "-v", action="store_true", help="print the loss and time of every epoch")
+    p.add_argument("--no-compare", action="store_true", help="skip timing an epoch on each backend")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("hello", help='the textbook "hello" character model, step by step')
-    p.add_argument("--steps", type=_int_in(1, 1_000_000), default=300)
+    p.add_argument("--steps", type=_int_in(1, 1_000_000), default=300, help="training steps (default 300)")
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_hello)
 
     p = sub.add_parser("sentiment", help="word order decides: LSTM/GRU against a bag-of-words baseline")
-    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
-    p.add_argument("--train", type=_int_in(1, 1_000_000), default=2000, help="training sentences")
-    p.add_argument("--epochs", type=_int_in(1, 100_000), default=8)
+    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="recurrent cell (default lstm)")
+    p.add_argument("--train", type=_int_in(1, 1_000_000), default=2000, help="training sentences (default 2000)")
+    p.add_argument("--epochs", type=_int_in(1, 100_000), default=8, help="passes over the sentences (default 8)")
     p.add_argument("--backend", **backend)
     p.set_defaults(func=_sentiment)
 
     p = sub.add_parser("bench", help="rnnkit against torch.nn: a table of medians, speed-ups and GFLOP/s")
     p.add_argument("--full", action="store_true", help="every size, the T and B sweeps (several minutes)")
-    p.add_argument("--threads", type=_int_in(1, 4096), default=2)
+    p.add_argument("--threads", type=_int_in(1, 4096), default=2, help="threads of rnnkit and torch (default 2)")
     p.add_argument("--plot", metavar="PNG", type=_png, help="draw the speed-ups (and sweeps) here (needs matplotlib)")
     p.add_argument("--json", metavar="FILE", type=_output_path, help="save the figures here")
     p.add_argument("--cells", nargs="+", choices=["rnn_tanh", "lstm", "gru"], help="only these cells")
     p.add_argument("--configs", nargs="+", choices=["S", "M", "L", "XL", "bi2", "deep2000", "stream"],
                    help="only these sizes and whole models (rnnkit.bench.MODELS, LSTM)")
     p.add_argument("--budget", type=float, default=0.5, help="seconds of timing per case (default 0.5)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("gradnorm", help="plot ||dL/dh_t|| over 100 steps for RNN, LSTM and GRU")
-    p.add_argument("--output", "-o", type=_png, default="gradnorm.png", metavar="PNG")
-    p.add_argument("--steps", type=_int_in(2, 100_000), default=100)
+    p.add_argument("--output", "-o", type=_png, default="gradnorm.png", metavar="PNG",
+                   help="where to draw the plot (default gradnorm.png)")  # fmt: skip
+    p.add_argument("--steps", type=_int_in(2, 100_000), default=100, help="sequence length (default 100)")
     p.set_defaults(func=_gradnorm)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser().print_help()
         return 2
     try:
         return args.func(args)
