@@ -2,7 +2,9 @@
 `rnnkit bench` prints: median per implementation, speed-up over torch (same run), GFLOP/s, the
 machine's sgemm GFLOP/s measured in the same run, and training peak memory where recorded.
 
-    python benchmarks/report.py FILE.json [--plot speedups.png] [--markdown] [--compact]
+    python benchmarks/report.py FILE.json [--plot speedups.png] [--markdown] [--compact] [--summary]
+
+FILE.json may also be what `rnnkit bench --json FILE` writes.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json")
     ap.add_argument("--plot", metavar="PNG")
+    ap.add_argument("--summary", action="store_true", help="only the README's one-screen table")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--compact", action="store_true", help="torch, cpp and numba columns only")
     args = ap.parse_args(argv)
     results, info = bench.from_pytest_json(args.json)
+    if args.summary:
+        print(bench.summary(results))
+        return 0
     sg = info.get("sgemm_gflops")
     line = f"machine: {info.get('cpu', '?')}; threads: {info.get('threads')}; pointwise ISA: {info.get('isa')}"
     if sg and not math.isnan(sg):

@@ -89,12 +89,16 @@ def _bench(args) -> int:
     print(f"machine: {bench.cpu_model()}; threads: {args.threads}; sgemm ceiling (same run): {ceiling:.0f} GFLOP/s")
     print(bench.table(results))
     if args.json:
+        facts = {"sgemm_gflops": ceiling, "threads": args.threads, "cpu": bench.cpu_model()}
+        if "cpp" in rnnkit.available_backends():
+            from rnnkit._native import core
+
+            facts.update(isa=core.isa(), cpu_features=core.cpu_features())
         with open(args.json, "w") as f:
-            json.dump({"sgemm_gflops": ceiling, "threads": args.threads, "cpu": bench.cpu_model(),
-                       "results": results}, f, indent=1)  # fmt: skip
+            json.dump({**facts, "results": results}, f, indent=1)
         print(f"figures written to {args.json}")
     if args.plot:
-        bench.plot(results, args.plot, {"cpu": bench.cpu_model(), "threads": args.threads})
+        bench.plot(results, args.plot, {"cpu": bench.cpu_model(), "threads": args.threads})  # noqa: E501
         print(f"plot written to {args.plot}")
     return 0 if results and not math.isnan(ceiling) else 1
 

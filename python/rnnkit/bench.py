@@ -553,11 +553,14 @@ def plot(results, path, info=None):
 
 
 def from_pytest_json(path):
-    """Results from a `pytest benchmarks --benchmark-json=FILE` run, and its machine facts."""
+    """Results from a `pytest benchmarks --benchmark-json=FILE` run, and its machine facts; also
+    reads what `rnnkit bench --json FILE` writes."""
     import json
 
     with open(path) as f:
         data = json.load(f)
+    if "results" in data:  # rnnkit bench --json
+        return data["results"], {k: data[k] for k in ("cpu", "threads", "sgemm_gflops", "isa") if k in data}
     results, info = [], {}
     for b in data["benchmarks"]:
         ex = b.get("extra_info", {})
@@ -566,3 +569,44 @@ def from_pytest_json(path):
                             peak_mb=ex.get("peak_mb"), **{k: ex.get(k) for k in ("cell", "mode", "T", "B", "I", "H")}))  # fmt: skip
         info = {k: ex[k] for k in ("cpu", "threads", "sgemm_gflops", "isa") if k in ex} or info
     return results, info
+
+
+SUMMARY_CELLS = (("lstm", "LSTM"), ("gru", "GRU"), ("rnn_tanh", "RNN (tanh)"))
+SUMMARY_MODELS = (("bi2", "2-layer bidirectional LSTM, 293/128, B32, 60 steps"),
+                  ("deep2000", "2-layer LSTM, 256/256, B8, 2000 steps"),
+                  ("stream", "streaming LSTM, 40/128, B1, 100 steps"))  # fmt: skip
+
+
+def summary(results):
+    """The README's one-screen table: torch time / rnnkit time per case of a saved run, for the cpp
+    and numba backends (whole models: the NumPy layers on each backend)."""
+    groups = grouped(results)
+
+    def ratio(group, impl):
+        g = groups.get(group, {})
+        ref = g.get("torch") or g.get("torch_packed")
+        if ref is None or impl not in g:
+            return "-"
+        s = ref["median"] / g[impl]["median"]
+        return f"{s:.2f}x" if s < 10 else f"{s:.0f}x"
+
+    def both(group):
+        if group not in groups:
+            return "not in this run"
+        return f"{ratio(group, 'cpp')} / {ratio(group, 'numba')}"
+
+    rows = ["| case (T, B, I, H) | inference: cpp / numba | training: cpp / numba |", "|---|---|---|"]
+    for size in ("S", "M", "L", "XL"):
+        for cell, name in SUMMARY_CELLS:
+            if f"{cell}-inference-{size}" in groups or f"{cell}-training-{size}" in groups:
+                T, B, I, H = CONFIGS[size]  # noqa: E741
+                rows.append(f"| {name} {size} ({T}, {B}, {I}, {H}) | {both(f'{cell}-inference-{size}')} "
+                            f"| {both(f'{cell}-training-{size}')} |")  # fmt: skip
+    for cell, name in SUMMARY_CELLS:
+        if any(n.startswith(f"lengths-{cell}-") for n in groups):
+            rows.append(f"| {name} M, lengths T/8..T, against a PackedSequence | {both(f'lengths-{cell}-inference-M')} "
+                        f"| {both(f'lengths-{cell}-training-M')} |")  # fmt: skip
+    for key, name in SUMMARY_MODELS:
+        if f"model-inference-{key}" in groups or f"model-training-{key}" in groups:
+            rows.append(f"| {name} | {both(f'model-inference-{key}')} | {both(f'model-training-{key}')} |")
+    return "\n".join(rows)
