@@ -5,9 +5,10 @@ call, so a module can write it into the same buffer on every call instead of a f
 pages fault in anew each time (a 2 MB output per layer in a 2-layer bidirectional LSTM). The last
 layer's output, which the caller receives, is always new. A call that finds another thread inside
 the same module's forward allocates its own (a non-blocking lock). Pickling and deepcopy drop the
-buffers. Used by rnnkit.layers and rnnkit.torch. Check: tests/test_layers.py,
-tests/test_torch_modules.py.
+buffers. Used by rnnkit.layers and rnnkit.torch.
 """
+
+# Tested by tests/test_layers.py, tests/test_torch_modules.py.
 
 from __future__ import annotations
 

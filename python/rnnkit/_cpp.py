@@ -3,8 +3,9 @@
 Allocates every output and workspace with NumPy (C++ never allocates Python objects), orders the
 batch by length once for variable lengths (rnnkit/_plan.py), and keeps the training cache as a
 named tuple.
-Check: tests/test_backends.py.
 """
+
+# Tested by tests/test_backends.py.
 
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 `problem(...)` turns the arguments of `functional.forward` into a normalised `Problem` (one dtype,
 C-contiguous arrays, int64 lengths, zero states filled in); `grads(...)` does the same for the
 incoming gradients of `functional.backward`. Backends trust what they receive.
-Check: tests/test_errors.py.
 """
+
+# Tested by tests/test_errors.py.
 
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def _fast_problem(cell, x, weights, state, lengths, reverse, training) -> Option
     """The Problem of a call whose every argument is already what `problem` would make of it (exact
     C-contiguous ndarrays of one float dtype and the right shapes, no lengths, plain bools), in a
     few microseconds; None for anything else, which then takes the full path below (the one that
-    explains what is wrong). Both give the same Problem (tests/test_errors.py checks it)."""
+    explains what is wrong). Both give the same Problem."""
     G = GATES.get(cell) if type(cell) is str else None
     if (G is None or type(x) is not np.ndarray or x.ndim != 3 or x.dtype not in DTYPES
             or not x.flags.c_contiguous or type(weights) not in (tuple, list) or len(weights) != 4

@@ -7,8 +7,9 @@ file of this package. The cache goes to the first writable place among NUMBA_CAC
 package's __pycache__, the user's cache directory and a temporary directory; where none is
 writable (a read-only install and HOME), the kernels are compiled in every process, with a warning,
 instead of failing to import. CACHE is the value every @njit here passes as cache=.
-Check: tests/test_numba_kernels.py.
 """
+
+# Tested by tests/test_numba_kernels.py.
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ second loop over integer views (~0.5 ns per float32 element). The clamps let NaN
 second loop leaves NaN's bits alone, so NaN stays NaN whatever its payload. A few ulp in float64,
 ~2 ulp in float32. error_model="numpy": a division by zero gives inf instead of raising, which is
 what lets LLVM vectorise the divisions in sigmoid and tanh.
-Check: tests/test_backends.py (backend "numba"), tests/test_numba_kernels.py.
 """
+
+# Tested by tests/test_backends.py (backend "numba"), tests/test_numba_kernels.py.
 
 from __future__ import annotations
 

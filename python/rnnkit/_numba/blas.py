@@ -9,8 +9,9 @@ The routines are declared to Numba as external functions, looked up by name in t
 into LLVM's symbol table: unlike ctypes function pointers, such calls can be cached on disk.
 The BLAS takes 32-bit sizes: products with more than `limit` rows or reduction length are cut into
 pieces (the reduction accumulating after its first piece), as in cpp/src/blas.cpp.
-Check: tests/test_numba_kernels.py (pieces forced by a small limit), tests/test_backends.py.
 """
+
+# Tested by tests/test_numba_kernels.py (pieces forced by a small limit), tests/test_backends.py.
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ Indices into the k loops are unsigned: with signed ones Numba's negative-index w
 that the loads are contiguous and LLVM gathers element by element (6x slower).
 For one or two rows (batch 1, the last steps of short sequences) the dot form wastes most of a
 tile; those use the transposed weights Wt = W^T and run along the columns (axpy form).
-Check: tests/test_numba_kernels.py.
 """
+
+# Tested by tests/test_numba_kernels.py.
 
 from __future__ import annotations
 

@@ -12,8 +12,9 @@ dx and the biases are formed at the end as large products (blas.gemm, in npan pa
 
 Shapes: see rnnkit/_plan.py for the sorted, packed layout; G*H columns in PyTorch's gate order.
 Constants are typed from the arrays (one = dtype(1)): a bare 1 would make float32 maths float64.
-Check: tests/test_backends.py (backend "numba").
 """
+
+# Tested by tests/test_backends.py (backend "numba").
 
 from __future__ import annotations
 
