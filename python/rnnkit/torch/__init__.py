@@ -25,6 +25,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from .. import _backends
 from .. import functional as F
 from .._buffers import InnerOutputs
 from .._validate import positive_int
@@ -161,6 +162,10 @@ def _apply_op(cell, x, directions, lengths=None, backend="auto"):
             c0.append(c)
     training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params, *h0, *c0))
     reverses = [bool(r) for *_, r in directions]
+    # The backend goes into the graph by its concrete name: the fake implementation's cache layout
+    # depends on it, and a compiled graph cached for "auto" on an install with the C++ backend must
+    # not be reused by one that resolves "auto" to numba.
+    backend = _backends.resolve(backend)
     y, h_n, c_n, _ = torch.ops.rnnkit.layer_forward(cell, backend, x, params, h0, c0, lengths, reverses, bias,
                                                     training)  # fmt: skip
     return y, [(h_n[d], c_n[d] if cell == "lstm" else None) for d in range(len(directions))]
