@@ -105,3 +105,100 @@ def test_truncated_bptt_carries_the_state(backend):
     assert_close("y", np.concatenate(ys), y_full)
     assert_close("h_n", state[0], h_full)
     assert_close("c_n", state[1], c_full)
+
+
+def _three_modules():
+    emb = rnnkit.Embedding(10, 4, dtype=np.float64, seed=0)
+    lstm = rnnkit.LSTM(4, 5, dtype=np.float64, seed=1)
+    head = rnnkit.Linear(5, 3, dtype=np.float64, seed=2)
+    return [emb, lstm, head]
+
+
+def _torch_twins(mods):
+    twins = []
+    for m in mods:
+        twins.append({n: torch.from_numpy(v.copy()).requires_grad_() for n, v in m.params.items()})
+    return twins
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_optimisers_over_several_modules_match_torch_param_groups(opt):
+    """A list of modules and per-group options (the first module's lr differs), step() reading
+    each module's .grads: the same update as torch.optim with the same parameter groups."""
+    rng = np.random.default_rng(3)
+    mods = _three_modules()
+    twins = _torch_twins(mods)
+    groups = [{"params": mods[0], "lr": 0.2}, mods[1], mods[2]]
+    tgroups = [{"params": list(twins[0].values()), "lr": 0.2}] + [{"params": list(t.values())} for t in twins[1:]]
+    if opt == "sgd":
+        ours, ref = tr.SGD(groups, lr=0.05, momentum=0.9), torch.optim.SGD(tgroups, lr=0.05, momentum=0.9)
+    else:
+        ours, ref = tr.Adam(groups, lr=0.01), torch.optim.Adam(tgroups, lr=0.01)
+    assert [g["lr"] for g in ours.param_groups] == ([0.2, 0.05, 0.05] if opt == "sgd" else [0.2, 0.01, 0.01])
+    for step in range(4):
+        for m, t in zip(mods, twins):
+            for n in m.params:
+                g = rng.standard_normal(m.params[n].shape)
+                m.grads[n][...] = g
+                t[n].grad = torch.from_numpy(g.copy())
+        ours.step()
+        ref.step()
+        for m, t in zip(mods, twins):
+            for n in m.params:
+                assert_close(f"{n} after step {step}", m.params[n], t[n].detach().numpy())
+    ours.zero_grad()
+    assert not any(g.any() for m in mods for g in m.grads.values())
+
+
+def test_optimiser_pairs_groups_and_learning_rate_schedule():
+    w, dw = np.ones(3), np.full(3, 2.0)
+    v, dv = np.ones(2), np.full(2, 4.0)
+    opt = tr.SGD([({"w": w}, {"w": dw}), {"params": {"v": v}, "grads": {"v": dv}, "lr": 0.5}], lr=0.1)
+    opt.step()
+    assert_close("w", w, np.full(3, 1 - 0.1 * 2))
+    assert_close("v", v, np.full(2, 1 - 0.5 * 4))
+    for g in opt.param_groups:  # a schedule written through param_groups
+        g["lr"] *= 0.5
+    opt.step()
+    assert_close("w", w, np.full(3, 0.8 - 0.05 * 2))
+    assert_close("v", v, np.full(2, -1 - 0.25 * 4))
+    # plain dicts as groups take their gradients in step(), one dict per group
+    a, b = np.zeros(2), np.zeros(2)
+    opt = tr.Adam([{"a": a}, {"b": b}], lr=0.1)
+    opt.step([{"a": np.ones(2)}, {"b": -np.ones(2)}])
+    assert (a < 0).all() and (b > 0).all()
+
+
+def test_clipping_over_several_modules_is_one_global_norm():
+    rng = np.random.default_rng(4)
+    mods = _three_modules()
+    for m in mods:
+        for g in m.grads.values():
+            g[...] = rng.standard_normal(g.shape) * 10
+    merged = {f"{i}.{n}": g.copy() for i, m in enumerate(mods) for n, g in m.grads.items()}
+    total = tr.clip_grad_norm(mods, 1.0)
+    assert abs(total - tr.clip_grad_norm(merged, 1.0)) < 1e-9
+    for i, m in enumerate(mods):
+        for n, g in m.grads.items():
+            assert_close(f"clipped {n}", g, merged[f"{i}.{n}"])
+    assert abs(tr.clip_grad_norm(mods, 1.0) - 1.0) < 1e-5
+
+
+def test_optimiser_errors_name_the_problem():
+    emb = rnnkit.Embedding(3, 2, seed=0)
+    with pytest.raises(ValueError, match="step\\(\\) needs the gradients"):
+        tr.SGD({"w": np.ones(2)}).step()
+    with pytest.raises(ValueError, match="appears in more than one parameter group"):
+        tr.Adam([emb, {"params": emb}])
+    with pytest.raises(ValueError, match=re.escape("params[0] has unknown keys ['momentun']")):
+        tr.SGD([{"params": emb, "momentun": 0.9}])
+    with pytest.raises(ValueError, match=re.escape("lr (group 0) must lie in [0, inf), got -1")):
+        tr.SGD([{"params": emb, "lr": -1}])
+    with pytest.raises(TypeError, match="params\\[1\\] must be a module"):
+        tr.Adam([emb, 3])
+    with pytest.raises(ValueError, match="a list of 2 dicts, one per parameter group"):
+        tr.SGD([{"a": np.ones(1)}, {"b": np.ones(1)}]).step({"a": np.ones(1)})
+    with pytest.raises(ValueError, match="the gradient of 'a' has shape \\(2,\\), the parameter \\(1,\\)"):
+        tr.SGD({"a": np.ones(1)}).step({"a": np.ones(2)})
+    with pytest.raises(ValueError, match="empty list"):
+        tr.Adam([])
