@@ -51,34 +51,30 @@ def main(argv=None):
     emb = rnnkit.Embedding(V, 32, seed=0)  # ids [T, B] -> vectors [T, B, 32] (torch.nn.Embedding)
     lstm = rnnkit.LSTM(32, args.hidden, seed=1)  # torch.nn.LSTM's arguments; time-major by default
     head = rnnkit.Linear(args.hidden, V, seed=2)  # h_t -> one logit per character
-    modules = {"emb": emb, "lstm": lstm, "head": head}
-    # Adam over one flat dict of the live parameter arrays (updated in place by opt.step).
-    opt = Adam({f"{m}.{k}": v for m, mod in modules.items() for k, v in mod.params.items()}, lr=0.01)
-
-    def grads():  # the matching dict of gradients, same names as the parameters
-        return {f"{m}.{k}": v for m, mod in modules.items() for k, v in mod.grads.items()}
+    modules = [emb, lstm, head]
+    # Adam over the three modules: step() updates each one's .params in place from its .grads.
+    opt = Adam(modules, lr=0.01)
 
     t0 = time.perf_counter()
     for epoch in range(args.epochs):
         state, total = None, 0.0  # None: zero initial state, at the start of every epoch
         # tbptt_chunks(T, chunk) yields (start, stop, lengths clipped to the chunk: None here).
         for start, stop, _ in tbptt_chunks(X.shape[0], args.chunk):
-            for mod in modules.values():
-                mod.zero_grad()  # gradients accumulate: clear them for every chunk
+            opt.zero_grad()  # gradients accumulate in .grads: clear them for every chunk
             # Forward from the previous chunk's final state (h_n, c_n): the state is carried, but
             # backward stops at the chunk's first step (it returns dL/dstate0, which we drop).
             h, state = lstm(emb(X[start:stop]), state)  # h [steps, B, H]; state ([1, B, H], [1, B, H])
             loss, dlogits = softmax_cross_entropy(head(h), Y[start:stop])  # mean loss, dL/dlogits
             dx, _ = lstm.backward(head.backward(dlogits))  # BPTT inside the chunk; dx = dL/d(embeddings)
             emb.backward(dx)  # scatter-adds into emb.grads["weight"]
-            clip_grad_norm(grads(), 5.0)  # in place: the global norm of all gradients at most 5
-            opt.step(grads())
+            clip_grad_norm(modules, 5.0)  # in place: the global norm of all gradients at most 5
+            opt.step()
             total += loss * (stop - start)
         if epoch % 10 == 0 or epoch == args.epochs - 1:
             print(f"epoch {epoch + 1:3d}  loss {total / X.shape[0]:.3f}  ({time.perf_counter() - t0:.1f} s)")
 
     # Sampling: one character per call, carrying the state; eval() keeps nothing for backward.
-    for mod in modules.values():
+    for mod in modules:
         mod.eval()
     rng = np.random.default_rng(0)
     out, state, cur = "B", None, index["B"] if "B" in index else 0

@@ -45,22 +45,19 @@ def main(argv=None):
     x = one_hot("hell")  # inputs  h e l l
     targets = np.array([[VOCAB.index(c)] for c in "ello"])  # targets e l l o, integers [T, B]
 
-    # The optimisers work on dicts name -> array; the arrays are the layers' live parameters
-    # (updated in place), so prefix the names to keep the two layers apart.
-    params = {**{"rnn." + k: v for k, v in rnn.params.items()}, **{"head." + k: v for k, v in head.params.items()}}
-    opt = SGD(params, lr=args.lr, momentum=0.9)  # torch.optim.SGD's update rule
+    # torch.optim.SGD's update over both layers: the optimiser updates each module's .params in
+    # place and reads the gradients from its .grads.
+    opt = SGD([rnn, head], lr=args.lr, momentum=0.9)
 
     for step in range(steps):
-        rnn.zero_grad()  # .grads accumulate across backward calls, as in torch: clear them first
-        head.zero_grad()
+        opt.zero_grad()  # .grads accumulate across backward calls, as in torch: clear them first
         h, h_n = rnn(x)  # h: every step's hidden state [T, B, H]; h_n: the final one [1, B, H]
         logits = head(h)  # [T, B, 4]
         # Mean cross-entropy of softmax(logits) against the targets, and dL/dlogits in one call.
         loss, dlogits = softmax_cross_entropy(logits, targets)
         dh = head.backward(dlogits)  # dL/dh for every step; head.grads gets dL/dW_hy, dL/db_y
         rnn.backward(dh)  # BPTT: walks the steps in reverse, summing each step's share into rnn.grads
-        grads = {**{"rnn." + k: v for k, v in rnn.grads.items()}, **{"head." + k: v for k, v in head.grads.items()}}
-        opt.step(grads)  # the same names as params
+        opt.step()  # p -= lr * (momentum buffer), for every parameter of both layers
         if step % 50 == 0 or step == steps - 1:
             print(f"step {step:4d}  loss {loss:.4f}")
 
