@@ -7,11 +7,13 @@ Examples
 --------
 A model of three modules, trained without merging their dicts by hand::
 
-    emb, lstm, head = rnnkit.Embedding(V, E), rnnkit.LSTM(E, H), rnnkit.Linear(H, V)
+    emb = rnnkit.Embedding(V, E)
+    lstm = rnnkit.LSTM(E, H)
+    head = rnnkit.Linear(H, V)
     opt = training.Adam([emb, lstm, head], lr=1e-3)
-    ...                                   # forward, loss, backward: gradients land in each .grads
+    ...              # forward, loss, backward: gradients land in each .grads
     training.clip_grad_norm([emb, lstm, head], 5.0)
-    opt.step()                            # reads every module's .grads
+    opt.step()       # reads every module's .grads
     opt.zero_grad()
 """
 
