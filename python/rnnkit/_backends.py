@@ -7,15 +7,17 @@ cell in rnn_tanh, rnn_relu, lstm, gru, with the signatures of rnnkit.reference.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
+from typing import Any, Dict, Iterable, Optional
 
 # Preference order of "auto": the first one that imports is used.
 _MODULES = {"cpp": "rnnkit._cpp", "numba": "rnnkit._numba", "numpy": "rnnkit.reference"}
 _AUTO_ORDER = ("cpp", "numba", "numpy")
-_loaded: dict = {}
-_missing: dict = {}
+_loaded: Dict[str, ModuleType] = {}
+_missing: Dict[str, str] = {}
 
 
-def _load(name):
+def _load(name: str) -> Optional[ModuleType]:
     if name not in _loaded and name not in _missing:
         try:
             _loaded[name] = importlib.import_module(_MODULES[name])
@@ -24,17 +26,17 @@ def _load(name):
     return _loaded.get(name)
 
 
-class Backends(tuple):
+class Backends(tuple[str, ...]):
     """The usable backend names, in "auto" preference order; `.missing` maps the others to why."""
 
-    missing: dict
+    missing: Dict[str, str]
 
-    def __new__(cls, usable, missing):
+    def __new__(cls, usable: Iterable[str], missing: Dict[str, str]) -> "Backends":
         self = super().__new__(cls, usable)
         self.missing = missing
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         why = "".join(f"\n  {n}: {r}" for n, r in self.missing.items())
         return f"Backends({list(self)!r}, missing={{{why}{chr(10) if why else ''}}})"
 
@@ -52,7 +54,7 @@ def available_backends() -> Backends:
     return Backends(usable, {n: _missing[n] for n in _MODULES if n in _missing})
 
 
-def resolve(backend) -> str:
+def resolve(backend: str) -> str:
     """The concrete backend name for `backend` ("auto" picks the fastest usable one)."""
     if backend == "auto":
         for name in _AUTO_ORDER:
@@ -65,6 +67,6 @@ def resolve(backend) -> str:
     return backend
 
 
-def get(name: str):
+def get(name: str) -> Any:  # a backend module, whose functions are looked up by name
     """The implementation module of a resolved backend name."""
     return _load(name)

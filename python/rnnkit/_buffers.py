@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Any, Dict, Iterator, Sequence
 
 import numpy as np
 
 
 class InnerOutputs:
-    def __init__(self):
-        self._bufs: dict = {}
+    def __init__(self) -> None:
+        self._bufs: Dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def __getstate__(self):
+    def __getstate__(self) -> Dict[str, Any]:
         return {}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__init__()
 
     @contextlib.contextmanager
-    def call(self, reuse: bool):
+    def call(self, reuse: bool) -> Iterator[bool]:
         """Around one forward: yields whether this call may reuse the buffers (reuse asked for and
         no other thread inside)."""
         held = bool(reuse) and self._lock.acquire(blocking=False)
@@ -40,7 +41,7 @@ class InnerOutputs:
             if held:
                 self._lock.release()
 
-    def get(self, layer: int, shape, dtype, held: bool, last: bool) -> np.ndarray:
+    def get(self, layer: int, shape: Sequence[int], dtype: Any, held: bool, last: bool) -> np.ndarray:
         """The output array of `layer`: the kept buffer (held, an inner layer) or a new one."""
         if not held or last:
             return np.empty(shape, dtype)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Callable, List
 
 from . import _validate
 
-_appliers = []  # callables of the loaded backends, each taking the new count
+_appliers: List[Callable[[int], None]] = []  # callables of the loaded backends, each taking the new count
 
 
 def _default() -> int:
@@ -51,7 +52,7 @@ def get_num_threads() -> int:
     return _num_threads
 
 
-def register(apply) -> None:
+def register(apply: Callable[[int], None]) -> None:
     """A backend's hook, called now and on every change of the setting."""
     _appliers.append(apply)
     apply(_num_threads)

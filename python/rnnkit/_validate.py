@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -267,7 +267,7 @@ def _lengths(lengths, T, B):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def grads(p: Problem, dy, dstate_n):
+def grads(p: Problem, dy: Any, dstate_n: Any) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Validate the incoming gradients of `functional.backward`; returns (dy, dh_n, dc_n).
 
     dh_n and dc_n are zeros when not given (dc_n is None for cells other than LSTM).

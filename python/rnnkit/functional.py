@@ -1,75 +1,190 @@
 """The functional core: one recurrent layer, one direction, any cell, any backend.
 
-    y, state_n, ctx = forward(cell, x, (W_ih, W_hh, b_ih, b_hh), state, lengths=, reverse=, training=)
+Two functions carry every recurrent computation of rnnkit::
+
+    y, state_n, ctx = forward(cell, x, (W_ih, W_hh, b_ih, b_hh), state, lengths=lengths)
     dx, dstate0, dweights = backward(ctx, dy, dstate_n)
 
-Validation happens once (rnnkit._validate), then the chosen backend runs on the normalised Problem.
+The arguments are validated once, then the chosen backend runs on the normalised problem.
 """
+
+# Validation: rnnkit/_validate.py; the backends: rnnkit/_backends.py.
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _backends, _validate
 from ._validate import Problem
 
 __all__ = ["Context", "forward", "backward"]
 
+#: An array of float32 or float64.
+Array = NDArray[Any]
+#: What ``forward`` takes as the initial state: h0, or (h0, c0) for the LSTM; None means zeros.
+StateLike = Union[ArrayLike, Tuple[Optional[ArrayLike], Optional[ArrayLike]], None]
+#: A state as rnnkit returns it: h, or (h, c) for the LSTM.
+State = Union[Array, Tuple[Array, Array]]
+#: (W_ih, W_hh, b_ih, b_hh); the biases may be None.
+Weights = Sequence[Optional[ArrayLike]]
+#: The gradients of the weights: (dW_ih, dW_hh, db_ih, db_hh), None where a bias was None.
+WeightGrads = Tuple[Array, Array, Optional[Array], Optional[Array]]
+ForwardResult = Tuple[Array, State, Optional["Context"]]
+ForwardStatesResult = Tuple[Array, State, Optional["Context"], State]
+BackwardResult = Tuple[Array, State, WeightGrads]
+BackwardNormsResult = Tuple[Array, State, WeightGrads, Array]
+
 
 @dataclass(frozen=True)
 class Context:
-    """What `backward` needs from a training-mode `forward`: the Problem (inputs and weights, as
-    validated), the backend that ran it and that backend's cache of per-step activations."""
+    """What `backward` needs from a training-mode `forward`.
+
+    It holds the validated problem (inputs and weights), the name of the backend that ran it and
+    that backend's cache of per-step activations. Create it with ``forward(..., training=True)``
+    only; its contents are not part of the public interface.
+    """
 
     problem: Problem
     backend: str
     cache: Any
 
 
+@overload
 def forward(
     cell: str,
-    x,
-    weights,
-    state=None,
+    x: ArrayLike,
+    weights: Weights,
+    state: StateLike = None,
     *,
-    lengths=None,
+    lengths: Optional[ArrayLike] = None,
+    reverse: bool = False,
+    training: bool = True,
+    backend: str = "auto",
+    return_states: Literal[False] = False,
+) -> ForwardResult: ...
+
+
+@overload
+def forward(
+    cell: str,
+    x: ArrayLike,
+    weights: Weights,
+    state: StateLike = None,
+    *,
+    lengths: Optional[ArrayLike] = None,
+    reverse: bool = False,
+    training: bool = True,
+    backend: str = "auto",
+    return_states: Literal[True],
+) -> ForwardStatesResult: ...
+
+
+@overload
+def forward(
+    cell: str,
+    x: ArrayLike,
+    weights: Weights,
+    state: StateLike = None,
+    *,
+    lengths: Optional[ArrayLike] = None,
+    reverse: bool = False,
+    training: bool = True,
+    backend: str = "auto",
+    return_states: bool,
+) -> Union[ForwardResult, ForwardStatesResult]: ...
+
+
+def forward(
+    cell: str,
+    x: ArrayLike,
+    weights: Weights,
+    state: StateLike = None,
+    *,
+    lengths: Optional[ArrayLike] = None,
     reverse: bool = False,
     training: bool = True,
     backend: str = "auto",
     return_states: bool = False,
-):
-    """Run a recurrent cell over a sequence.
+) -> Union[ForwardResult, ForwardStatesResult]:
+    """Run a recurrent cell over a sequence (one layer, one direction).
+
+    Shape letters: ``T`` steps, ``B`` batch, ``I`` input size, ``H`` hidden size, ``G`` gates
+    (1 for the RNN, 4 for the LSTM, 3 for the GRU).
 
     Parameters
     ----------
     cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}
-    x : ndarray [T, B, I], float32 or float64 (time-major)
-    weights : tuple (W_ih [G*H, I], W_hh [G*H, H], b_ih [G*H] or None, b_hh [G*H] or None)
-        PyTorch's layout and gate order (G = 1 RNN, 4 LSTM i,f,g,o, 3 GRU r,z,n).
-    state : h0 [B, H], or (h0, c0) for "lstm"; None (or a None part) means zeros.
-    lengths : int array [B], optional
-        Valid steps per sequence, 0 <= lengths[b] <= T. Steps t >= lengths[b] keep the state and
-        output zeros; the reverse direction starts at each sequence's last valid step.
-    reverse : bool
-        Run from the last step to the first.
-    training : bool
-        Keep what `backward` needs; with False, ctx is None and nothing per step is kept.
-    backend : {"auto", "cpp", "numba", "numpy"}
-    return_states : bool
-        Also return every step's state (which torch.nn does not offer): h_t, and for "lstm" c_t,
-        each [T, B, H], the state after step t (a padded step keeps the state it had: the final
-        one, or in the reverse direction h0/c0 before the sequence starts).
+        The recurrent cell: an Elman RNN with tanh or ReLU, an LSTM or a GRU.
+    x : ndarray, shape (T, B, I)
+        The input sequence, time-major, float32 or float64. Every other array of the call must
+        have the same dtype.
+    weights : tuple of ndarray
+        ``(W_ih, W_hh, b_ih, b_hh)`` with shapes (G*H, I), (G*H, H), (G*H,) and (G*H,), in
+        PyTorch's layout and gate order (LSTM: i, f, g, o; GRU: r, z, n). ``b_ih`` and ``b_hh``
+        may be None (no bias).
+    state : ndarray or tuple of ndarray, optional
+        The initial state: ``h0``, shape (B, H), for the RNN and the GRU; ``(h0, c0)``, each of
+        shape (B, H), for the LSTM. None, or None for one part of the pair, means zeros.
+    lengths : array of int, shape (B,), optional
+        The number of valid steps of each sequence, ``0 <= lengths[b] <= T``, for a padded batch.
+        Steps ``t >= lengths[b]`` keep the state and output zeros; the reverse direction starts
+        at each sequence's last valid step. None means every sequence has ``T`` steps.
+    reverse : bool, default False
+        Run from the last step to the first (the backward direction of a bidirectional layer).
+    training : bool, default True
+        Keep the per-step activations that `backward` needs and return them in ``ctx``. With
+        False nothing per step is kept and ``ctx`` is None.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The implementation that runs the cell; "auto" picks the fastest one usable here (see
+        `rnnkit.available_backends`). All give the same results up to rounding.
+    return_states : bool, default False
+        Also return the state after every step (which ``torch.nn`` does not offer). A padded
+        step keeps the state it had: the final one, or in the reverse direction the initial
+        state before the sequence starts.
 
     Returns
     -------
-    y : ndarray [T, B, H]
-    state_n : h_n [B, H], or (h_n, c_n) for "lstm": the state after each sequence's last valid step
+    y : ndarray, shape (T, B, H)
+        The output of every step (the hidden state ``h_t``; zeros at padded steps).
+    state_n : ndarray or tuple of ndarray
+        The final state, ``h_n`` of shape (B, H), or ``(h_n, c_n)`` for the LSTM: the state after
+        each sequence's last valid step.
     ctx : Context or None
-    states : h_all [T, B, H], or (h_all, c_all) for "lstm"; only with return_states=True
+        What `backward` needs; None when ``training`` is False.
+    states : ndarray or tuple of ndarray
+        Only with ``return_states=True``: ``h_all`` of shape (T, B, H), or ``(h_all, c_all)``
+        for the LSTM, the state after each step.
+
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type or dtype (for example arrays of mixed dtypes, or a torch
+        tensor instead of a NumPy array).
+    ValueError
+        An unknown ``cell`` or ``backend``, a backend that is not available here, arrays of
+        shapes that do not fit together, or ``lengths`` out of range.
+
+    See Also
+    --------
+    backward : Backpropagation through time for the result of this call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnkit import functional as F
+    >>> T, B, I, H = 5, 2, 3, 4
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((T, B, I)).astype(np.float32)
+    >>> weights = (rng.standard_normal((3 * H, I)).astype(np.float32),
+    ...            rng.standard_normal((3 * H, H)).astype(np.float32), None, None)
+    >>> y, h_n, ctx = F.forward("gru", x, weights)
+    >>> y.shape, h_n.shape
+    ((5, 2, 4), (2, 4))
     """
     name = _backends.resolve(backend)
     p = _validate.problem(cell, x, weights, state, lengths, reverse, training)
@@ -85,7 +200,9 @@ def forward(
     return y, state_n, ctx, _all_states(p, impl, cache, y, h_n, c_n)
 
 
-def _forward_group(calls, backend: str = "auto", y_out=None):
+def _forward_group(
+    calls: Sequence[Mapping[str, Any]], backend: str = "auto", y_out: Optional[Array] = None
+) -> List[ForwardResult]:
     """forward for several independent calls at once: each of `calls` a dict of forward's
     arguments (cell, x, weights, state, lengths, reverse, training). The C++ backend runs them
     concurrently (one core per direction of a bidirectional layer when a step is too small to
@@ -99,7 +216,7 @@ def _forward_group(calls, backend: str = "auto", y_out=None):
     ps = [_validate.problem(c["cell"], c["x"], c["weights"], c.get("state"), c.get("lengths"),
                             c.get("reverse", False), c.get("training", True)) for c in calls]  # fmt: skip
     impl = _backends.get(name)
-    views = None
+    views: Optional[List[Array]] = None
     if y_out is not None:
         views = [y_out[..., j * p.H : (j + 1) * p.H] for j, p in enumerate(ps)]
     group = getattr(impl, "forward_group", None)
@@ -114,18 +231,18 @@ def _forward_group(calls, backend: str = "auto", y_out=None):
     return [_forward_result(p, name, out) for p, out in zip(ps, outs)]
 
 
-def _forward_result(p: Problem, name: str, out):
+def _forward_result(p: Problem, name: str, out: Sequence[Any]) -> ForwardResult:
     """A backend's (y, h_n, c_n, cache) as forward returns it: (y, state_n, ctx)."""
     y, h_n, c_n, cache = out
     return y, ((h_n, c_n) if p.is_lstm else h_n), (Context(p, name, cache) if p.training else None)
 
 
-def _backward_group(items):
+def _backward_group(items: Iterable[Tuple[Optional[Context], Any, Any]]) -> List[BackwardResult]:
     """backward for several (ctx, dy, dstate_n) at once (concurrently on the C++ backend); returns
     backward's (dx, dstate0, dweights) for each, exactly what separate backward calls give."""
-    ctxs = []
+    ctxs: List[Tuple[Context, Array, Array, Optional[Array]]] = []
     for ctx, dy, dstate_n in items:
-        _check_ctx(ctx)
+        ctx = _check_ctx(ctx)
         ctxs.append((ctx, *_validate.grads(ctx.problem, dy, dstate_n)))
     names = {ctx.backend for ctx, *_ in ctxs}
     impl = _backends.get(names.pop()) if len(names) == 1 else None
@@ -138,7 +255,7 @@ def _backward_group(items):
     return [_backward_result(ctx.problem, out) for (ctx, *_), out in zip(ctxs, outs)]
 
 
-def _check_ctx(ctx):
+def _check_ctx(ctx: object) -> Context:
     if ctx is None:
         raise ValueError(
             "backward needs the ctx of forward(..., training=True); got None "
@@ -146,15 +263,16 @@ def _check_ctx(ctx):
         )
     if not isinstance(ctx, Context):
         raise TypeError(f"ctx must be the Context returned by forward, got {type(ctx).__name__}")
+    return ctx
 
 
-def _backward_result(p: Problem, out):
+def _backward_result(p: Problem, out: Sequence[Any]) -> BackwardResult:
     dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = out
     dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh)
     return dx, ((dh0, dc0) if p.is_lstm else dh0), dweights
 
 
-def _all_states(p: Problem, impl, cache, y, h_n, c_n):
+def _all_states(p: Problem, impl: Any, cache: Any, y: Array, h_n: Array, c_n: Optional[Array]) -> State:
     """The state after every step, [T, B, H] (see forward's return_states)."""
     t = np.arange(p.T)[:, None]
     L = np.full(p.B, p.T) if p.lengths is None else p.lengths
@@ -163,6 +281,7 @@ def _all_states(p: Problem, impl, cache, y, h_n, c_n):
     h_all = np.where(valid, y, (p.h0 if before else h_n)[None])
     if not p.is_lstm:
         return h_all
+    assert c_n is not None and p.c0 is not None  # an LSTM has both
     c_in = impl.entering_cell_state(p, cache)  # [T, B, H]: c entering each valid step
     # After step t comes the step processed next (t+1, or t-1 in reverse) if it is valid, else the end.
     nxt = np.roll(c_in, 1 if p.reverse else -1, axis=0)
@@ -171,32 +290,88 @@ def _all_states(p: Problem, impl, cache, y, h_n, c_n):
     return h_all, c_all
 
 
-def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = False):
+@overload
+def backward(
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: Literal[False] = False
+) -> BackwardResult: ...
+
+
+@overload
+def backward(
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: Literal[True]
+) -> BackwardNormsResult: ...
+
+
+@overload
+def backward(
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: bool
+) -> Union[BackwardResult, BackwardNormsResult]: ...
+
+
+def backward(
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: bool = False
+) -> Union[BackwardResult, BackwardNormsResult]:
     """Backpropagation through time for a training-mode `forward`.
 
-    backward may run any number of times on one ctx: it returns fresh gradients and accumulates
-    nothing. The ctx holds references to the arrays given to forward (x, the weights, the initial
-    state), not copies: they must not be changed in place before backward, or the gradients come
-    out of the changed values.
+    `backward` may run any number of times on one ``ctx``: it returns fresh gradients and
+    accumulates nothing. The ``ctx`` holds references to the arrays given to `forward` (``x``, the
+    weights, the initial state), not copies: they must not be changed in place before
+    `backward`, or the gradients come out of the changed values.
 
     Parameters
     ----------
-    ctx : Context returned by forward(..., training=True)
-    dy : ndarray [T, B, H], gradient of the loss with respect to y
-    dstate_n : dh_n [B, H], or (dh_n, dc_n) for "lstm"; None (or a None part) means zeros.
+    ctx : Context
+        The ``ctx`` returned by ``forward(..., training=True)``.
+    dy : ndarray, shape (T, B, H)
+        The gradient of the loss with respect to the output ``y``, of ``y``'s dtype.
+    dstate_n : ndarray or tuple of ndarray, optional
+        The gradient with respect to the final state: ``dh_n`` of shape (B, H), or
+        ``(dh_n, dc_n)`` for the LSTM. None, or None for one part of the pair, means zeros.
+    dh_norms : bool, default False
+        Also return the norm of the gradient with respect to every step's hidden state, to see
+        where gradients vanish or explode. Computed by the NumPy reference (re-running the
+        forward pass when ``ctx`` came from another backend), so it costs nothing when off.
 
     Returns
     -------
-    dx : ndarray [T, B, I]
-    dstate0 : dh0, or (dh0, dc0) for "lstm" (the gradient with respect to the initial state)
-    dweights : (dW_ih, dW_hh, db_ih, db_hh), None where the forward's bias was None.
-        Each step's gradient is summed into the shared weights (BPTT).
-    norms : ndarray [T, B], only with dh_norms=True
-        ||dL/dh_t|| for every step and sequence (zero past a sequence's length): where gradients
-        vanish or explode. Computed by the NumPy reference (re-running the forward when ctx came
-        from another backend), so it costs nothing when off.
+    dx : ndarray, shape (T, B, I)
+        The gradient with respect to ``x``.
+    dstate0 : ndarray or tuple of ndarray
+        The gradient with respect to the initial state: ``dh0`` of shape (B, H), or
+        ``(dh0, dc0)`` for the LSTM.
+    dweights : tuple
+        ``(dW_ih, dW_hh, db_ih, db_hh)``, shaped like the weights; None where the forward's bias
+        was None. Each step's gradient is summed into the shared weights (BPTT).
+    norms : ndarray, shape (T, B)
+        Only with ``dh_norms=True``: the Euclidean norm of dL/dh_t for every step and sequence
+        (zero past a sequence's length).
+
+    Raises
+    ------
+    ValueError
+        ``ctx`` is None (the forward pass ran with ``training=False``), or ``dy`` or
+        ``dstate_n`` has the wrong shape.
+    TypeError
+        ``ctx`` is not a `Context`, or a gradient has another dtype than the forward pass.
+
+    See Also
+    --------
+    forward : The forward pass whose ``ctx`` this differentiates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnkit import functional as F
+    >>> T, B, I, H = 5, 2, 3, 4
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((T, B, I))
+    >>> weights = (rng.standard_normal((4 * H, I)), rng.standard_normal((4 * H, H)), None, None)
+    >>> y, (h_n, c_n), ctx = F.forward("lstm", x, weights)
+    >>> dx, (dh0, dc0), (dW_ih, dW_hh, db_ih, db_hh) = F.backward(ctx, np.ones_like(y))
+    >>> dx.shape, dh0.shape, dW_ih.shape, db_ih is None
+    ((5, 2, 3), (2, 4), (16, 3), True)
     """
-    _check_ctx(ctx)
+    ctx = _check_ctx(ctx)
     p = ctx.problem
     dy, dh_n, dc_n = _validate.grads(p, dy, dstate_n)
     dh_norms = _validate.flag("dh_norms", dh_norms)
@@ -209,4 +384,6 @@ def backward(ctx: Optional[Context], dy, dstate_n=None, *, dh_norms: bool = Fals
     else:
         out = getattr(_backends.get(ctx.backend), f"{p.cell}_backward")(p, ctx.cache, dy, dh_n, dc_n)
     result = _backward_result(p, out)
-    return result + (norms,) if dh_norms else result
+    if norms is not None:  # dh_norms
+        return result + (norms,)
+    return result

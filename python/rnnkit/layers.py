@@ -1,18 +1,23 @@
-"""torch.nn-style recurrent layers and cells on NumPy, built only on rnnkit.functional.
+"""torch.nn-style recurrent layers and cells on NumPy, built only on `rnnkit.functional`.
+
+::
 
     lstm = rnnkit.LSTM(input_size, hidden_size, num_layers=2, bidirectional=True, seed=0)
     y, (h_n, c_n) = lstm(x, lengths=lengths)          # shapes exactly torch.nn.LSTM's
     dx, (dh0, dc0) = lstm.backward(dy)                 # parameter gradients accumulate in lstm.grads
 
-Parameters carry torch's names (weight_ih_l0, ..., bias_hh_l1_reverse), so a torch state_dict loads
-unchanged and ours loads into torch. Check: tests/test_layers.py (against torch.nn).
+Parameters carry torch's names (``weight_ih_l0``, ..., ``bias_hh_l1_reverse``), so a torch
+``state_dict`` loads unchanged and ours loads into torch.
 """
+
+# Tested by tests/test_layers.py (against torch.nn).
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from ._buffers import InnerOutputs
@@ -20,8 +25,16 @@ from ._validate import positive_int
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding"]
 
+Array = NDArray[Any]
+#: A state as the layers return it: h, or (h, c) for the LSTM.
+State = Union[Array, Tuple[Array, Array]]
+#: One (layer, direction)'s initial state (or its gradient) as the functional core takes it.
+_PartState = Union[None, Array, Tuple[Optional[Array], Optional[Array]]]
+_Seed = Union[None, int, np.random.Generator]
+_M = TypeVar("_M", bound="_Module")
 
-def _as_array(name, value, dtype):
+
+def _as_array(name: str, value: Any, dtype: np.dtype[Any]) -> Array:
     """A parameter value from NumPy or torch (a state_dict), as a C-contiguous array of dtype."""
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
         value = value.detach().cpu().numpy()
@@ -31,14 +44,14 @@ def _as_array(name, value, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def _float_dtype(dtype):
+def _float_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
 
 
-def _expect_grad(name, dy, shape, dtype):
+def _expect_grad(name: str, dy: ArrayLike, shape: Sequence[int], dtype: np.dtype[Any]) -> Array:
     """The incoming gradient of a layer's output: an array of exactly the output's shape."""
     dy = np.asarray(dy)
     if dy.shape != tuple(shape):
@@ -46,40 +59,70 @@ def _expect_grad(name, dy, shape, dtype):
     return dy.astype(dtype, copy=False)
 
 
-def _consumed(what):
+def _consumed(what: str) -> RuntimeError:
     return RuntimeError(
         f"backward was already called for the last forward of this {what}: its gradients are in "
         f".grads. Run forward again, or pass retain_graph=True to the first backward to call it twice"
     )
 
 
-def _rng(seed):
+def _rng(seed: _Seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 class _Module:
     """Parameters under torch's names, their gradients, train/eval, state_dict round trips."""
 
-    params: Dict[str, np.ndarray]
-    grads: Dict[str, np.ndarray]
+    params: Dict[str, Array]
+    grads: Dict[str, Array]
+    dtype: np.dtype[Any]
+    training: bool
 
-    def _init_params(self, shapes, hidden_size, rng):
+    def _init_params(self, shapes: Mapping[str, Tuple[int, ...]], hidden_size: int, rng: np.random.Generator) -> None:
         k = 1.0 / np.sqrt(hidden_size)  # torch.nn's default: U(-1/sqrt(H), 1/sqrt(H))
         self.params = {n: rng.uniform(-k, k, s).astype(self.dtype) for n, s in shapes.items()}
         self.grads = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.training = True
 
-    def parameters(self):
-        """(name, array) pairs in torch's order; the arrays are the live parameters."""
+    def parameters(self) -> List[Tuple[str, Array]]:
+        """The parameters, in torch's order.
+
+        Returns
+        -------
+        list of (str, ndarray)
+            ``(name, array)`` pairs; the arrays are the live parameters (changing them in place
+            changes the module).
+        """
         return list(self.params.items())
 
-    def state_dict(self) -> Dict[str, np.ndarray]:
-        """A copy of every parameter under torch's name (torch's load_state_dict accepts it after
-        torch.from_numpy on each value)."""
+    def state_dict(self) -> Dict[str, Array]:
+        """A copy of every parameter under torch's name.
+
+        Returns
+        -------
+        dict of str to ndarray
+            The parameters, copied. torch's ``load_state_dict`` accepts it after
+            ``torch.from_numpy`` on each value.
+        """
         return {n: v.copy() for n, v in self.params.items()}
 
-    def load_state_dict(self, state_dict) -> None:
-        """Load parameters by name: arrays or torch tensors, e.g. a torch.nn module's state_dict."""
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load parameters by name, for example a ``torch.nn`` module's ``state_dict``.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array
+            One NumPy array (or torch tensor) of the parameter's shape per parameter name; the
+            values are copied and converted to the module's dtype.
+
+        Raises
+        ------
+        ValueError
+            A name is missing or unexpected, or an array has the wrong shape (nothing is loaded
+            then).
+        TypeError
+            A value is not an array of numbers.
+        """
         missing = [n for n in self.params if n not in state_dict]
         unexpected = [n for n in state_dict if n not in self.params]
         if missing or unexpected:
@@ -94,27 +137,52 @@ class _Module:
             self.params[n][...] = a
 
     def zero_grad(self) -> None:
+        """Set every gradient in ``grads`` to zero (``backward`` adds to them)."""
         for g in self.grads.values():
             g[...] = 0
 
-    def train(self, mode: bool = True):
+    def train(self: _M, mode: bool = True) -> _M:
+        """Switch training mode on (or off with ``mode=False``), like ``torch.nn.Module.train``.
+
+        In training mode a forward call keeps what ``backward`` needs (and applies dropout).
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training mode, False for inference.
+
+        Returns
+        -------
+        self
+        """
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
+        """Switch to inference mode: the same as ``train(False)``.
+
+        Returns
+        -------
+        self
+        """
         return self.train(False)
 
-    def _accumulate(self, names, dweights):
+    def _accumulate(self, names: Sequence[str], dweights: Sequence[Optional[Array]]) -> None:
         for n, d in zip(names, dweights):
             if d is not None:
                 self.grads[n] += d
 
 
+_Tape = Tuple[List[Tuple[List[Optional[F.Context]], Optional[Array], Tuple[int, ...]]], Tuple[int, ...]]
+
+
 class _RecurrentLayer(_Module):
     _gates = 1
+    _cell: str
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, dtype=np.float32, backend="auto", seed=None):  # fmt: skip
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 dtype: DTypeLike = np.float32, backend: str = "auto", seed: _Seed = None) -> None:  # fmt: skip
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
@@ -126,7 +194,7 @@ class _RecurrentLayer(_Module):
         self.backend = backend
         self._rng = _rng(seed)
         G, H, D = self._gates, self.hidden_size, self.num_directions
-        shapes = {}
+        shapes: Dict[str, Tuple[int, ...]] = {}
         for layer in range(self.num_layers):
             in_size = self.input_size if layer == 0 else H * D
             for sfx in self._suffixes(layer):
@@ -136,23 +204,25 @@ class _RecurrentLayer(_Module):
                     shapes[f"bias_ih{sfx}"] = (G * H,)
                     shapes[f"bias_hh{sfx}"] = (G * H,)
         self._init_params(shapes, H, self._rng)
-        self._tape = None
+        self._tape: Optional[_Tape] = None
+        self._consumed = False
         self._outputs = InnerOutputs()
 
     @property
     def num_directions(self) -> int:
+        """2 for a bidirectional layer, else 1."""
         return 2 if self.bidirectional else 1
 
-    def _suffixes(self, layer):
+    def _suffixes(self, layer: int) -> List[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
 
-    def _names(self, sfx):
+    def _names(self, sfx: str) -> List[str]:
         return [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}"]
 
-    def _weights(self, sfx):
+    def _weights(self, sfx: str) -> Tuple[Optional[Array], ...]:
         return tuple(self.params.get(n) for n in self._names(sfx))
 
-    def _split_state(self, state, name, B):
+    def _split_state(self, state: Any, name: str, B: int) -> List[_PartState]:
         """(h, c) per (layer, direction) from torch-shaped states [L*D, B, H] (None: zeros)."""
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         lstm = self._cell == "lstm"
@@ -161,7 +231,7 @@ class _RecurrentLayer(_Module):
         parts = state if lstm else (state,)
         if lstm and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise TypeError(f"{name} of an LSTM must be a tuple (h, c), got {type(state).__name__}")
-        arrays = []
+        arrays: List[Optional[Array]] = []
         for label, a in zip(("h", "c"), parts):
             if a is None:
                 arrays.append(None)
@@ -177,11 +247,59 @@ class _RecurrentLayer(_Module):
             return [(None if arrays[0] is None else arrays[0][i], None if arrays[1] is None else arrays[1][i]) for i in range(LD)]
         return [None if arrays[0] is None else arrays[0][i] for i in range(LD)]
 
-    def forward(self, x, state=None, lengths=None, return_states=False):
-        """y [T, B, D*H] (batch_first: [B, T, D*H]) and the final state(s) [L*D, B, H].
+    @overload
+    def forward(self, x: ArrayLike, state: Any = None, lengths: Optional[ArrayLike] = None,
+                return_states: Literal[False] = False) -> Tuple[Array, State]: ...  # fmt: skip
 
-        return_states=True also returns every step's state (torch.nn has no such option): h_all
-        [T, L*D, B, H], and for the LSTM (h_all, c_all), time-major whatever batch_first says.
+    @overload
+    def forward(self, x: ArrayLike, state: Any, lengths: Optional[ArrayLike],
+                return_states: Literal[True]) -> Tuple[Array, State, State]: ...  # fmt: skip
+
+    @overload
+    def forward(self, x: ArrayLike, state: Any = None, lengths: Optional[ArrayLike] = None, *,
+                return_states: Literal[True]) -> Tuple[Array, State, State]: ...  # fmt: skip
+
+    @overload
+    def forward(self, x: ArrayLike, state: Any = None, lengths: Optional[ArrayLike] = None,
+                return_states: bool = False) -> Union[Tuple[Array, State], Tuple[Array, State, State]]: ...  # fmt: skip
+
+    def forward(self, x: ArrayLike, state: Any = None, lengths: Optional[ArrayLike] = None,
+                return_states: bool = False) -> Union[Tuple[Array, State], Tuple[Array, State, State]]:  # fmt: skip
+        """Run the layer over a batch of sequences (also available as calling the layer).
+
+        ``L`` is ``num_layers``, ``D`` is ``num_directions`` (2 if bidirectional, else 1), ``H`` is
+        ``hidden_size``, ``I`` is ``input_size``.
+
+        Parameters
+        ----------
+        x : ndarray, shape (T, B, I), or (B, T, I) with ``batch_first``
+            The input sequences.
+        state : ndarray or tuple of ndarray, optional
+            The initial state, shaped like ``torch.nn``'s: ``h0`` of shape (L*D, B, H), or
+            ``(h0, c0)`` for the LSTM. None, or None for one part of the pair, means zeros.
+        lengths : array of int, shape (B,), optional
+            The number of valid steps of each sequence of a padded batch; the steps past it
+            output zeros and leave the state unchanged. None: every sequence has ``T`` steps.
+        return_states : bool, default False
+            Also return every step's state (``torch.nn`` has no such option).
+
+        Returns
+        -------
+        y : ndarray, shape (T, B, D*H), or (B, T, D*H) with ``batch_first``
+            The last layer's output at every step, both directions side by side.
+        state_n : ndarray or tuple of ndarray
+            The final state of every layer and direction: ``h_n`` of shape (L*D, B, H), or
+            ``(h_n, c_n)`` for the LSTM.
+        states : ndarray or tuple of ndarray
+            Only with ``return_states=True``: ``h_all`` of shape (T, L*D, B, H), or
+            ``(h_all, c_all)`` for the LSTM, time-major whatever ``batch_first`` says.
+
+        Raises
+        ------
+        ValueError
+            ``x`` is not 3-D, or a state or ``lengths`` does not fit it.
+        TypeError
+            An argument of the wrong type or dtype.
         """
         x = np.asarray(x)
         if x.ndim != 3:
@@ -193,22 +311,30 @@ class _RecurrentLayer(_Module):
         with self._outputs.call(not self.training and self.num_layers > 1) as held:  # rnnkit/_buffers.py
             return self._forward_layers(x, B, states, lengths, return_states, held)
 
-    def _forward_layers(self, x, B, states, lengths, return_states, held):
+    def _forward_layers(self, x: Array, B: int, states: List[_PartState], lengths: Optional[ArrayLike],
+                        return_states: bool, held: bool) -> Union[Tuple[Array, State], Tuple[Array, State, State]]:  # fmt: skip
         lstm = self._cell == "lstm"
-        inp, tape, h_n, c_n, h_all, c_all = x, [], [], [], [], []
+        inp = x
+        tape: List[Tuple[List[Optional[F.Context]], Optional[Array], Tuple[int, ...]]] = []
+        h_n_list: List[Array] = []
+        c_n_list: List[Array] = []
+        h_all_list: List[Array] = []
+        c_all_list: List[Array] = []
         for layer in range(self.num_layers):
-            outs, ctxs = [], []
+            outs: List[Array] = []
+            ctxs: List[Optional[F.Context]] = []
             sfxs = self._suffixes(layer)
             i0 = layer * self.num_directions
             y_out = None
+            runs: Sequence[Tuple[Any, ...]]
             if return_states:
                 runs = [F.forward(self._cell, inp, self._weights(sfx), states[i0 + d], lengths=lengths,
                                   reverse=d == 1, training=self.training, backend=self.backend,
                                   return_states=True) for d, sfx in enumerate(sfxs)]  # fmt: skip
                 for *_, st in runs:
-                    h_all.append(st[0] if lstm else st)
+                    h_all_list.append(st[0] if lstm else st)
                     if lstm:
-                        c_all.append(st[1])
+                        c_all_list.append(st[1])
             else:  # both directions in one call (they run concurrently), writing into one output
                 y_out = self._outputs.get(layer, (inp.shape[0], B, self.num_directions * self.hidden_size), self.dtype,
                                           held, last=layer == self.num_layers - 1)  # fmt: skip
@@ -218,9 +344,9 @@ class _RecurrentLayer(_Module):
             for y, sn, ctx, *_ in runs:
                 outs.append(y)
                 ctxs.append(ctx)
-                h_n.append(sn[0] if lstm else sn)
+                h_n_list.append(sn[0] if lstm else sn)
                 if lstm:
-                    c_n.append(sn[1])
+                    c_n_list.append(sn[1])
             if y_out is not None:
                 out = y_out
             else:
@@ -235,21 +361,48 @@ class _RecurrentLayer(_Module):
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         self._tape = (tape, y.shape) if self.training else None
         self._consumed = False
-        h_n = np.stack(h_n)
-        state_n = (h_n, np.stack(c_n)) if lstm else h_n
+        h_n = np.stack(h_n_list)
+        state_n: State = (h_n, np.stack(c_n_list)) if lstm else h_n
         if not return_states:
             return y, state_n
-        h_all = np.stack(h_all, axis=1)
-        return y, state_n, ((h_all, np.stack(c_all, axis=1)) if lstm else h_all)
+        h_all = np.stack(h_all_list, axis=1)
+        return y, state_n, ((h_all, np.stack(c_all_list, axis=1)) if lstm else h_all)
 
     __call__ = forward
 
-    def backward(self, dy, dstate_n=None, *, retain_graph=False):
-        """Backpropagation through the last training-mode call. Returns dx (shaped like x) and the
-        gradient of the initial state(s); parameter gradients are added to self.grads.
+    def backward(self, dy: ArrayLike, dstate_n: Any = None, *, retain_graph: bool = False) -> Tuple[Array, State]:
+        """Backpropagation through the last training-mode call.
 
-        dy has the shape of that call's y. Like torch's, a second backward of the same forward
-        raises (it would add the gradients twice) unless the first one passed retain_graph=True."""
+        The parameter gradients are added to ``grads``. Like torch's, a second backward of the
+        same forward call raises (it would add the gradients twice) unless the first one passed
+        ``retain_graph=True``.
+
+        Parameters
+        ----------
+        dy : ndarray, shape of that call's ``y``
+            The gradient of the loss with respect to ``y``: (T, B, D*H), or (B, T, D*H) with
+            ``batch_first``.
+        dstate_n : ndarray or tuple of ndarray, optional
+            The gradient with respect to the final state: ``dh_n`` of shape (L*D, B, H), or
+            ``(dh_n, dc_n)`` for the LSTM. None, or None for one part of the pair, means zeros.
+        retain_graph : bool, default False
+            Keep what the forward call recorded, so that backward may run on it again.
+
+        Returns
+        -------
+        dx : ndarray
+            The gradient with respect to ``x``, shaped like ``x``.
+        dstate0 : ndarray or tuple of ndarray
+            The gradient with respect to the initial state: ``dh0`` of shape (L*D, B, H), or
+            ``(dh0, dc0)`` for the LSTM.
+
+        Raises
+        ------
+        RuntimeError
+            No training-mode forward call came before, or its backward already ran.
+        ValueError
+            ``dy`` or ``dstate_n`` has the wrong shape.
+        """
         if self._tape is None:
             raise RuntimeError("backward needs a forward call in training mode first (layer.train())")
         if self._consumed:
@@ -278,20 +431,80 @@ class _RecurrentLayer(_Module):
                 i = layer * D + d
                 dinp += dx
                 self._accumulate(self._names(sfx), dw)
-                if lstm:
+                if dc0 is not None:  # lstm
                     dh0[i], dc0[i] = ds0
                 else:
                     dh0[i] = ds0
             dout = dinp
         dx = dout.transpose(1, 0, 2) if self.batch_first else dout
-        return dx, ((dh0, dc0) if lstm else dh0)
+        return dx, ((dh0, dc0) if dc0 is not None else dh0)
 
 
 class RNN(_RecurrentLayer):
-    """Elman RNN, torch.nn.RNN's arguments and semantics; nonlinearity "tanh" or "relu"."""
+    """An Elman RNN, ``torch.nn.RNN``'s arguments and semantics.
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, **kw):  # fmt: skip
+    Each step computes ``h_t = act(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)``, with ``act`` tanh or
+    ReLU; the output is ``h_t``. Here ``G = 1`` (one gate block).
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of each input step, ``I``.
+    hidden_size : int
+        The number of features of the hidden state, ``H``.
+    num_layers : int, default 1
+        The number of stacked layers, ``L``; each one after the first reads the output of the
+        one before.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+        The activation ``act``.
+    bias : bool, default True
+        Give each layer the biases ``b_ih`` and ``b_hh``.
+    batch_first : bool, default False
+        The input and output are (B, T, features) instead of (T, B, features).
+    dropout : float, default 0.0
+        In training mode, drop each output of every layer but the last with this probability
+        (scaling the rest by ``1 / (1 - dropout)``); in [0, 1).
+    bidirectional : bool, default False
+        Run every layer in both directions, ``D = 2``, and concatenate the two outputs.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the parameters and of the computation.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The implementation that runs the cells (see `rnnkit.available_backends`).
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial parameters (torch.nn's uniform initialisation
+        U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        The parameters under torch's names: ``weight_ih_l{k}`` of shape (G*H, I) for the first
+        layer and (G*H, D*H) for the others, ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}`` and
+        ``bias_hh_l{k}`` (G*H,), with the suffix ``_reverse`` for the reverse direction.
+    grads : dict of str to ndarray
+        The gradients of the parameters, under the same names; ``backward`` adds to them.
+    training : bool
+        Whether forward calls record what ``backward`` needs (see ``train`` and ``eval``).
+
+    Raises
+    ------
+    ValueError
+        A size below 1, a dropout outside [0, 1) or an unknown nonlinearity.
+    TypeError
+        A size that is not an integer, or a dtype other than float32 and float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> rnn = rnnkit.RNN(3, 4, num_layers=2, seed=0)
+    >>> y, h_n = rnn(np.zeros((5, 2, 3), np.float32))
+    >>> y.shape, h_n.shape
+    ((5, 2, 4), (2, 2, 4))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 **kw: Any) -> None:  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self._cell = f"rnn_{nonlinearity}"
@@ -299,13 +512,133 @@ class RNN(_RecurrentLayer):
 
 
 class LSTM(_RecurrentLayer):
-    """LSTM, torch.nn.LSTM's arguments and semantics (gate order i, f, g, o)."""
+    """An LSTM, ``torch.nn.LSTM``'s arguments and semantics.
+
+    Each step computes the gates ``i, f, g, o`` (in this order, ``G = 4``) from
+    ``W_ih x_t + b_ih + W_hh h_(t-1) + b_hh``, then ``c_t = f * c_(t-1) + i * g`` and
+    ``h_t = o * tanh(c_t)``; the output is ``h_t`` and the state the pair ``(h, c)``.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of each input step, ``I``.
+    hidden_size : int
+        The number of features of the hidden state, ``H``.
+    num_layers : int, default 1
+        The number of stacked layers, ``L``; each one after the first reads the output of the
+        one before.
+    bias : bool, default True
+        Give each layer the biases ``b_ih`` and ``b_hh``.
+    batch_first : bool, default False
+        The input and output are (B, T, features) instead of (T, B, features).
+    dropout : float, default 0.0
+        In training mode, drop each output of every layer but the last with this probability
+        (scaling the rest by ``1 / (1 - dropout)``); in [0, 1).
+    bidirectional : bool, default False
+        Run every layer in both directions, ``D = 2``, and concatenate the two outputs.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the parameters and of the computation.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The implementation that runs the cells (see `rnnkit.available_backends`).
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial parameters (torch.nn's uniform initialisation
+        U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        The parameters under torch's names: ``weight_ih_l{k}`` of shape (G*H, I) for the first
+        layer and (G*H, D*H) for the others, ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}`` and
+        ``bias_hh_l{k}`` (G*H,), with the suffix ``_reverse`` for the reverse direction.
+    grads : dict of str to ndarray
+        The gradients of the parameters, under the same names; ``backward`` adds to them.
+    training : bool
+        Whether forward calls record what ``backward`` needs (see ``train`` and ``eval``).
+
+    Raises
+    ------
+    ValueError
+        A size below 1 or a dropout outside [0, 1).
+    TypeError
+        A size that is not an integer, or a dtype other than float32 and float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> lstm = rnnkit.LSTM(3, 4, bidirectional=True, seed=0)
+    >>> y, (h_n, c_n) = lstm(np.zeros((5, 2, 3), np.float32))
+    >>> y.shape, h_n.shape, c_n.shape
+    ((5, 2, 8), (2, 2, 4), (2, 2, 4))
+    >>> dx, (dh0, dc0) = lstm.backward(np.ones_like(y))
+    >>> dx.shape, sorted(lstm.grads)[:2]
+    ((5, 2, 3), ['bias_hh_l0', 'bias_hh_l0_reverse'])
+    """
 
     _cell, _gates = "lstm", 4
 
 
 class GRU(_RecurrentLayer):
-    """GRU, torch.nn.GRU's arguments and semantics (gate order r, z, n)."""
+    """A GRU, ``torch.nn.GRU``'s arguments and semantics.
+
+    Each step computes the gates ``r, z, n`` (in this order, ``G = 3``):
+    ``r = sigmoid(W_ir x_t + b_ir + W_hr h_(t-1) + b_hr)``, ``z`` likewise,
+    ``n = tanh(W_in x_t + b_in + r * (W_hn h_(t-1) + b_hn))`` and
+    ``h_t = (1 - z) * n + z * h_(t-1)``; the output is ``h_t``.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of each input step, ``I``.
+    hidden_size : int
+        The number of features of the hidden state, ``H``.
+    num_layers : int, default 1
+        The number of stacked layers, ``L``; each one after the first reads the output of the
+        one before.
+    bias : bool, default True
+        Give each layer the biases ``b_ih`` and ``b_hh``.
+    batch_first : bool, default False
+        The input and output are (B, T, features) instead of (T, B, features).
+    dropout : float, default 0.0
+        In training mode, drop each output of every layer but the last with this probability
+        (scaling the rest by ``1 / (1 - dropout)``); in [0, 1).
+    bidirectional : bool, default False
+        Run every layer in both directions, ``D = 2``, and concatenate the two outputs.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the parameters and of the computation.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The implementation that runs the cells (see `rnnkit.available_backends`).
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial parameters (torch.nn's uniform initialisation
+        U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        The parameters under torch's names: ``weight_ih_l{k}`` of shape (G*H, I) for the first
+        layer and (G*H, D*H) for the others, ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}`` and
+        ``bias_hh_l{k}`` (G*H,), with the suffix ``_reverse`` for the reverse direction.
+    grads : dict of str to ndarray
+        The gradients of the parameters, under the same names; ``backward`` adds to them.
+    training : bool
+        Whether forward calls record what ``backward`` needs (see ``train`` and ``eval``).
+
+    Raises
+    ------
+    ValueError
+        A size below 1 or a dropout outside [0, 1).
+    TypeError
+        A size that is not an integer, or a dtype other than float32 and float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> gru = rnnkit.GRU(3, 4, batch_first=True, seed=0)
+    >>> y, h_n = gru(np.zeros((2, 5, 3), np.float32), lengths=[5, 3])
+    >>> y.shape, h_n.shape
+    ((2, 5, 4), (1, 2, 4))
+    """
 
     _cell, _gates = "gru", 3
 
@@ -316,35 +649,80 @@ class _Cell(_Module):
     calls backward once per step in reverse."""
 
     _gates = 1
+    _cell: str
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, backend="auto", seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: DTypeLike = np.float32,
+                 backend: str = "auto", seed: _Seed = None) -> None:  # fmt: skip
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.bias, self.dtype, self.backend = bool(bias), _float_dtype(dtype), backend
         G, H = self._gates, self.hidden_size
-        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
+        shapes: Dict[str, Tuple[int, ...]] = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
         self._init_params(shapes, H, _rng(seed))
-        self._tape = []
+        self._tape: List[F.Context] = []
 
     _names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
-    def forward(self, x, state=None):
+    def forward(self, x: ArrayLike, state: Any = None) -> State:
+        """Run one step (also available as calling the cell).
+
+        In training mode the call is recorded for ``backward``.
+
+        Parameters
+        ----------
+        x : ndarray, shape (B, I)
+            The input of the step.
+        state : ndarray or tuple of ndarray, optional
+            The state entering the step: ``h`` of shape (B, H), or ``(h, c)`` for the LSTM cell.
+            None, or None for one part of the pair, means zeros.
+
+        Returns
+        -------
+        ndarray or tuple of ndarray
+            The next state: ``h'`` of shape (B, H), or ``(h', c')`` for the LSTM cell.
+
+        Raises
+        ------
+        ValueError
+            ``x`` is not 2-D, or the state does not fit it.
+        """
         x = np.asarray(x)
         if x.ndim != 2:
             raise ValueError(f"x must be 2-D (B, I), got shape {x.shape}")
         w = tuple(self.params.get(n) for n in self._names)
         y, sn, ctx = F.forward(self._cell, x[None], w, state, training=self.training, backend=self.backend)
         if self.training:
-            self._tape.append(ctx)
+            self._tape.append(ctx)  # type: ignore[arg-type]  # training=True: ctx is a Context
         return sn
 
     __call__ = forward
 
-    def backward(self, dstate):
-        """dstate: dL/dh' (LSTM: (dL/dh', dL/dc')) of the most recent call not yet undone.
-        Returns dx [B, I] and the gradient of the state passed to that call."""
+    def backward(self, dstate: Any) -> Tuple[Array, State]:
+        """Backpropagation through the most recent call not yet undone.
+
+        Calls stack up; each backward undoes the most recent one, so a decoder loop calls
+        backward once per step, in reverse order. The parameter gradients are added to ``grads``.
+
+        Parameters
+        ----------
+        dstate : ndarray or tuple of ndarray
+            The gradient of the loss with respect to that call's result: ``dh'`` of shape (B, H),
+            or ``(dh', dc')`` for the LSTM cell (None parts mean zeros).
+
+        Returns
+        -------
+        dx : ndarray, shape (B, I)
+            The gradient with respect to that call's ``x``.
+        dstate : ndarray or tuple of ndarray
+            The gradient with respect to the state passed to that call.
+
+        Raises
+        ------
+        RuntimeError
+            No training-mode call is left to undo.
+        """
         if not self._tape:
             raise RuntimeError("backward needs a forward call in training mode first (cell.train())")
         ctx = self._tape.pop()
@@ -354,11 +732,55 @@ class _Cell(_Module):
         return dx[0], ds0
 
     def clear_tape(self) -> None:
+        """Forget every recorded call (for example after an inference loop in training mode)."""
         self._tape.clear()
 
 
 class RNNCell(_Cell):
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", **kw):
+    """One step of an Elman RNN, ``torch.nn.RNNCell``'s arguments and semantics.
+
+    ``h' = act(W_ih x + b_ih + W_hh h + b_hh)`` with ``act`` tanh or ReLU; ``G = 1``.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, ``I``.
+    hidden_size : int
+        The number of features of the state, ``H``.
+    bias : bool, default True
+        Give the cell the biases ``bias_ih`` and ``bias_hh``.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+        The activation ``act``.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the parameters and of the computation.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The implementation that runs the cell (see `rnnkit.available_backends`).
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial parameters (U(-1/sqrt(H), 1/sqrt(H)), as torch.nn).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``weight_ih`` of shape (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh``
+        (G*H,).
+    grads : dict of str to ndarray
+        The gradients of the parameters, under the same names; ``backward`` adds to them.
+    training : bool
+        Whether calls are recorded for ``backward`` (see ``train`` and ``eval``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> cell = rnnkit.RNNCell(3, 4, seed=0)
+    >>> h = cell(np.zeros((2, 3), np.float32))
+    >>> dx, dh = cell.backward(np.ones_like(h))
+    >>> h.shape, dx.shape, dh.shape
+    ((2, 4), (2, 3), (2, 4))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 **kw: Any) -> None:  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self._cell = f"rnn_{nonlinearity}"
@@ -366,28 +788,163 @@ class RNNCell(_Cell):
 
 
 class LSTMCell(_Cell):
+    """One step of an LSTM, ``torch.nn.LSTMCell``'s arguments and semantics.
+
+    The gates are i, f, g, o in this order (``G = 4``); the state is the pair ``(h, c)``.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, ``I``.
+    hidden_size : int
+        The number of features of the state, ``H``.
+    bias : bool, default True
+        Give the cell the biases ``bias_ih`` and ``bias_hh``.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the parameters and of the computation.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The implementation that runs the cell (see `rnnkit.available_backends`).
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial parameters (U(-1/sqrt(H), 1/sqrt(H)), as torch.nn).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``weight_ih`` of shape (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh``
+        (G*H,).
+    grads : dict of str to ndarray
+        The gradients of the parameters, under the same names; ``backward`` adds to them.
+    training : bool
+        Whether calls are recorded for ``backward`` (see ``train`` and ``eval``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> cell = rnnkit.LSTMCell(3, 4, seed=0)
+    >>> x = np.zeros((2, 3), np.float32)
+    >>> h, c = cell(x)
+    >>> h, c = cell(x, (h, c))
+    >>> dx, (dh, dc) = cell.backward((np.ones_like(h), None))  # undoes the second call
+    >>> dx, (dh, dc) = cell.backward((dh, dc))  # then the first
+    >>> dx.shape, dh.shape
+    ((2, 3), (2, 4))
+    """
+
     _cell, _gates = "lstm", 4
 
 
 class GRUCell(_Cell):
+    """One step of a GRU, ``torch.nn.GRUCell``'s arguments and semantics.
+
+    The gates are r, z, n in this order (``G = 3``), with torch's formula.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, ``I``.
+    hidden_size : int
+        The number of features of the state, ``H``.
+    bias : bool, default True
+        Give the cell the biases ``bias_ih`` and ``bias_hh``.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the parameters and of the computation.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The implementation that runs the cell (see `rnnkit.available_backends`).
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial parameters (U(-1/sqrt(H), 1/sqrt(H)), as torch.nn).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``weight_ih`` of shape (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh``
+        (G*H,).
+    grads : dict of str to ndarray
+        The gradients of the parameters, under the same names; ``backward`` adds to them.
+    training : bool
+        Whether calls are recorded for ``backward`` (see ``train`` and ``eval``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> cell = rnnkit.GRUCell(3, 4, dtype=np.float64, seed=0)
+    >>> h = cell(np.zeros((2, 3)))
+    >>> h.shape, h.dtype
+    ((2, 4), dtype('float64'))
+    """
+
     _cell, _gates = "gru", 3
 
 
-
 class Linear(_Module):
-    """y = x @ W^T + b over the last axis (torch.nn.Linear: weight [out, in], bias [out])."""
+    """A fully connected layer over the last axis, ``torch.nn.Linear``'s arguments and layout.
 
-    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None):
+    ``y = x @ weight.T + bias``.
+
+    Parameters
+    ----------
+    in_features : int
+        The size of the last axis of the input.
+    out_features : int
+        The size of the last axis of the output.
+    bias : bool, default True
+        Add the learned bias.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the parameters and of the computation.
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial parameters (U(-1/sqrt(in_features),
+        1/sqrt(in_features))).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``weight`` of shape (out_features, in_features) and ``bias`` of shape (out_features,).
+    grads : dict of str to ndarray
+        The gradients of the parameters, under the same names; ``backward`` adds to them.
+    training : bool
+        Whether a forward call keeps its input for ``backward``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> fc = rnnkit.Linear(4, 2, seed=0)
+    >>> y = fc(np.ones((5, 3, 4), np.float32))
+    >>> dx = fc.backward(np.ones_like(y))
+    >>> y.shape, dx.shape, fc.grads["weight"].shape
+    ((5, 3, 2), (5, 3, 4), (2, 4))
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype: DTypeLike = np.float32,
+                 seed: _Seed = None) -> None:  # fmt: skip
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
         self.dtype = _float_dtype(dtype)
-        shapes = {"weight": (self.out_features, self.in_features)}
+        shapes: Dict[str, Tuple[int, ...]] = {"weight": (self.out_features, self.in_features)}
         if bias:
             shapes["bias"] = (self.out_features,)
         self._init_params(shapes, self.in_features, _rng(seed))
-        self._x = None
+        self._x: Optional[Array] = None
+        self._consumed = False
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> Array:
+        """Apply the layer (also available as calling it).
+
+        Parameters
+        ----------
+        x : ndarray, shape (..., in_features)
+            Any number of leading axes.
+
+        Returns
+        -------
+        ndarray, shape (..., out_features)
+
+        Raises
+        ------
+        ValueError
+            The last axis of ``x`` is not ``in_features`` long.
+        """
         x = np.asarray(x, dtype=self.dtype)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"x must end in in_features = {self.in_features}, got shape {x.shape}")
@@ -398,9 +955,31 @@ class Linear(_Module):
 
     __call__ = forward
 
-    def backward(self, dy, *, retain_graph=False):
-        """dL/dx for dL/dy (the shape of the last training-mode call's output); adds dL/dW, dL/db
-        to self.grads. A second backward of one forward raises unless retain_graph=True."""
+    def backward(self, dy: ArrayLike, *, retain_graph: bool = False) -> Array:
+        """Backpropagation through the last training-mode call.
+
+        Adds the gradients of ``weight`` and ``bias`` to ``grads``. A second backward of one
+        forward call raises unless the first passed ``retain_graph=True``.
+
+        Parameters
+        ----------
+        dy : ndarray, shape (..., out_features)
+            The gradient of the loss with respect to that call's output, of its shape.
+        retain_graph : bool, default False
+            Allow another backward of the same forward call.
+
+        Returns
+        -------
+        ndarray, shape (..., in_features)
+            The gradient with respect to that call's ``x``.
+
+        Raises
+        ------
+        RuntimeError
+            No training-mode forward call came before, or its backward already ran.
+        ValueError
+            ``dy`` does not have the shape of the output.
+        """
         if self._x is None:
             raise RuntimeError("backward needs a forward call in training mode first")
         if self._consumed:
@@ -416,9 +995,41 @@ class Linear(_Module):
 
 
 class Embedding(_Module):
-    """Integer ids -> vectors (torch.nn.Embedding: weight [num_embeddings, embedding_dim], N(0, 1))."""
+    """A lookup table from integer ids to vectors, ``torch.nn.Embedding``'s layout.
 
-    def __init__(self, num_embeddings, embedding_dim, *, dtype=np.float32, seed=None):
+    Parameters
+    ----------
+    num_embeddings : int
+        The number of ids (rows of the table).
+    embedding_dim : int
+        The size of each vector.
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The dtype of the table.
+    seed : int, numpy.random.Generator or None, optional
+        The random source of the initial table (standard normal entries, as torch.nn).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``weight`` of shape (num_embeddings, embedding_dim).
+    grads : dict of str to ndarray
+        Its gradient; ``backward`` adds to it.
+    training : bool
+        Whether a forward call keeps its ids for ``backward``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import rnnkit
+    >>> emb = rnnkit.Embedding(10, 3, seed=0)
+    >>> v = emb(np.array([[1, 2], [3, 1]]))
+    >>> emb.backward(np.ones_like(v))
+    >>> v.shape, emb.grads["weight"][1].tolist()
+    ((2, 2, 3), [2.0, 2.0, 2.0])
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, dtype: DTypeLike = np.float32,
+                 seed: _Seed = None) -> None:  # fmt: skip
         self.num_embeddings = positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("embedding_dim", embedding_dim)
         self.dtype = _float_dtype(dtype)
@@ -426,9 +1037,28 @@ class Embedding(_Module):
         self.params = {"weight": rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)}
         self.grads = {"weight": np.zeros_like(self.params["weight"])}
         self.training = True
-        self._ids = None
+        self._ids: Optional[Array] = None
+        self._consumed = False
 
-    def forward(self, ids):
+    def forward(self, ids: ArrayLike) -> Array:
+        """Look the ids up (also available as calling the layer).
+
+        Parameters
+        ----------
+        ids : array of int, any shape
+            Each in ``[0, num_embeddings)``.
+
+        Returns
+        -------
+        ndarray, shape ``ids.shape + (embedding_dim,)``
+
+        Raises
+        ------
+        TypeError
+            ``ids`` are not integers.
+        ValueError
+            An id is out of range.
+        """
         ids = np.asarray(ids)
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"ids must be integers, got dtype {ids.dtype}")
@@ -436,13 +1066,31 @@ class Embedding(_Module):
             raise ValueError(f"ids must lie in [0, {self.num_embeddings}), got values in [{ids.min()}, {ids.max()}]")
         self._ids = ids if self.training else None
         self._consumed = False
-        return self.params["weight"][ids]
+        out: Array = self.params["weight"][ids]
+        return out
 
     __call__ = forward
 
-    def backward(self, dy, *, retain_graph=False):
-        """Adds dL/dweight for dL/dy (the shape of the last training-mode call's output) to
-        self.grads. A second backward of one forward raises unless retain_graph=True."""
+    def backward(self, dy: ArrayLike, *, retain_graph: bool = False) -> None:
+        """Backpropagation through the last training-mode call: adds the table's gradient to ``grads``.
+
+        A second backward of one forward call raises unless the first passed
+        ``retain_graph=True``.
+
+        Parameters
+        ----------
+        dy : ndarray, shape ``ids.shape + (embedding_dim,)``
+            The gradient of the loss with respect to that call's output.
+        retain_graph : bool, default False
+            Allow another backward of the same forward call.
+
+        Raises
+        ------
+        RuntimeError
+            No training-mode forward call came before, or its backward already ran.
+        ValueError
+            ``dy`` does not have the shape of the output.
+        """
         if self._ids is None:
             raise RuntimeError("backward needs a forward call in training mode first")
         if self._consumed:
