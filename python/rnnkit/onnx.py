@@ -1,28 +1,45 @@
 """ONNX interchange for rnnkit's NumPy layers, and rnnkit as an ONNX backend for RNN/LSTM/GRU nodes.
 
+::
+
     rnnkit.onnx.export(layer, "model.onnx")        # rnnkit.RNN/LSTM/GRU -> ONNX RNN/LSTM/GRU nodes
     layers = rnnkit.onnx.load("model.onnx")        # each chain of recurrent nodes -> an rnnkit layer
     rep = rnnkit.onnx.Backend.prepare(model)       # onnx.backend API: rep.run([x, ...])
 
 The ONNX operators (https://onnx.ai/onnx/operators/onnx__LSTM.html and RNN, GRU) differ from
-torch's layout, which rnnkit uses, in gate order (LSTM i,o,f,c against torch's i,f,g,o; GRU z,r,h
-against r,z,n), in stacking the directions of one node (W [D, G*H, I], R [D, G*H, H], B [D, 2*G*H]
-= [Wb, Rb]), and in the output's layout (Y [T, D, B, H]); those are converted here. The cell forms
-rnnkit runs are torch's: the ONNX GRU with linear_before_reset=1, default activations (RNN: Tanh or
-Relu), no peepholes, clip or input_forget. A node asking for another form gets NotImplementedError
-naming the node and the attribute.
-Import needs the onnx package (the `onnx` or `test` extra); `import rnnkit` does not import it.
-Check: tests/test_onnx.py.
+torch's layout, which rnnkit uses, in gate order (LSTM i, o, f, c against torch's i, f, g, o; GRU
+z, r, h against r, z, n), in stacking the directions of one node (W (D, G*H, I), R (D, G*H, H),
+B (D, 2*G*H) = [Wb, Rb]), and in the output's layout (Y (T, D, B, H)); those are converted here.
+The cell forms rnnkit runs are torch's: the ONNX GRU with ``linear_before_reset=1``, default
+activations (RNN: Tanh or Relu), no peepholes, ``clip`` or ``input_forget``. A node asking for
+another form gets a NotImplementedError naming the node and the attribute.
+
+The functions need the onnx package (the ``onnx`` or ``test`` extra); ``import rnnkit`` does not
+import it.
 """
+
+# Tested by tests/test_onnx.py.
 
 from __future__ import annotations
 
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from . import layers
 
+if TYPE_CHECKING:
+    from onnx import ModelProto, NodeProto
+
 __all__ = ["export", "load", "Backend"]  # noqa: F822 - Backend comes from __getattr__
+
+Array = NDArray[Any]
+_Layer = Union[layers.RNN, layers.LSTM, layers.GRU]
+_Path = Union[str, "os.PathLike[str]"]
 
 _OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}  # ONNX's gate blocks, as torch's block indices
@@ -30,7 +47,7 @@ _TO_TORCH = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2)}  # torch's gate blocks, as 
 _DEFAULT_ACTS = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
 
 
-def _onnx():
+def _onnx() -> ModuleType:
     try:
         import onnx
     except ImportError as e:  # pragma: no cover - the test extra has it
@@ -38,7 +55,7 @@ def _onnx():
     return onnx
 
 
-def _blocks(w, order):
+def _blocks(w: Array, order: Sequence[int]) -> Array:
     """The gate blocks of w [G*H, ...] in the given order of block indices."""
     if len(order) == 1:
         return w
@@ -46,20 +63,63 @@ def _blocks(w, order):
     return np.concatenate([parts[j] for j in order])
 
 
-def _cell_of(layer) -> str:
-    cell = getattr(layer, "_cell", None)
+def _cell_of(layer: object) -> str:
+    cell: str = getattr(layer, "_cell", "")  # checked just below
     if cell not in _OP or not isinstance(layer, layers._RecurrentLayer):
         raise TypeError(f"layer must be an rnnkit.RNN, LSTM or GRU, got {type(layer).__name__}")
     return cell
 
 
-def export(layer, path, *, lengths: bool = False, initial_states: bool = False, opset: int = 18):
-    """Write an rnnkit.RNN/LSTM/GRU as an ONNX model: one RNN/LSTM/GRU node per layer (both
-    directions in it), its weights as initializers. Inputs: x ([T, B, I], or [B, T, I] with
-    batch_first; T and B dynamic), then lengths ([B] int32, the ONNX sequence_lens) if lengths,
-    then h0 (and c0) [L*D, B, H] if initial_states. Outputs: y ([T, B, D*H] or [B, T, D*H]) and
-    h_n (and c_n) [L*D, B, H], what layer.forward returns. Inference only (no dropout). Returns
-    the ModelProto."""
+def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states: bool = False,
+           opset: int = 18) -> ModelProto:  # fmt: skip
+    """Write an `rnnkit.RNN`, `rnnkit.LSTM` or `rnnkit.GRU` as an ONNX model.
+
+    The model has one ONNX RNN, LSTM or GRU node per layer (both directions in it), the weights
+    as initializers, and computes what ``layer.forward`` returns in inference (no dropout).
+    ``L``, ``D``, ``H`` and ``I`` are the layer's ``num_layers``, ``num_directions``,
+    ``hidden_size`` and ``input_size``; ``T`` and ``B`` are dynamic.
+
+    Parameters
+    ----------
+    layer : rnnkit.RNN, rnnkit.LSTM or rnnkit.GRU
+        The layer to export.
+    path : str or os.PathLike
+        Where to write the model.
+    lengths : bool, default False
+        Give the model the input ``lengths``, shape (B,), int32 (ONNX's ``sequence_lens``).
+    initial_states : bool, default False
+        Give the model the inputs ``h0`` (and ``c0`` for the LSTM), shape (L*D, B, H).
+    opset : int, default 18
+        The ONNX opset version of the model.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The model written. Its inputs: ``x``, shape (T, B, I), or (B, T, I) with
+        ``batch_first``, then ``lengths`` and ``h0`` (``c0``) as asked for. Its outputs: ``y``,
+        shape (T, B, D*H) or (B, T, D*H), and ``h_n`` (and ``c_n``), shape (L*D, B, H).
+
+    Raises
+    ------
+    TypeError
+        ``layer`` is not an rnnkit RNN, LSTM or GRU.
+    ImportError
+        The onnx package is not installed.
+
+    See Also
+    --------
+    load : Read the layers back.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import rnnkit, rnnkit.onnx
+    >>> lstm = rnnkit.LSTM(3, 4, num_layers=2, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "lstm.onnx")
+    >>> model = rnnkit.onnx.export(lstm, path)
+    >>> [n.op_type for n in model.graph.node if n.op_type == "LSTM"]
+    ['LSTM', 'LSTM']
+    """
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
@@ -75,7 +135,7 @@ def export(layer, path, *, lengths: bool = False, initial_states: bool = False, 
     if initial_states:
         inputs += [helper.make_tensor_value_info(n, et, [L * D, "B", H]) for n in (("h0", "c0") if lstm else ("h0",))]
 
-    def const(name, a):
+    def const(name: str, a: ArrayLike) -> str:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(a), name))
         return name
 
@@ -102,7 +162,7 @@ def export(layer, path, *, lengths: bool = False, initial_states: bool = False, 
                 lo, hi = const(f"{name}_lo_l{li}", np.array([li * D], np.int64)), const(f"{name}_hi_l{li}", np.array([li * D + D], np.int64))
                 nodes.append(helper.make_node("Slice", [name, lo, hi], [f"{name}_l{li}"]))
                 ins.append(f"{name}_l{li}")
-        attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
+        attrs: Dict[str, Any] = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
         if cell == "gru":
             attrs["linear_before_reset"] = 1
         if cell == "rnn_relu":
@@ -121,7 +181,7 @@ def export(layer, path, *, lengths: bool = False, initial_states: bool = False, 
         y = "y_bf"
     nodes.append(helper.make_node("Identity", [y], ["y"]))
     nodes.append(helper.make_node("Concat", hs, ["h_n"], axis=0))
-    y_shape = ["B", "T", D * H] if layer.batch_first else ["T", "B", D * H]
+    y_shape: List[Union[str, int]] = ["B", "T", D * H] if layer.batch_first else ["T", "B", D * H]
     outputs = [helper.make_tensor_value_info("y", et, y_shape), helper.make_tensor_value_info("h_n", et, [L * D, "B", H])]
     if lstm:
         nodes.append(helper.make_node("Concat", cs, ["c_n"], axis=0))
@@ -140,13 +200,13 @@ class _Node:
     """One ONNX RNN/LSTM/GRU node, read and checked: rnnkit's cell, sizes, and per direction the
     weights in torch's layout."""
 
-    def __init__(self, node, value):
+    def __init__(self, node: NodeProto, value: Callable[[str], Optional[Array]]) -> None:
         """value(name) -> ndarray or None: an initializer (or, at run time, an input)."""
         from onnx import helper
 
         self.node, self.op = node, node.op_type
         where = f"{self.op} node {node.name or node.output[0]!r}"
-        a = {at.name: helper.get_attribute_value(at) for at in node.attribute}
+        a: Dict[str, Any] = {at.name: helper.get_attribute_value(at) for at in node.attribute}
         for k in ("clip",):
             if k in a:
                 raise NotImplementedError(f"{where}: attribute {k} is not supported by rnnkit")
@@ -181,7 +241,7 @@ class _Node:
         if len(ins) > 7 and ins[7] and (value(ins[7]) is None or np.any(value(ins[7]))):
             raise NotImplementedError(f"{where}: input P (peepholes) is not supported by rnnkit")
         G = {"LSTM": 4, "GRU": 3}.get(self.op, 1)
-        self.H = int(a.get("hidden_size", R.shape[-1]))
+        self.H = int(a["hidden_size"] if "hidden_size" in a else R.shape[-1])
         if W.ndim != 3 or W.shape[0] != self.D or W.shape[1] != G * self.H or R.shape != (self.D, G * self.H, self.H):
             raise ValueError(f"{where}: W {W.shape} and R {R.shape} do not fit {self.D} direction(s), "
                              f"{G} gate(s) and hidden_size {self.H}")  # fmt: skip
@@ -198,7 +258,8 @@ class _Node:
             self.weights.append((_blocks(W[d], order), _blocks(R[d], order), b_ih, b_hh))
         self.inputs = ins
 
-    def run(self, x, lengths=None, h0=None, c0=None, backend="auto"):
+    def run(self, x: Array, lengths: Optional[ArrayLike] = None, h0: Optional[Array] = None,
+            c0: Optional[Array] = None, backend: str = "auto") -> Tuple[Any, ...]:
         """ONNX's outputs (Y, Y_h[, Y_c]) for x in the node's layout."""
         if self.layout == 1:
             x = x.transpose(1, 0, 2)
@@ -226,17 +287,55 @@ class _Node:
         return (Y, Y_h, Y_c) if lstm else (Y, Y_h)
 
 
-def _read(path_or_model):
-    onnx = _onnx()
+def _read(path_or_model: Union[_Path, ModelProto]) -> ModelProto:
+    _onnx()  # the ImportError that says what to install
+    import onnx
+
     return path_or_model if isinstance(path_or_model, onnx.ModelProto) else onnx.load(str(path_or_model))
 
 
-def load(path_or_model, *, dtype=None, backend="auto"):
-    """rnnkit layers with the weights of an ONNX model's RNN/LSTM/GRU nodes, in graph order. Nodes
-    fed one from the other (a node's input computed from the previous one's Y only through
-    Transpose/Reshape/Squeeze/Identity, as export writes them) with the same cell, size and
-    directions become one multi-layer layer; any other node is one layer. dtype: the layers'
-    dtype (default: the weights'). Returns a list of rnnkit.RNN/LSTM/GRU."""
+def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] = None,
+         backend: str = "auto") -> List[_Layer]:  # fmt: skip
+    """rnnkit layers with the weights of an ONNX model's RNN, LSTM and GRU nodes.
+
+    Nodes fed one from the other (a node's input computed from the previous one's ``Y`` only
+    through Transpose, Reshape, Squeeze or Identity, as `export` writes them) with the same cell,
+    size and directions become one multi-layer layer; any other node is one layer. The layers
+    are in inference mode.
+
+    Parameters
+    ----------
+    path_or_model : str, os.PathLike or onnx.ModelProto
+        The model, or the path of its file.
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        The layers' dtype; None: the dtype of the model's weights.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The backend the layers run on.
+
+    Returns
+    -------
+    list of rnnkit.RNN, rnnkit.LSTM or rnnkit.GRU
+        The layers, in graph order.
+
+    Raises
+    ------
+    ValueError
+        The model has no RNN, LSTM or GRU node, or a node's weights do not fit its attributes.
+    NotImplementedError
+        A node asks for a form of the cell that rnnkit does not run (peepholes, ``clip``,
+        ``input_forget``, other activations, ``linear_before_reset=0``), or runs in the reverse
+        direction only.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import rnnkit, rnnkit.onnx
+    >>> path = os.path.join(tempfile.mkdtemp(), "gru.onnx")
+    >>> _ = rnnkit.onnx.export(rnnkit.GRU(3, 4, bidirectional=True, seed=0), path)
+    >>> [gru] = rnnkit.onnx.load(path)
+    >>> type(gru).__name__, gru.num_directions
+    ('GRU', 2)
+    """
     from onnx import numpy_helper
 
     model = _read(path_or_model)
@@ -252,7 +351,7 @@ def load(path_or_model, *, dtype=None, backend="auto"):
     if not rec:
         raise ValueError("the model has no RNN, LSTM or GRU node")
 
-    def fed_by(node, prev):
+    def fed_by(node: _Node, prev: _Node) -> bool:
         name = node.inputs[0]
         while name in producer and producer[name] is not prev.node:
             p = producer[name]
@@ -277,8 +376,9 @@ def load(path_or_model, *, dtype=None, backend="auto"):
             raise NotImplementedError(f"{first.op} node {first.node.name!r}: a reverse-only node has no rnnkit layer "
                                       "(rnnkit.onnx.Backend runs it)")  # fmt: skip
         dt = np.dtype(dtype) if dtype is not None else first.weights[0][0].dtype
-        cls = {"lstm": layers.LSTM, "gru": layers.GRU}.get(first.cell, layers.RNN)
-        kw = {} if cls is not layers.RNN else {"nonlinearity": first.cell[4:]}
+        classes: Dict[str, Type[_Layer]] = {"lstm": layers.LSTM, "gru": layers.GRU}
+        cls = classes.get(first.cell, layers.RNN)
+        kw: Dict[str, Any] = {} if cls is not layers.RNN else {"nonlinearity": first.cell[4:]}
         layer = cls(first.I, first.H, num_layers=len(grp), bias=first.weights[0][2] is not None,
                     bidirectional=first.D == 2, batch_first=first.layout == 1, dtype=dt, backend=backend, **kw)  # fmt: skip
         sd = {}
@@ -297,9 +397,22 @@ def load(path_or_model, *, dtype=None, backend="auto"):
 
 
 class BackendRep:
-    """A prepared graph of RNN/LSTM/GRU nodes (and Identity); run(inputs) -> the graph's outputs."""
+    """A prepared ONNX graph of RNN, LSTM, GRU and Identity nodes, as ``Backend.prepare`` returns it.
 
-    def __init__(self, model, backend="auto"):
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        The model.
+    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+        The rnnkit backend that runs the nodes.
+
+    Raises
+    ------
+    NotImplementedError
+        The graph has a node of another type.
+    """
+
+    def __init__(self, model: ModelProto, backend: str = "auto") -> None:
         from onnx import numpy_helper
 
         g = model.graph
@@ -313,7 +426,21 @@ class BackendRep:
             if n.op_type not in ("RNN", "LSTM", "GRU", "Identity"):
                 raise NotImplementedError(f"rnnkit.onnx runs RNN, LSTM and GRU nodes only; node {n.name!r} is {n.op_type}")
 
-    def run(self, inputs, **kwargs):
+    def run(self, inputs: Any, **kwargs: Any) -> Tuple[Any, ...]:
+        """Run the graph.
+
+        Parameters
+        ----------
+        inputs : ndarray, sequence of ndarray or dict of str to ndarray
+            The graph's inputs that are not initializers: in order, or by name.
+        **kwargs
+            Accepted for the ``onnx.backend`` interface, and ignored.
+
+        Returns
+        -------
+        tuple of ndarray
+            The graph's outputs, in order.
+        """
         vals = dict(self.inits)
         if isinstance(inputs, dict):
             vals.update(inputs)
@@ -336,35 +463,57 @@ class BackendRep:
         return tuple(vals[o] for o in self.outputs)
 
 
-def _backend_base():
-    import onnx.backend.base as base
+def _make_backend() -> type:
+    from onnx.backend.base import Backend as _Base
 
-    return base
+    class Backend(_Base):
+        """rnnkit as an ``onnx.backend``: graphs of RNN, LSTM and GRU nodes run on rnnkit's kernels.
 
-
-def _make_backend():
-    base = _backend_base()
-
-    class Backend(base.Backend):
-        """rnnkit as an onnx.backend: graphs of RNN/LSTM/GRU nodes run on rnnkit's kernels (CPU)."""
+        Only the device "CPU" is supported. Pass ``backend=`` (an rnnkit backend name) to
+        `prepare` or `run_model` to choose the kernels.
+        """
 
         @classmethod
-        def prepare(cls, model, device="CPU", **kwargs):
+        def prepare(cls, model: ModelProto, device: str = "CPU", **kwargs: Any) -> BackendRep:  # type: ignore[override]  # rnnkit's own BackendRep, not a subclass of onnx's
+            """Check the model and prepare it to run.
+
+            Parameters
+            ----------
+            model : onnx.ModelProto
+                A graph of RNN, LSTM, GRU and Identity nodes.
+            device : str, default "CPU"
+                The device; only "CPU".
+            **kwargs
+                ``backend``: the rnnkit backend, default "auto".
+
+            Returns
+            -------
+            BackendRep
+                The prepared graph; ``rep.run(inputs)`` runs it.
+            """
             super().prepare(model, device, **kwargs)
             return BackendRep(model, kwargs.get("backend", "auto"))
 
         @classmethod
-        def run_model(cls, model, inputs, device="CPU", **kwargs):
+        def run_model(cls, model: ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> Tuple[Any, ...]:
+            """Prepare the model and run it once: ``prepare(model, device, **kwargs).run(inputs)``.
+
+            Returns
+            -------
+            tuple of ndarray
+                The graph's outputs, in order.
+            """
             return cls.prepare(model, device, **kwargs).run(inputs)
 
         @classmethod
         def supports_device(cls, device: str) -> bool:
+            """Whether rnnkit runs on ``device``: True for "CPU" only."""
             return device == "CPU"
 
     return Backend
 
 
-def __getattr__(name):  # Backend subclasses onnx's, so onnx is imported on first use only
+def __getattr__(name: str) -> Any:  # Backend subclasses onnx's, so onnx is imported on first use only
     if name == "Backend":
         b = _make_backend()
         globals()["Backend"] = b
