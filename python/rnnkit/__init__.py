@@ -1,8 +1,15 @@
 """rnnkit: fast recurrent cells (RNN, LSTM, GRU), forward and backpropagation through time.
 
+The functional core, `rnnkit.functional`, runs one layer in one direction on NumPy arrays::
+
     import rnnkit
     y, h_n, ctx = rnnkit.functional.forward("gru", x, (W_ih, W_hh, b_ih, b_hh))
     dx, dh0, dweights = rnnkit.functional.backward(ctx, dy)
+
+On top of it, torch.nn-style layers (`RNN`, `LSTM`, `GRU`), cells (`RNNCell`, `LSTMCell`,
+`GRUCell`), `Linear` and `Embedding`, optimizers in `rnnkit.training`, and ONNX interchange in
+``rnnkit.onnx``. The kernels come from one of several backends (see `available_backends`) and
+run on `get_num_threads` threads.
 """
 
 from . import functional, training

@@ -1,7 +1,7 @@
 """Backend registry: name -> implementation module, with availability and the reason when missing.
 
-Every backend module exposes `<cell>_forward(p)` and `<cell>_backward(p, cache, dy, dh_n, dc_n)` for
-cell in rnn_tanh, rnn_relu, lstm, gru, with the signatures of rnnkit.reference.
+Every backend module exposes ``<cell>_forward(p)`` and ``<cell>_backward(p, cache, dy, dh_n, dc_n)``
+for cell in rnn_tanh, rnn_relu, lstm, gru, with the signatures of rnnkit.reference.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ def _load(name: str) -> Optional[ModuleType]:
 
 
 class Backends(tuple[str, ...]):
-    """The usable backend names, in "auto" preference order; `.missing` maps the others to why."""
+    """The usable backend names, in "auto" preference order (a tuple of str).
+
+    Attributes
+    ----------
+    missing : dict of str to str
+        Each backend that is not usable here, mapped to why (the error its import raised).
+    """
 
     missing: Dict[str, str]
 
@@ -42,11 +48,26 @@ class Backends(tuple[str, ...]):
 
 
 def available_backends() -> Backends:
-    """Backends usable here (a tuple of names, "auto" order); `.missing` says why any other is not.
+    """The backends usable here, and why any other is not.
 
-    >>> b = available_backends()
+    The backends are "cpp" (the compiled extension), "numba" (JIT-compiled kernels) and "numpy"
+    (the NumPy reference, always usable); ``backend="auto"`` picks the first usable one in that
+    order. All give the same results up to rounding.
+
+    Returns
+    -------
+    Backends
+        A tuple of the usable names, in "auto" preference order; its attribute ``missing`` maps
+        each other backend to the reason it is not usable (the error its import raised).
+
+    Examples
+    --------
+    >>> import rnnkit
+    >>> b = rnnkit.available_backends()
     >>> "numpy" in b
     True
+    >>> sorted(set(b) | set(b.missing))
+    ['cpp', 'numba', 'numpy']
     """
     for name in _MODULES:
         _load(name)

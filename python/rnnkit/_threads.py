@@ -1,4 +1,4 @@
-"""The one thread setting of rnnkit: set_num_threads(n) / get_num_threads().
+"""The one thread setting of rnnkit: ``set_num_threads(n)`` / ``get_num_threads()``.
 
 Default: the RNNKIT_NUM_THREADS environment variable, else the cores this process may run on.
 Applies to every backend that runs threads (cpp; numba when it runs in parallel).
@@ -40,7 +40,37 @@ _num_threads = _default()
 
 
 def set_num_threads(n: int) -> None:
-    """Use n threads (an int in [1, 4096]) in rnnkit's kernels from now on."""
+    """Set the number of threads rnnkit's kernels use from now on.
+
+    The setting applies to every backend that runs threads (cpp; numba when it runs in
+    parallel). Its default is the environment variable ``RNNKIT_NUM_THREADS`` if set, else the
+    number of cores this process may run on.
+
+    Parameters
+    ----------
+    n : int
+        The number of threads, in [1, 4096].
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not an integer (a bool is refused too).
+    ValueError
+        ``n`` is outside [1, 4096].
+
+    See Also
+    --------
+    get_num_threads
+
+    Examples
+    --------
+    >>> import rnnkit
+    >>> before = rnnkit.get_num_threads()
+    >>> rnnkit.set_num_threads(1)
+    >>> rnnkit.get_num_threads()
+    1
+    >>> rnnkit.set_num_threads(before)
+    """
     global _num_threads
     _num_threads = _validate.num_threads("n", n)
     for apply in _appliers:
@@ -48,7 +78,18 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """Threads rnnkit's kernels use."""
+    """The number of threads rnnkit's kernels use.
+
+    Returns
+    -------
+    int
+        The value of the last `set_num_threads`, else ``RNNKIT_NUM_THREADS``, else the number of
+        cores this process may run on.
+
+    See Also
+    --------
+    set_num_threads
+    """
     return _num_threads
 
 

@@ -1,11 +1,12 @@
-"""GRU, forward and BPTT, with PyTorch's formula and gate order r, z, n.
+"""GRU, forward and BPTT, with PyTorch's formula and gate order r, z, n::
 
     r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
     z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
     n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
     h_t = (1 - z) * n + z * h_{t-1},   y_t = h_t
-Check: tests/test_reference_fd.py, test_reference_torch.py, test_reference_onnx.py.
 """
+
+# Tested by tests/test_reference_fd.py, tests/test_reference_torch.py, tests/test_reference_onnx.py.
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""LSTM, forward and BPTT, as the textbook states them (PyTorch's gate order i, f, g, o).
+"""LSTM, forward and BPTT, as the textbook states them (PyTorch's gate order i, f, g, o)::
 
     [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
     i, f, o = sigmoid(.), g = tanh(.)
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t),   y_t = h_t
-Check: tests/test_reference_fd.py, test_reference_torch.py, test_reference_onnx.py.
 """
+
+# Tested by tests/test_reference_fd.py, tests/test_reference_torch.py, tests/test_reference_onnx.py.
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Vanilla (Elman) RNN, forward and BPTT, written as the textbook states them.
+"""Vanilla (Elman) RNN, forward and BPTT, written as the textbook states them::
 
     h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   act = tanh or relu,   y_t = h_t
-Check: tests/test_reference_fd.py (finite differences), test_reference_torch.py, test_reference_onnx.py.
 """
+
+# Tested by tests/test_reference_fd.py (finite differences), tests/test_reference_torch.py,
+# tests/test_reference_onnx.py.
 
 from __future__ import annotations
 
