@@ -1,4 +1,6 @@
-"""GRU, forward and BPTT, with PyTorch's formula and gate order r, z, n::
+"""GRU, forward and BPTT, with PyTorch's formula and gate order r, z, n.
+
+The recurrence::
 
     r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
     z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)

@@ -1,4 +1,6 @@
-"""LSTM, forward and BPTT, as the textbook states them (PyTorch's gate order i, f, g, o)::
+"""LSTM, forward and BPTT, as the textbook states them (PyTorch's gate order i, f, g, o).
+
+The recurrence::
 
     [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
     i, f, o = sigmoid(.), g = tanh(.)

@@ -1,4 +1,6 @@
-"""Vanilla (Elman) RNN, forward and BPTT, written as the textbook states them::
+"""Vanilla (Elman) RNN, forward and BPTT, written as the textbook states them.
+
+The recurrence::
 
     h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   act = tanh or relu,   y_t = h_t
 """
