@@ -1,2 +1,2 @@
-"""The classic uses, runnable from `rnnkit <command>` and from examples/: the "hello" character
+"""The classic uses behind the ``rnnkit <command>`` shell commands: the "hello" character
 model, a character language model, sentiment of short texts, and per-step gradient norms."""

@@ -1,8 +1,10 @@
 """Data-parallel training of an rnnkit.torch.LSTM with torch.distributed's DistributedDataParallel
 (gloo backend): each process trains on its share of every global batch; DDP averages the
 gradients. `run_single` trains the same model on the whole global batch in one process, so the
-two can be compared. Used by examples/ddp_train.py and tests/test_torch_modules.py.
+two can be compared.
 """
+
+# Used by tests/test_torch_modules.py (DDP against one process).
 
 from __future__ import annotations
 
