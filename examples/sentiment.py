@@ -57,20 +57,20 @@ def main(argv=None):
         # sentence's own last word, [num_layers, B, H] (the LSTM's is the pair (h_n, c_n)).
         y, state_n = rnn(emb(ids), lengths=lengths)
         h_n = state_n[0] if args.cell == "lstm" else state_n
-        return head(h_n[-1]), y.shape  # logits [B, 2]
+        return head(h_n[-1])  # logits [B, 2]
 
     for step in range(steps):
         ids, lengths, labels = sentences(64, rng)
         T = int(lengths.max())
         ids = ids[:T]  # no all-padding steps: the cost follows the longest sentence
         opt.zero_grad()
-        out, y_shape = logits(ids, lengths)
+        out = logits(ids, lengths)
         loss, dlogits = softmax_cross_entropy(out, labels)
         dh = head.backward(dlogits)[None]  # dL/dh_n [1, B, H]
-        # Many-to-one: the loss sees no per-step output, so dy is zero and the gradient enters
-        # through the final state (the LSTM's also has a dc_n, zero here).
-        dstate_n = (dh, np.zeros_like(dh)) if args.cell == "lstm" else dh
-        dx, _ = rnn.backward(np.zeros(y_shape, np.float32), dstate_n)
+        # Many-to-one: the loss sees no per-step output, so dy is None (zeros) and the gradient
+        # enters through the final state (the LSTM's dc_n is None too: zeros).
+        dstate_n = (dh, None) if args.cell == "lstm" else dh
+        dx, _ = rnn.backward(None, dstate_n)
         emb.backward(dx)
         clip_grad_norm(modules, 5.0)  # in place, over the three modules' gradients together
         opt.step()
@@ -80,7 +80,7 @@ def main(argv=None):
     for mod in modules:
         mod.eval()  # inference: nothing kept for backward
     ids, lengths, labels = sentences(1000, rng)
-    acc = float((logits(ids, lengths)[0].argmax(axis=1) == labels).mean())
+    acc = float((logits(ids, lengths).argmax(axis=1) == labels).mean())
     print(f"held-out accuracy ({args.cell.upper()}, 1000 sentences): {acc:.3f}  (order-blind models: 0.5)")
     return 0
 

@@ -190,3 +190,26 @@ def test_layers_pickle_and_deepcopy():
     for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
         np.testing.assert_array_equal(clone(x)[0], y)
         assert clone._outputs._lock is not m._outputs._lock
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_many_to_one_backward_takes_only_the_final_state_gradient(cell):
+    """backward(None, dstate_n): dy is zeros, as a classifier reading h_n needs; both None is an error."""
+    cls = rnnkit.LSTM if cell == "lstm" else rnnkit.GRU
+    layer = cls(3, 4, num_layers=2, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    lengths = np.array([5, 3])
+    y, state = layer(x, lengths=lengths)
+    dh_n = np.random.default_rng(1).standard_normal((2, 2, 4))
+    dstate = (dh_n, None) if cell == "lstm" else dh_n
+    dx, _ = layer.backward(None, dstate, retain_graph=True)
+    grads = {n: g.copy() for n, g in layer.grads.items()}
+    layer.zero_grad()
+    dx_ref, _ = layer.backward(np.zeros_like(y), dstate)
+    assert np.abs(dx).max() > 0
+    np.testing.assert_array_equal(dx, dx_ref)
+    for n, g in layer.grads.items():
+        np.testing.assert_array_equal(grads[n], g, err_msg=n)
+    layer(x)
+    with pytest.raises(ValueError, match="backward needs dy or dstate_n"):
+        layer.backward(None)

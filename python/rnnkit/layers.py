@@ -370,7 +370,7 @@ class _RecurrentLayer(_Module):
 
     __call__ = forward
 
-    def backward(self, dy: ArrayLike, dstate_n: Any = None, *, retain_graph: bool = False) -> Tuple[Array, State]:
+    def backward(self, dy: Optional[ArrayLike], dstate_n: Any = None, *, retain_graph: bool = False) -> Tuple[Array, State]:
         """Backpropagation through the last training-mode call.
 
         The parameter gradients are added to ``grads``. Like torch's, a second backward of the
@@ -379,9 +379,10 @@ class _RecurrentLayer(_Module):
 
         Parameters
         ----------
-        dy : ndarray, shape of that call's ``y``
+        dy : ndarray, shape of that call's ``y``, or None
             The gradient of the loss with respect to ``y``: (T, B, D*H), or (B, T, D*H) with
-            ``batch_first``.
+            ``batch_first``. None means zeros: a many-to-one model whose loss reads only the
+            final state passes ``backward(None, dh_n)``.
         dstate_n : ndarray or tuple of ndarray, optional
             The gradient with respect to the final state: ``dh_n`` of shape (L*D, B, H), or
             ``(dh_n, dc_n)`` for the LSTM. None, or None for one part of the pair, means zeros.
@@ -408,7 +409,9 @@ class _RecurrentLayer(_Module):
         if self._consumed:
             raise _consumed(type(self).__name__)
         tape, y_shape = self._tape
-        dy = _expect_grad("dy", dy, y_shape, self.dtype)
+        if dy is None and dstate_n is None:
+            raise ValueError("backward needs dy or dstate_n (the gradient of the output or of the final state); both are None")
+        dy = np.zeros(y_shape, self.dtype) if dy is None else _expect_grad("dy", dy, y_shape, self.dtype)
         self._consumed = not retain_graph
         if self.batch_first:
             dy = dy.transpose(1, 0, 2)
