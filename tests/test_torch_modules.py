@@ -354,3 +354,34 @@ def test_inference_buffers_are_never_handed_out_twice(bidirectional):
     for clone in (torch.load(buf, weights_only=False), copy.deepcopy(ours)):
         with torch.no_grad():
             torch.testing.assert_close(clone(xs[0])[0], kept, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"])
+def test_signatures_and_docstrings_are_their_own(name):
+    """Each module's constructor lists torch.nn's parameters first, in torch's order (rnnkit's own
+    extras after them), its forward takes (input, hx) as torch's, and the class and its forward
+    carry rnnkit's numpydoc docstrings, not torch's."""
+    import inspect
+    import typing
+
+    ours, ref = getattr(rt, name), getattr(torch.nn, name)
+
+    def names(fn):
+        return [p for p in inspect.signature(fn).parameters if p != "self"]
+
+    # torch.nn.RNN/LSTM/GRU take (*args, **kwargs); their documented signature is an overload
+    ref_init = next((o for o in typing.get_overloads(ref.__init__) if "input_size" in names(o)), ref.__init__)
+    ref_names = names(ref_init)
+    assert "input_size" in ref_names
+    mine = names(ours.__init__)
+    assert mine[: len(ref_names)] == ref_names, (mine, ref_names)
+    extra = inspect.signature(ours.__init__).parameters
+    for p in mine[len(ref_names) :]:
+        assert extra[p].kind is inspect.Parameter.KEYWORD_ONLY, p
+    assert extra["backend"].default == "auto"
+    assert names(ours.forward)[:2] == ["input", "hx"] == names(ref.forward)[:2]
+    for obj, theirs in ((ours, ref), (ours.forward, ref.forward)):
+        doc = obj.__doc__
+        assert doc and doc != theirs.__doc__, obj
+        assert "Parameters\n" in inspect.cleandoc(doc), obj
+    assert "forward" in vars(ours) and "__init__" in vars(ours)

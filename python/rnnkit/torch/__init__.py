@@ -1,27 +1,40 @@
-"""rnnkit's kernels inside PyTorch training loops: drop-in torch.nn.RNN/LSTM/GRU (and cells).
+"""PyTorch modules running rnnkit's kernels: drop-in ``torch.nn`` recurrent layers and cells.
 
-    from rnnkit.torch import LSTM        # instead of torch.nn.LSTM: nothing else changes
-    lstm = LSTM(32, 64, num_layers=2, bidirectional=True, batch_first=True)
-    out, (h_n, c_n) = lstm(x_or_packed_sequence, (h0, c0))
+`RNN`, `LSTM`, `GRU`, `RNNCell`, `LSTMCell` and `GRUCell` take the constructor arguments of
+their ``torch.nn`` namesakes, have the same parameters, ``state_dict`` and forward signature,
+and return the same outputs (a ``PackedSequence`` in gives a ``PackedSequence`` out). Their
+forward also takes ``lengths=`` for a padded input. In eager mode forward and backward run
+rnnkit's kernels through a ``torch.autograd.Function``; tensors and NumPy arrays share memory
+both ways (no copy of the weights per call). Under ``torch.compile`` and ``torch.export`` the
+same kernels run as registered operators (``torch.ops.rnnkit.layer_forward`` and
+``torch.ops.rnnkit.layer_backward``), so ``torch.compile(model, fullgraph=True)`` and
+``torch.export.export(model, args)`` capture models holding these modules; `export_onnx`
+writes them as standard ONNX nodes. CPU tensors only.
 
-Same constructor, forward signature, outputs (PackedSequence in, PackedSequence out) and
-state_dict as torch.nn; forward also takes lengths= for padded input. In eager mode forward and
-backward run rnnkit's kernels through a torch.autograd.Function; tensors and NumPy arrays share
-memory both ways (no copy of weights per call). Under torch.compile and torch.export the same
-kernels run as registered operators (torch.ops.rnnkit.layer_forward/layer_backward, in _ops.py),
-so `torch.compile(model, fullgraph=True)` and `torch.export.export(model, args)` capture models
-holding these modules. CPU tensors only.
-Importing `rnnkit` never imports torch; importing `rnnkit.torch` needs it (the `torch` extra).
-Check: tests/test_torch_modules.py.
+Importing ``rnnkit`` never imports torch; importing ``rnnkit.torch`` needs it (the ``torch``
+extra).
+
+Examples
+--------
+>>> import torch
+>>> from rnnkit.torch import LSTM  # instead of torch.nn.LSTM: nothing else changes
+>>> lstm = LSTM(32, 64, num_layers=2, bidirectional=True, batch_first=True)
+>>> x = torch.randn(8, 20, 32)  # (B, T, input_size)
+>>> out, (h_n, c_n) = lstm(x)
+>>> tuple(out.shape), tuple(h_n.shape)
+((8, 20, 128), (4, 8, 64))
 """
+
+# Check: tests/test_torch_modules.py (the modules), tests/test_torch_ops.py (the operators).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, List, Optional, Sequence, Tuple, Union, cast, overload
 
 import numpy as np
 import torch
-from torch import nn
+from numpy.typing import NDArray
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
@@ -32,8 +45,20 @@ from .._validate import positive_int
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
 from ._onnx import export_onnx, onnx_translations
 
+# A module's state: h (RNN, GRU) or (h, c) (LSTM).
+_State = Union[Tensor, Tuple[Tensor, Tensor]]
+# The valid steps of each sequence of a padded input.
+_Lengths = Union[Tensor, Sequence[int], NDArray[Any], None]
+# What torch.nn's constructors take as device=.
+_Device = Union[torch.device, str, int, None]
+# One direction of a layer: ((W_ih, W_hh, b_ih, b_hh), h0, c0, reverse); biases and states may be None.
+_Weights = Tuple[Optional[Tensor], ...]
+_Direction = Tuple[_Weights, Optional[Tensor], Optional[Tensor], bool]
+# y, and (h_n, c_n) per direction (c_n None but for the LSTM).
+_LayerOut = Tuple[Tensor, List[Tuple[Tensor, Optional[Tensor]]]]
 
-def _check_args(input_size, hidden_size, num_layers=1, dropout=0.0, **flags):
+
+def _check_args(input_size: Any, hidden_size: Any, num_layers: Any = 1, dropout: Any = 0.0, **flags: Any) -> None:
     """torch.nn's constructor arguments, each named when wrong (torch's own messages vary)."""
     positive_int("input_size", input_size)
     positive_int("hidden_size", hidden_size)
@@ -50,12 +75,16 @@ _DTYPES = (torch.float32, torch.float64)
 _NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
 
-def _np(t: Optional[torch.Tensor]):
+@overload
+def _np(t: Tensor) -> NDArray[Any]: ...
+@overload
+def _np(t: None) -> None: ...
+def _np(t: Optional[Tensor]) -> Optional[NDArray[Any]]:
     """A NumPy view of a CPU tensor (no copy when contiguous)."""
     return None if t is None else t.detach().numpy()
 
 
-def _check_tensor(name, t):
+def _check_tensor(name: str, t: object) -> None:
     if t is None:
         return
     if not isinstance(t, torch.Tensor):
@@ -73,9 +102,10 @@ class _Recurrent(torch.autograd.Function):
     then per direction h_n, c_n)."""
 
     @staticmethod
-    def forward(ctx, cell, backend, reverses, lengths, training, y_out, x, *flat):
+    def forward(ctx: Any, cell: str, backend: str, reverses: Tuple[bool, ...], lengths: Any, training: bool,
+                y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:  # fmt: skip
         lstm = cell == "lstm"
-        calls = []
+        calls: List[dict[str, Any]] = []
         for d, reverse in enumerate(reverses):
             w_ih, w_hh, b_ih, b_hh, h0, c0 = flat[6 * d : 6 * d + 6]
             calls.append(dict(cell=cell, x=_np(x), weights=(_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)),
@@ -86,7 +116,7 @@ class _Recurrent(torch.autograd.Function):
         # next call needs: a bidirectional layer took 19 ms instead of 11).
         xa = calls[0]["x"]
         if y_out is None and len(calls) > 1 and xa.ndim == 3:
-            y_out = np.empty((xa.shape[0], xa.shape[1], len(calls) * _np(flat[1]).shape[1]), xa.dtype)
+            y_out = np.empty((xa.shape[0], xa.shape[1], len(calls) * _np(cast(Tensor, flat[1])).shape[1]), xa.dtype)
         runs = F._forward_group(calls, backend, y_out=y_out)
         ctx.fctxs = [fctx for _, _, fctx in runs]
         ctx.lstm = lstm
@@ -104,30 +134,33 @@ class _Recurrent(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable  # no second derivatives: create_graph=True then a loss on them raises
-    def backward(ctx, *grads):
+    def backward(ctx: Any, *grads: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
         ctx.saved_tensors  # noqa: B018 - checks the version counters and the retain_graph rule
 
-        def arr(t):
+        def arr(t: Optional[Tensor]) -> Optional[NDArray[Any]]:
             return None if t is None else np.ascontiguousarray(t.detach().numpy())
 
-        items, dy, H = [], grads[0].detach().numpy(), ctx.H
+        items: List[Tuple[Any, NDArray[Any], Any]] = []
+        dy, H = cast(Tensor, grads[0]).detach().numpy(), ctx.H
         for d, fctx in enumerate(ctx.fctxs):
             dh_n, dc_n = grads[1 + 2 * d : 3 + 2 * d]
             dyd = np.ascontiguousarray(dy[..., d * H : (d + 1) * H])
             items.append((fctx, dyd, (arr(dh_n), arr(dc_n)) if ctx.lstm else arr(dh_n)))
-        dx, flat = None, []
+        dx: Optional[NDArray[Any]] = None
+        flat: List[Optional[Tensor]] = []
         for d_x, ds0, dw in F._backward_group(items):
             dx = d_x if dx is None else dx + d_x
             dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
             flat += [None if a is None else torch.from_numpy(a) for a in (*dw, dh0, dc0)]
-        return (None, None, None, None, None, None, torch.from_numpy(dx), *flat)
+        return (None, None, None, None, None, None, torch.from_numpy(cast(NDArray[Any], dx)), *flat)
 
 
-def _apply(cell, x, directions, lengths=None, backend="auto", y_out=None):
+def _apply(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any = None, backend: str = "auto",
+           y_out: Optional[NDArray[Any]] = None) -> _LayerOut:  # fmt: skip
     """directions: (weights, h0, c0, reverse) each; returns y [T, B, D*H] and [(h_n, c_n)] per
     direction. y_out: an array to write y into (rnnkit/_buffers.py), or None."""
     _check_tensor("x", x)
-    flat = []
+    flat: List[Optional[Tensor]] = []
     for weights, h0, c0, _ in directions:
         for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
             _check_tensor(name, w)
@@ -135,7 +168,8 @@ def _apply(cell, x, directions, lengths=None, backend="auto", y_out=None):
     # Keep per-step activations only when autograd will ask for them (not under no_grad/inference).
     training = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *flat))
     reverses = tuple(bool(r) for *_, r in directions)
-    y, *states = _Recurrent.apply(cell, backend, reverses, lengths, training, y_out, x, *flat)
+    # torch's stubs leave Function.apply unannotated
+    y, *states = _Recurrent.apply(cell, backend, reverses, lengths, training, y_out, x, *flat)  # type: ignore[no-untyped-call]
     lstm = cell == "lstm"
     return y, [(states[2 * d], states[2 * d + 1] if lstm else None) for d in range(len(directions))]
 
@@ -147,10 +181,13 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
-def _apply_op(cell, x, directions, lengths=None, backend="auto"):
+def _apply_op(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Optional[Tensor] = None,
+              backend: str = "auto") -> _LayerOut:  # fmt: skip
     """_apply through torch.ops.rnnkit.layer_forward; lengths: an int64 tensor or None."""
     _check_tensor("x", x)
-    params, h0, c0 = [], [], []
+    params: List[Optional[Tensor]] = []
+    h0: List[Tensor] = []
+    c0: List[Tensor] = []
     bias = directions[0][0][2] is not None
     for weights, h, c, _ in directions:
         for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
@@ -160,7 +197,8 @@ def _apply_op(cell, x, directions, lengths=None, backend="auto"):
             h0.append(h)
         if c is not None:
             c0.append(c)
-    training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params, *h0, *c0))
+    # (params holds no None here: all four of a direction are given when bias, else the first two)
+    training = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *cast(List[Tensor], params), *h0, *c0))
     reverses = [bool(r) for *_, r in directions]
     # The backend goes into the graph by its concrete name: the fake implementation's cache layout
     # depends on it, and a compiled graph cached for "auto" on an install with the C++ backend must
@@ -171,24 +209,77 @@ def _apply_op(cell, x, directions, lengths=None, backend="auto"):
     return y, [(h_n[d], c_n[d] if cell == "lstm" else None) for d in range(len(directions))]
 
 
-def _lengths_tensor(lengths):
+def _lengths_tensor(lengths: _Lengths) -> Optional[Tensor]:
     return None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64)
 
 
-def recurrent(cell: str, x, weights, h0, c0=None, lengths=None, reverse=False, backend="auto"):
-    """Differentiable single-layer, single-direction call: x [T, B, I] -> (y, h_n, c_n)."""
+def recurrent(cell: str, x: Tensor, weights: Sequence[Optional[Tensor]], h0: Optional[Tensor],
+              c0: Optional[Tensor] = None, lengths: _Lengths = None, reverse: bool = False,
+              backend: str = "auto") -> Tuple[Tensor, Tensor, Optional[Tensor]]:  # fmt: skip
+    """Run one layer in one direction, differentiably: the function behind the modules.
+
+    A differentiable single-layer, single-direction call of rnnkit's kernels on torch tensors
+    (through autograd in eager mode, as a registered operator under ``torch.compile`` and
+    ``torch.export``). CPU tensors of float32 or float64, all of the same dtype.
+
+    Parameters
+    ----------
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}
+        The recurrence.
+    x : torch.Tensor
+        The input sequence, of shape (T, B, input_size).
+    weights : sequence of torch.Tensor
+        ``(weight_ih, weight_hh, bias_ih, bias_hh)`` in ``torch.nn``'s layout: shapes
+        (G * H, input_size), (G * H, H), (G * H,) and (G * H,), where H is the hidden size and
+        G = 1 (RNN), 4 (LSTM, gates i, f, g, o) or 3 (GRU, gates r, z, n). Both biases may be
+        None (no bias).
+    h0 : torch.Tensor or None
+        The initial hidden state, of shape (B, H); None for zeros.
+    c0 : torch.Tensor, optional
+        The initial cell state of the LSTM, of shape (B, H); None for zeros (and for the other
+        cells).
+    lengths : torch.Tensor or sequence of int, optional
+        The valid steps of each sequence of a padded ``x``, shape (B,). The output is then zero
+        past each sequence's length and the states are those after its last valid step.
+    reverse : bool, default False
+        Run from the last step to the first (the backward direction of a bidirectional layer).
+    backend : str, default "auto"
+        The rnnkit backend to run (``"auto"`` picks the fastest usable one).
+
+    Returns
+    -------
+    y : torch.Tensor
+        The hidden state at every step, of shape (T, B, H).
+    h_n : torch.Tensor
+        The final hidden state, of shape (B, H).
+    c_n : torch.Tensor or None
+        The final cell state of the LSTM, of shape (B, H); None for the other cells.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnkit.torch import recurrent
+    >>> T, B, I, H = 5, 2, 3, 4
+    >>> w = (torch.randn(3 * H, I), torch.randn(3 * H, H), torch.zeros(3 * H), torch.zeros(3 * H))
+    >>> y, h_n, c_n = recurrent("gru", torch.randn(T, B, I), w, torch.zeros(B, H))
+    >>> tuple(y.shape), tuple(h_n.shape), c_n is None
+    ((5, 2, 4), (2, 4), True)
+    """
     if _compiling():
         y, [(h_n, c_n)] = _apply_op(cell, x, [(tuple(weights), h0, c0, reverse)], _lengths_tensor(lengths), backend)
         return y, h_n, c_n
     return _recurrent_eager(cell, x, weights, h0, c0, lengths, reverse, backend)
 
 
-def _recurrent_eager(cell, x, weights, h0, c0, lengths, reverse, backend):
+def _recurrent_eager(cell: str, x: Tensor, weights: Sequence[Optional[Tensor]], h0: Optional[Tensor],
+                     c0: Optional[Tensor], lengths: _Lengths, reverse: bool,
+                     backend: str) -> Tuple[Tensor, Tensor, Optional[Tensor]]:  # fmt: skip
     y, [(h_n, c_n)] = _apply(cell, x, [(tuple(weights), h0, c0, reverse)], lengths, backend)
     return y, h_n, c_n
 
 
-def _layer(cell, x, directions, lengths, backend, y_out=None):
+def _layer(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any, backend: str,
+           y_out: Optional[NDArray[Any]] = None) -> _LayerOut:  # fmt: skip
     return _apply(cell, x, directions, lengths, backend, y_out)
 
 
@@ -196,12 +287,12 @@ _CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU":
 _LOW = (torch.float16, torch.bfloat16)  # computed in float32, returned in their own dtype
 
 
-def _check_device(device):
+def _check_device(device: _Device) -> None:
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
 
 
-def _compute_dtype(cell, x):
+def _compute_dtype(cell: str, x: Tensor) -> Tuple[torch.dtype, torch.dtype]:
     """(the dtype the kernels compute in, the dtype to return): float16/bfloat16 input runs in
     float32 and comes back in its dtype; under CPU autocast to a lower dtype the LSTM returns that
     dtype, as torch.nn.LSTM does (torch's GRU and RNN stay in float32 there)."""
@@ -214,7 +305,13 @@ def _compute_dtype(cell, x):
     return x.dtype, x.dtype
 
 
-def _as(t, dtype):
+@overload
+def _as(t: Tensor, dtype: torch.dtype) -> Tensor: ...
+@overload
+def _as(t: None, dtype: torch.dtype) -> None: ...
+@overload
+def _as(t: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]: ...
+def _as(t: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
     return t if t is None or t.dtype == dtype else t.to(dtype)
 
 
@@ -222,8 +319,9 @@ class _RNNBase(nn.RNNBase):
     """torch.nn.RNNBase itself (constructor, parameters, initialisation, all_weights,
     flatten_parameters, extra_repr, state_dict), with the forward running rnnkit's kernels."""
 
-    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None, *, backend="auto"):  # fmt: skip
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device: _Device = None, dtype: Optional[torch.dtype] = None, *, backend: str = "auto") -> None:  # fmt: skip
         _check_args(input_size, hidden_size, num_layers, dropout, bias=bias, batch_first=batch_first,
                     bidirectional=bidirectional)  # fmt: skip
         if proj_size != 0:
@@ -238,36 +336,39 @@ class _RNNBase(nn.RNNBase):
         self.backend = backend
         self._outputs = InnerOutputs()
 
-    def _weights(self, i, dtype):
+    def _weights(self, i: int, dtype: torch.dtype) -> _Weights:
         w = [_as(getattr(self, n), dtype) for n in self._all_weights[i]]
         return tuple(w) if self.bias else (w[0], w[1], None, None)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = super().extra_repr()
         return s if self.backend == "auto" else s + f", backend={self.backend!r}"
 
-    def forward(self, input, hx=None, *, lengths=None):
+    # The public classes' forward (each with its own signature and documentation) calls this one.
+    def _forward(self, input: Union[Tensor, PackedSequence], hx: Any,
+                 lengths: _Lengths) -> Tuple[Union[Tensor, PackedSequence], _State]:  # fmt: skip
         """torch.nn's forward (batched or unbatched input, a PackedSequence); also lengths=: the
         valid steps of each sequence of a padded input (a [B] int tensor or sequence), an
         alternative to a PackedSequence that torch.compile can trace (it does not trace
         pack_padded_sequence). The output is then padded, zero past each sequence's length, and
-        the states are those after its last valid step."""
+        the states are those after its last valid step. hx: a tensor, or a tuple or list of two
+        (the LSTM)."""
         cell = _CELLS[self.mode]
-        packed = isinstance(input, PackedSequence)
-        if not packed and not isinstance(input, torch.Tensor):
+        if not isinstance(input, (PackedSequence, torch.Tensor)):
             raise TypeError(f"input must be a torch.Tensor or a PackedSequence, got {type(input).__name__}")
         compiling = _compiling()
+        lens: Any = None  # as the kernels take them: an int64 tensor when compiling, else an array
         if lengths is not None:
-            if packed:
+            if isinstance(input, PackedSequence):
                 raise ValueError("lengths is for a padded input; a PackedSequence carries its own")
             if compiling:
-                lengths = _lengths_tensor(lengths)
+                lens = _lengths_tensor(lengths)
             else:
-                lengths = lengths.numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
+                lens = lengths.numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
         unbatched = False
-        if packed:
-            x, lens = pad_packed_sequence(input, batch_first=False)
-            lengths = lens.to(torch.int64) if compiling else lens.numpy().astype(np.int64)
+        if isinstance(input, PackedSequence):
+            x, packed_lens = pad_packed_sequence(input, batch_first=False)
+            lens = packed_lens.to(torch.int64) if compiling else packed_lens.numpy().astype(np.int64)
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"input must be 3-D (batched) or 2-D (unbatched), got {input.dim()}-D")
@@ -285,6 +386,8 @@ class _RNNBase(nn.RNNBase):
         B = x.shape[1]
         D, H, L = 2 if self.bidirectional else 1, self.hidden_size, self.num_layers
         lstm = cell == "lstm"
+        h0: Optional[Tensor]
+        c0: Optional[Tensor]
         if hx is None and compiling:  # the operator starts from zeros: no kernel in the graph for them
             h0 = c0 = None
         elif hx is None:
@@ -298,7 +401,9 @@ class _RNNBase(nn.RNNBase):
         for name, s in (("h0", h0), ("c0", c0)):
             if s is not None and tuple(s.shape) != (L * D, B, H):
                 raise ValueError(f"{name} must have shape (num_layers * num_directions, B, H) = ({L * D}, {B}, {H}), got {tuple(s.shape)}")
-        inp, hs, cs = x, [], []
+        inp = x
+        hs: List[Tensor] = []
+        cs: List[Tensor] = []
         # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py).
         infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
         shape, npdt = (x.shape[0], B, D * H), _NP_DTYPES.get(x.dtype)
@@ -308,27 +413,28 @@ class _RNNBase(nn.RNNBase):
                          None if c0 is None else c0[i].contiguous(), i % D == 1)
                         for i in range(layer * D, layer * D + D)]  # fmt: skip
                 if compiling:
-                    inp, states = _apply_op(cell, inp, dirs, lengths, self.backend)
+                    inp, states = _apply_op(cell, inp, dirs, lens, self.backend)
                 else:
                     y_out = None
                     if npdt is not None and (D > 1 or (held and layer < L - 1)):
                         y_out = self._outputs.get(layer, shape, npdt, held, last=layer == L - 1)
-                    inp, states = _layer(cell, inp, dirs, lengths, self.backend, y_out)  # both directions, one call
+                    inp, states = _layer(cell, inp, dirs, lens, self.backend, y_out)  # both directions, one call
                 for h_n, c_n in states:
                     hs.append(h_n)
-                    cs.append(c_n)
+                    if c_n is not None:
+                        cs.append(c_n)
                 if self.dropout and self.training and layer < L - 1:
                     inp = nn.functional.dropout(inp, self.dropout, True)
         inp = _as(inp, out_dt)
         h_n = _as(torch.stack(hs), out_dt)
-        state = (h_n, _as(torch.stack(cs), out_dt)) if lstm else h_n
-        if packed:
+        state: _State = (h_n, _as(torch.stack(cs), out_dt)) if lstm else h_n
+        if isinstance(input, PackedSequence):
             bs = input.batch_sizes
             si = input.sorted_indices if input.sorted_indices is not None else torch.arange(B)
             data = torch.cat([inp[t, si[: int(bs[t])]] for t in range(len(bs))])
             return PackedSequence(data, bs, input.sorted_indices, input.unsorted_indices), state
         if unbatched:
-            return inp.squeeze(1), tuple(s.squeeze(1) for s in state) if lstm else state.squeeze(1)
+            return inp.squeeze(1), (state[0].squeeze(1), state[1].squeeze(1)) if isinstance(state, tuple) else state.squeeze(1)
         out = inp.transpose(0, 1) if self.batch_first else inp
         return out, state
 
@@ -338,44 +444,337 @@ class _RNNBase(nn.RNNBase):
 # wrap RNN, GRU, or LSTM") unless torch._dynamo.config.allow_rnn, a process-wide switch that also
 # changes how torch's own modules compile; as instances they would lose fullgraph compilation.
 class RNN(_RNNBase):
-    """torch.nn.RNN running rnnkit's kernels (a torch.nn.RNNBase)."""
+    """A multi-layer Elman RNN (tanh or ReLU) running rnnkit's kernels: a drop-in ``torch.nn.RNN``.
 
-    def __init__(self, *args, nonlinearity="tanh", **kw):
+    The constructor, parameters (``weight_ih_l0``, ``weight_hh_l0``, ...), initialisation,
+    ``state_dict`` and forward of ``torch.nn.RNN``. The module is a ``torch.nn.RNNBase`` but
+    not a ``torch.nn.RNN`` instance (``torch.compile`` refuses to trace those). CPU only.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, I.
+    hidden_size : int
+        The number of features of the hidden state, H.
+    num_layers : int, default 1
+        The number of stacked layers, each reading the previous one's output.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+        The activation of the recurrence.
+    bias : bool, default True
+        Whether the layers have the biases ``bias_ih_l[k]`` and ``bias_hh_l[k]``.
+    batch_first : bool, default False
+        Input and output as (B, T, feature) instead of (T, B, feature); the state keeps its
+        (num_layers * D, B, H) layout either way.
+    dropout : float, default 0.0
+        The probability of dropout on the outputs of every layer but the last, in training
+        mode.
+    bidirectional : bool, default False
+        Add a direction running from the last step to the first (then D = 2, else D = 1); the
+        output holds both directions' hidden states side by side.
+    device : torch.device or str, optional
+        The parameters' device: only the CPU (another device raises ``ValueError``).
+    dtype : torch.dtype, optional
+        The parameters' dtype (torch's default dtype if None). The kernels compute in float32
+        or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
+    proj_size : int, default 0
+        Keyword only, accepted as 0 (an argument of ``torch.nn.RNNBase``); another value
+        raises ``NotImplementedError``.
+    backend : str, default "auto"
+        Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
+        picks the fastest usable one).
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer, a dropout outside [0, 1], an unknown
+        nonlinearity, a negative ``proj_size`` or a device other than the CPU.
+    TypeError
+        A size that is not an integer, or a flag that is not True or False.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnkit.torch import RNN
+    >>> rnn = RNN(10, 20, num_layers=2, nonlinearity="relu")
+    >>> output, h_n = rnn(torch.randn(5, 3, 10))  # (T, B, input_size)
+    >>> tuple(output.shape), tuple(h_n.shape)
+    ((5, 3, 20), (2, 3, 20))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device: _Device = None, dtype: Optional[torch.dtype] = None, *, proj_size: int = 0,
+                 backend: str = "auto") -> None:  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        _RNNBase.__init__(self, f"RNN_{nonlinearity.upper()}", *args, **kw)
+        _RNNBase.__init__(self, f"RNN_{nonlinearity.upper()}", input_size, hidden_size, num_layers, bias, batch_first,
+                          dropout, bidirectional, proj_size, device, dtype, backend=backend)  # fmt: skip
         self.nonlinearity = nonlinearity
+
+    @overload
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None, *, lengths: _Lengths = None) -> Tuple[Tensor, Tensor]: ...
+    @overload
+    def forward(self, input: PackedSequence, hx: Optional[Tensor] = None, *,
+                lengths: None = None) -> Tuple[PackedSequence, Tensor]: ...  # fmt: skip
+    def forward(self, input: Union[Tensor, PackedSequence], hx: Optional[Tensor] = None, *,
+                lengths: _Lengths = None) -> Tuple[Union[Tensor, PackedSequence], Tensor]:  # fmt: skip
+        """Run the layers over a sequence.
+
+        Parameters
+        ----------
+        input : torch.Tensor or torch.nn.utils.rnn.PackedSequence
+            The input sequence: (T, B, input_size), or (B, T, input_size) when ``batch_first``;
+            (T, input_size) for one unbatched sequence; or a ``PackedSequence``.
+        hx : torch.Tensor, optional
+            The initial hidden state, (num_layers * D, B, H), or (num_layers * D, H) for an
+            unbatched input; None for zeros.
+        lengths : torch.Tensor or sequence of int, optional
+            Keyword only: the valid steps of each sequence of a padded input, shape (B,). An
+            alternative to a ``PackedSequence`` that ``torch.compile`` can trace (it does not
+            trace ``pack_padded_sequence``): the output is then zero past each sequence's
+            length, and the state is the one after its last valid step.
+
+        Returns
+        -------
+        output : torch.Tensor or torch.nn.utils.rnn.PackedSequence
+            The last layer's hidden state at every step: (T, B, D * H), or (B, T, D * H) when
+            ``batch_first``; (T, D * H) for an unbatched input; a ``PackedSequence`` for a
+            ``PackedSequence`` input.
+        h_n : torch.Tensor
+            The final hidden state of every layer and direction, (num_layers * D, B, H), or
+            (num_layers * D, H) for an unbatched input.
+        """
+        output, state = self._forward(input, hx, lengths)
+        return output, cast(Tensor, state)
 
 
 class LSTM(_RNNBase):
-    """torch.nn.LSTM running rnnkit's kernels (a torch.nn.RNNBase)."""
+    """A multi-layer LSTM running rnnkit's kernels: a drop-in ``torch.nn.LSTM``.
 
-    def __init__(self, *args, **kw):
-        _RNNBase.__init__(self, "LSTM", *args, **kw)
+    The constructor, parameters (``weight_ih_l0``, ``weight_hh_l0``, ...), initialisation,
+    ``state_dict`` and forward of ``torch.nn.LSTM``. The module is a ``torch.nn.RNNBase`` but
+    not a ``torch.nn.LSTM`` instance (``torch.compile`` refuses to trace those). CPU only.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, I.
+    hidden_size : int
+        The number of features of the hidden and cell states, H.
+    num_layers : int, default 1
+        The number of stacked layers, each reading the previous one's output.
+    bias : bool, default True
+        Whether the layers have the biases ``bias_ih_l[k]`` and ``bias_hh_l[k]``.
+    batch_first : bool, default False
+        Input and output as (B, T, feature) instead of (T, B, feature); the states keep their
+        (num_layers * D, B, H) layout either way.
+    dropout : float, default 0.0
+        The probability of dropout on the outputs of every layer but the last, in training
+        mode.
+    bidirectional : bool, default False
+        Add a direction running from the last step to the first (then D = 2, else D = 1); the
+        output holds both directions' hidden states side by side.
+    proj_size : int, default 0
+        Only 0: LSTM projections are not implemented in rnnkit (another value raises
+        ``NotImplementedError``; ``torch.nn.LSTM`` has them).
+    device : torch.device or str, optional
+        The parameters' device: only the CPU (another device raises ``ValueError``).
+    dtype : torch.dtype, optional
+        The parameters' dtype (torch's default dtype if None). The kernels compute in float32
+        or float64; float16 and bfloat16 inputs run in float32 and come back in their own
+        dtype, as does a float32 input under CPU autocast to a lower dtype.
+    backend : str, default "auto"
+        Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
+        picks the fastest usable one).
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer, a dropout outside [0, 1], a negative
+        ``proj_size`` or a device other than the CPU.
+    NotImplementedError
+        A positive ``proj_size``.
+    TypeError
+        A size that is not an integer, or a flag that is not True or False.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnkit.torch import LSTM
+    >>> lstm = LSTM(10, 20, num_layers=2, bidirectional=True, batch_first=True)
+    >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 10))  # (B, T, input_size)
+    >>> tuple(output.shape), tuple(h_n.shape), tuple(c_n.shape)
+    ((3, 5, 40), (4, 3, 20), (4, 3, 20))
+
+    Padded sequences of different lengths, without packing them:
+
+    >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 10), lengths=[5, 2, 4])
+    >>> bool((output[1, 2:] == 0).all())  # zero past the second sequence's 2 steps
+    True
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device: _Device = None, dtype: Optional[torch.dtype] = None, *, backend: str = "auto") -> None:  # fmt: skip
+        _RNNBase.__init__(self, "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                          bidirectional, proj_size, device, dtype, backend=backend)  # fmt: skip
+
+    @overload
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None, *,
+                lengths: _Lengths = None) -> Tuple[Tensor, Tuple[Tensor, Tensor]]: ...  # fmt: skip
+    @overload
+    def forward(self, input: PackedSequence, hx: Optional[Tuple[Tensor, Tensor]] = None, *,
+                lengths: None = None) -> Tuple[PackedSequence, Tuple[Tensor, Tensor]]: ...  # fmt: skip
+    def forward(self, input: Union[Tensor, PackedSequence], hx: Optional[Tuple[Tensor, Tensor]] = None, *,
+                lengths: _Lengths = None) -> Tuple[Union[Tensor, PackedSequence], Tuple[Tensor, Tensor]]:  # fmt: skip
+        """Run the layers over a sequence.
+
+        Parameters
+        ----------
+        input : torch.Tensor or torch.nn.utils.rnn.PackedSequence
+            The input sequence: (T, B, input_size), or (B, T, input_size) when ``batch_first``;
+            (T, input_size) for one unbatched sequence; or a ``PackedSequence``.
+        hx : tuple of torch.Tensor, optional
+            ``(h_0, c_0)``, the initial hidden and cell states, each (num_layers * D, B, H), or
+            (num_layers * D, H) for an unbatched input; None for zeros.
+        lengths : torch.Tensor or sequence of int, optional
+            Keyword only: the valid steps of each sequence of a padded input, shape (B,). An
+            alternative to a ``PackedSequence`` that ``torch.compile`` can trace (it does not
+            trace ``pack_padded_sequence``): the output is then zero past each sequence's
+            length, and the states are those after its last valid step.
+
+        Returns
+        -------
+        output : torch.Tensor or torch.nn.utils.rnn.PackedSequence
+            The last layer's hidden state at every step: (T, B, D * H), or (B, T, D * H) when
+            ``batch_first``; (T, D * H) for an unbatched input; a ``PackedSequence`` for a
+            ``PackedSequence`` input.
+        state : tuple of torch.Tensor
+            ``(h_n, c_n)``, the final hidden and cell states of every layer and direction, each
+            (num_layers * D, B, H), or (num_layers * D, H) for an unbatched input.
+        """
+        output, state = self._forward(input, hx, lengths)
+        return output, cast(Tuple[Tensor, Tensor], state)
 
 
 class GRU(_RNNBase):
-    """torch.nn.GRU running rnnkit's kernels (a torch.nn.RNNBase)."""
+    """A multi-layer GRU running rnnkit's kernels: a drop-in ``torch.nn.GRU``.
 
-    def __init__(self, *args, **kw):
-        _RNNBase.__init__(self, "GRU", *args, **kw)
+    The constructor, parameters (``weight_ih_l0``, ``weight_hh_l0``, ...), initialisation,
+    ``state_dict`` and forward of ``torch.nn.GRU``. The module is a ``torch.nn.RNNBase`` but
+    not a ``torch.nn.GRU`` instance (``torch.compile`` refuses to trace those). CPU only.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, I.
+    hidden_size : int
+        The number of features of the hidden state, H.
+    num_layers : int, default 1
+        The number of stacked layers, each reading the previous one's output.
+    bias : bool, default True
+        Whether the layers have the biases ``bias_ih_l[k]`` and ``bias_hh_l[k]``.
+    batch_first : bool, default False
+        Input and output as (B, T, feature) instead of (T, B, feature); the state keeps its
+        (num_layers * D, B, H) layout either way.
+    dropout : float, default 0.0
+        The probability of dropout on the outputs of every layer but the last, in training
+        mode.
+    bidirectional : bool, default False
+        Add a direction running from the last step to the first (then D = 2, else D = 1); the
+        output holds both directions' hidden states side by side.
+    device : torch.device or str, optional
+        The parameters' device: only the CPU (another device raises ``ValueError``).
+    dtype : torch.dtype, optional
+        The parameters' dtype (torch's default dtype if None). The kernels compute in float32
+        or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
+    proj_size : int, default 0
+        Keyword only, accepted as 0 (an argument of ``torch.nn.RNNBase``); another value
+        raises ``NotImplementedError``.
+    backend : str, default "auto"
+        Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
+        picks the fastest usable one).
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer, a dropout outside [0, 1], a negative
+        ``proj_size`` or a device other than the CPU.
+    TypeError
+        A size that is not an integer, or a flag that is not True or False.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnkit.torch import GRU
+    >>> gru = GRU(10, 20, batch_first=True)
+    >>> output, h_n = gru(torch.randn(3, 5, 10))  # (B, T, input_size)
+    >>> tuple(output.shape), tuple(h_n.shape)
+    ((3, 5, 20), (1, 3, 20))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device: _Device = None, dtype: Optional[torch.dtype] = None, *, proj_size: int = 0,
+                 backend: str = "auto") -> None:  # fmt: skip
+        _RNNBase.__init__(self, "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                          bidirectional, proj_size, device, dtype, backend=backend)  # fmt: skip
+
+    @overload
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None, *, lengths: _Lengths = None) -> Tuple[Tensor, Tensor]: ...
+    @overload
+    def forward(self, input: PackedSequence, hx: Optional[Tensor] = None, *,
+                lengths: None = None) -> Tuple[PackedSequence, Tensor]: ...  # fmt: skip
+    def forward(self, input: Union[Tensor, PackedSequence], hx: Optional[Tensor] = None, *,
+                lengths: _Lengths = None) -> Tuple[Union[Tensor, PackedSequence], Tensor]:  # fmt: skip
+        """Run the layers over a sequence.
+
+        Parameters
+        ----------
+        input : torch.Tensor or torch.nn.utils.rnn.PackedSequence
+            The input sequence: (T, B, input_size), or (B, T, input_size) when ``batch_first``;
+            (T, input_size) for one unbatched sequence; or a ``PackedSequence``.
+        hx : torch.Tensor, optional
+            The initial hidden state, (num_layers * D, B, H), or (num_layers * D, H) for an
+            unbatched input; None for zeros.
+        lengths : torch.Tensor or sequence of int, optional
+            Keyword only: the valid steps of each sequence of a padded input, shape (B,). An
+            alternative to a ``PackedSequence`` that ``torch.compile`` can trace (it does not
+            trace ``pack_padded_sequence``): the output is then zero past each sequence's
+            length, and the state is the one after its last valid step.
+
+        Returns
+        -------
+        output : torch.Tensor or torch.nn.utils.rnn.PackedSequence
+            The last layer's hidden state at every step: (T, B, D * H), or (B, T, D * H) when
+            ``batch_first``; (T, D * H) for an unbatched input; a ``PackedSequence`` for a
+            ``PackedSequence`` input.
+        h_n : torch.Tensor
+            The final hidden state of every layer and direction, (num_layers * D, B, H), or
+            (num_layers * D, H) for an unbatched input.
+        """
+        output, state = self._forward(input, hx, lengths)
+        return output, cast(Tensor, state)
 
 
 class _CellBase(nn.RNNCellBase):
     """torch.nn.RNNCellBase itself (constructor, parameters, initialisation, extra_repr), with the
     forward running rnnkit's kernels; batched (B, I) or unbatched (I,) input, as torch."""
 
-    def __init__(self, cell, gates, input_size, hidden_size, bias=True, device=None, dtype=None, *, backend="auto"):
+    def __init__(self, cell: str, gates: int, input_size: int, hidden_size: int, bias: bool = True,
+                 device: _Device = None, dtype: Optional[torch.dtype] = None, *, backend: str = "auto") -> None:  # fmt: skip
         _check_args(input_size, hidden_size, bias=bias)
         _check_device(device)
         nn.RNNCellBase.__init__(self, input_size, hidden_size, bias, gates, device, dtype)
         self.cell, self.backend = cell, backend
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = super().extra_repr()
         return s if self.backend == "auto" else s + f", backend={self.backend!r}"
 
-    def forward(self, input, hx=None):
+    # The public cells' forward (each with its own signature and documentation) calls this one.
+    # hx: a tensor, or (LSTM) a tuple or list of two.
+    def _forward(self, input: Tensor, hx: Any) -> _State:
         if not isinstance(input, torch.Tensor):
             _check_tensor("input", input)  # raises, naming what it got
         if input.dim() not in (1, 2):
@@ -390,6 +789,8 @@ class _CellBase(nn.RNNCellBase):
         x = _as(input, dt)
         _check_tensor("input", x)
         B, H = x.shape[0], self.hidden_size
+        h0: Tensor
+        c0: Optional[Tensor]
         if hx is None:
             h0 = x.new_zeros(B, H)
             c0 = x.new_zeros(B, H) if lstm else None
@@ -398,25 +799,209 @@ class _CellBase(nn.RNNCellBase):
         w = tuple(_as(t, dt) for t in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh))
         _, h_n, c_n = recurrent(self.cell, x.unsqueeze(0).contiguous(), w, _as(h0, dt).contiguous(),
                                 None if c0 is None else _as(c0, dt).contiguous(), backend=self.backend)  # fmt: skip
-        out = tuple(_as(t, out_dt) for t in ((h_n, c_n) if lstm else (h_n,)))
+        out = [_as(t, out_dt) for t in ((h_n, cast(Tensor, c_n)) if lstm else (h_n,))]
         if unbatched:
-            out = tuple(t.squeeze(0) for t in out)
-        return out if lstm else out[0]
+            out = [t.squeeze(0) for t in out]
+        return (out[0], out[1]) if lstm else out[0]
 
 
 class RNNCell(_CellBase, nn.RNNCell):
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", **kw):
+    """An Elman RNN cell (tanh or ReLU) running rnnkit's kernels: a drop-in ``torch.nn.RNNCell``.
+
+    One step, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``: the constructor, parameters
+    (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``), initialisation and forward of
+    ``torch.nn.RNNCell``, of which it is an instance. CPU only.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, I.
+    hidden_size : int
+        The number of features of the hidden state, H.
+    bias : bool, default True
+        Whether the cell has the biases ``bias_ih`` and ``bias_hh``.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+        The activation ``act``.
+    device : torch.device or str, optional
+        The parameters' device: only the CPU (another device raises ``ValueError``).
+    dtype : torch.dtype, optional
+        The parameters' dtype (torch's default dtype if None). The kernels compute in float32
+        or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
+    backend : str, default "auto"
+        Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
+        picks the fastest usable one).
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer, an unknown nonlinearity or a device other than
+        the CPU.
+    TypeError
+        A size that is not an integer, or a ``bias`` that is not True or False.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnkit.torch import RNNCell
+    >>> cell = RNNCell(10, 20)
+    >>> h = torch.zeros(3, 20)
+    >>> for x in torch.randn(6, 3, 10):  # six steps of a batch of 3
+    ...     h = cell(x, h)
+    >>> tuple(h.shape)
+    (3, 20)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 device: _Device = None, dtype: Optional[torch.dtype] = None, *, backend: str = "auto") -> None:  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(f"rnn_{nonlinearity}", 1, input_size, hidden_size, bias, **kw)
+        super().__init__(f"rnn_{nonlinearity}", 1, input_size, hidden_size, bias, device, dtype, backend=backend)
         self.nonlinearity = nonlinearity
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        """Run one step.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            The input, (B, input_size), or (input_size,) unbatched.
+        hx : torch.Tensor, optional
+            The hidden state, (B, H), or (H,) unbatched; None for zeros.
+
+        Returns
+        -------
+        torch.Tensor
+            The next hidden state, (B, H), or (H,) unbatched.
+        """
+        return cast(Tensor, self._forward(input, hx))
 
 
 class LSTMCell(_CellBase, nn.LSTMCell):
-    def __init__(self, input_size, hidden_size, bias=True, **kw):
-        super().__init__("lstm", 4, input_size, hidden_size, bias, **kw)
+    """An LSTM cell running rnnkit's kernels: a drop-in ``torch.nn.LSTMCell``.
+
+    One step of the LSTM: the constructor, parameters (``weight_ih``, ``weight_hh``,
+    ``bias_ih``, ``bias_hh``, gates i, f, g, o), initialisation and forward of
+    ``torch.nn.LSTMCell``, of which it is an instance. CPU only.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, I.
+    hidden_size : int
+        The number of features of the hidden and cell states, H.
+    bias : bool, default True
+        Whether the cell has the biases ``bias_ih`` and ``bias_hh``.
+    device : torch.device or str, optional
+        The parameters' device: only the CPU (another device raises ``ValueError``).
+    dtype : torch.dtype, optional
+        The parameters' dtype (torch's default dtype if None). The kernels compute in float32
+        or float64; float16 and bfloat16 inputs run in float32 and come back in their own
+        dtype, as does a float32 input under CPU autocast to a lower dtype.
+    backend : str, default "auto"
+        Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
+        picks the fastest usable one).
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer or a device other than the CPU.
+    TypeError
+        A size that is not an integer, or a ``bias`` that is not True or False.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnkit.torch import LSTMCell
+    >>> cell = LSTMCell(10, 20)
+    >>> h, c = cell(torch.randn(3, 10))  # zero states to start from
+    >>> h, c = cell(torch.randn(3, 10), (h, c))
+    >>> tuple(h.shape), tuple(c.shape)
+    ((3, 20), (3, 20))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: _Device = None,
+                 dtype: Optional[torch.dtype] = None, *, backend: str = "auto") -> None:  # fmt: skip
+        super().__init__("lstm", 4, input_size, hidden_size, bias, device, dtype, backend=backend)
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
+        """Run one step.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            The input, (B, input_size), or (input_size,) unbatched.
+        hx : tuple of torch.Tensor, optional
+            ``(h, c)``, the hidden and cell states, each (B, H), or (H,) unbatched; None for
+            zeros.
+
+        Returns
+        -------
+        h : torch.Tensor
+            The next hidden state, (B, H), or (H,) unbatched.
+        c : torch.Tensor
+            The next cell state, (B, H), or (H,) unbatched.
+        """
+        return cast(Tuple[Tensor, Tensor], self._forward(input, hx))
 
 
 class GRUCell(_CellBase, nn.GRUCell):
-    def __init__(self, input_size, hidden_size, bias=True, **kw):
-        super().__init__("gru", 3, input_size, hidden_size, bias, **kw)
+    """A GRU cell running rnnkit's kernels: a drop-in ``torch.nn.GRUCell``.
+
+    One step of the GRU: the constructor, parameters (``weight_ih``, ``weight_hh``,
+    ``bias_ih``, ``bias_hh``, gates r, z, n), initialisation and forward of
+    ``torch.nn.GRUCell``, of which it is an instance. CPU only.
+
+    Parameters
+    ----------
+    input_size : int
+        The number of features of the input, I.
+    hidden_size : int
+        The number of features of the hidden state, H.
+    bias : bool, default True
+        Whether the cell has the biases ``bias_ih`` and ``bias_hh``.
+    device : torch.device or str, optional
+        The parameters' device: only the CPU (another device raises ``ValueError``).
+    dtype : torch.dtype, optional
+        The parameters' dtype (torch's default dtype if None). The kernels compute in float32
+        or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
+    backend : str, default "auto"
+        Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
+        picks the fastest usable one).
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer or a device other than the CPU.
+    TypeError
+        A size that is not an integer, or a ``bias`` that is not True or False.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnkit.torch import GRUCell
+    >>> cell = GRUCell(10, 20)
+    >>> h = cell(torch.randn(10))  # unbatched: (input_size,)
+    >>> tuple(h.shape)
+    (20,)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: _Device = None,
+                 dtype: Optional[torch.dtype] = None, *, backend: str = "auto") -> None:  # fmt: skip
+        super().__init__("gru", 3, input_size, hidden_size, bias, device, dtype, backend=backend)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        """Run one step.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            The input, (B, input_size), or (input_size,) unbatched.
+        hx : torch.Tensor, optional
+            The hidden state, (B, H), or (H,) unbatched; None for zeros.
+
+        Returns
+        -------
+        torch.Tensor
+            The next hidden state, (B, H), or (H,) unbatched.
+        """
+        return cast(Tensor, self._forward(input, hx))

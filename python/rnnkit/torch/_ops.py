@@ -15,44 +15,53 @@ order and shapes of the backend's cache_layout (a field that is None, or a view 
 tensor), so that autograd saves it like any activation; backward rebuilds the backend's cache from
 it (cache_restore). Fake implementations give every output's shape from the inputs alone: with
 lengths, the packed row count N = sum(lengths) is a data-dependent size.
-Check: tests/test_torch_ops.py (torch.library.opcheck, compile, export).
 """
+
+# Check: tests/test_torch_ops.py (torch.library.opcheck, compile, export).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, overload
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from .. import _backends, _validate
 from .. import functional as F
 
 
-def _np(t: Optional[Tensor]):
+@overload
+def _np(t: Tensor) -> NDArray[Any]: ...
+@overload
+def _np(t: None) -> None: ...
+def _np(t: Optional[Tensor]) -> Optional[NDArray[Any]]:
     return None if t is None else t.detach().numpy()
 
 
-def _directions(cell, x, params, h0, c0, lengths, reverses, bias):
+def _directions(cell: str, x: Tensor, params: Sequence[Tensor], h0: Sequence[Tensor], c0: Sequence[Tensor],
+                lengths: Optional[Tensor], reverses: Sequence[bool], bias: bool) -> list[dict[str, Any]]:  # fmt: skip
     """Per direction forward's keyword arguments (NumPy views of the tensors)."""
     k = 4 if bias else 2
     lens = None if lengths is None else _np(lengths).astype(np.int64, copy=False)
-    out = []
+    out: list[dict[str, Any]] = []
     for d, reverse in enumerate(reverses):
-        w = [_np(t) for t in params[k * d : k * d + k]] + [None] * (4 - k)
+        w: list[Optional[NDArray[Any]]] = [_np(t) for t in params[k * d : k * d + k]]
+        w += [None] * (4 - k)
         h, c = (_np(h0[d]) if h0 else None), (_np(c0[d]) if c0 else None)  # none given: zeros
         state = (h, c) if cell == "lstm" else h
         out.append(dict(cell=cell, x=_np(x), weights=tuple(w), state=state, lengths=lens, reverse=bool(reverse)))
     return out
 
 
-def _layout(name, cell, x, H, N, dense):
+def _layout(name: str, cell: str, x: Tensor, H: int, N: Any, dense: bool) -> dict[str, Any]:
     T, B, I = x.shape  # noqa: E741
-    return _backends.get(name).cache_layout(cell, T, B, I, H, N, dense)
+    layout: dict[str, Any] = _backends.get(name).cache_layout(cell, T, B, I, H, N, dense)
+    return layout
 
 
-def _own(a: np.ndarray, inputs) -> Tensor:
+def _own(a: NDArray[Any], inputs: Sequence[Optional[NDArray[Any]]]) -> Tensor:
     """a as a tensor, copied if it shares memory with an input (an operator's outputs may not)."""
     if any(i is not None and np.may_share_memory(a, i) for i in inputs):
         a = a.copy()
@@ -77,15 +86,18 @@ def layer_forward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor], 
     T, B, _ = x.shape
     y_out = np.empty((T, B, len(calls) * H), _np(x).dtype) if len(calls) > 1 else None
     runs = F._forward_group(calls, name, y_out=y_out)
-    inputs = [_np(x), *(_np(t) for t in (*h0, *c0))]
+    inputs: list[Optional[NDArray[Any]]] = [_np(x), *(_np(t) for t in (*h0, *c0))]
     y = torch.from_numpy(y_out) if y_out is not None else _own(runs[0][0], inputs)
-    h_n, c_n, cache = [], [], []
+    h_n: list[Tensor] = []
+    c_n: list[Tensor] = []
+    cache: list[Tensor] = []
     for _, sn, ctx in runs:
-        hn, cn = sn if cell == "lstm" else (sn, None)
+        hn, cn = sn if isinstance(sn, tuple) else (sn, None)  # (h_n, c_n) for the LSTM
         h_n.append(_own(hn, inputs))
         if cn is not None:
             c_n.append(_own(cn, inputs))
         if training:
+            assert ctx is not None  # a training-mode forward returns its context
             p = ctx.problem
             layout = _layout(name, cell, x, H, int(p.T * p.B if p.lengths is None else p.lengths.sum()), p.lengths is None)
             for field, shape in layout.items():
@@ -95,12 +107,14 @@ def layer_forward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor], 
 
 
 @layer_forward.register_fake
-def _(cell, backend, x, params, h0, c0, lengths, reverses, bias, training):
+def _(cell: str, backend: str, x: Tensor, params: Sequence[Tensor], h0: Sequence[Tensor], c0: Sequence[Tensor],
+      lengths: Optional[Tensor], reverses: Sequence[bool], bias: bool,
+      training: bool) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:  # fmt: skip
     T, B, _ = x.shape
     H, D = params[1].shape[1], len(reverses)
     h_n = [x.new_empty((B, H)) for _ in range(D)]
     c_n = [x.new_empty((B, H)) for _ in range(D)] if cell == "lstm" else []
-    cache = []
+    cache: list[Tensor] = []
     if training:
         name = _backends.resolve(backend)
         layout = _layout(name, cell, x, H, T * B, True)
@@ -122,7 +136,7 @@ def layer_backward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor],
     impl = _backends.get(name)
     H = params[1].shape[1]
     dya = _np(dy)
-    items = []
+    items: list[tuple[F.Context, NDArray[Any], Any]] = []
     for d, c in enumerate(_directions(cell, x, params, h0, c0, lengths, reverses, bias)):
         p = _validate.problem(c["cell"], c["x"], c["weights"], c["state"], c["lengths"], c["reverse"], True)
         layout = _layout(name, cell, x, H, 0, p.lengths is None)
@@ -130,10 +144,13 @@ def layer_backward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor],
         arrays = [_np(t) if isinstance(s, tuple) else None for t, s in zip(mine, layout.values())]
         ctx = F.Context(p, name, impl.cache_restore(p, arrays))
         dyd = np.ascontiguousarray(dya[..., d * H : (d + 1) * H])
-        ds = (_np(dh_n[d]), _np(dc_n[d])) if cell == "lstm" else _np(dh_n[d])
+        ds: Any = (_np(dh_n[d]), _np(dc_n[d])) if cell == "lstm" else _np(dh_n[d])
         items.append((ctx, dyd, ds))
     k = 4 if bias else 2
-    dx, dparams, dh0, dc0 = None, [], [], []
+    dx: Optional[NDArray[Any]] = None
+    dparams: list[Tensor] = []
+    dh0: list[Tensor] = []
+    dc0: list[Tensor] = []
     for d_x, ds0, dw in F._backward_group(items):
         dx = d_x if dx is None else dx + d_x
         dparams += [torch.from_numpy(a) for a in dw[:k]]
@@ -142,28 +159,32 @@ def layer_backward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor],
             dh0.append(torch.from_numpy(dh))
         if c0:
             dc0.append(torch.from_numpy(dc))
+    assert dx is not None  # at least one direction
     return torch.from_numpy(dx), dparams, dh0, dc0
 
 
 @layer_backward.register_fake
-def _(cell, backend, x, params, h0, c0, lengths, reverses, bias, cache, dy, dh_n, dc_n):
+def _(cell: str, backend: str, x: Tensor, params: Sequence[Tensor], h0: Sequence[Tensor], c0: Sequence[Tensor],
+      lengths: Optional[Tensor], reverses: Sequence[bool], bias: bool, cache: Sequence[Tensor], dy: Tensor,
+      dh_n: Sequence[Tensor], dc_n: Sequence[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:  # fmt: skip
     return (torch.empty_like(x), [torch.empty_like(t) for t in params], [torch.empty_like(t) for t in h0],
             [torch.empty_like(t) for t in c0])  # fmt: skip
 
 
-def _setup_context(ctx, inputs, output):
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
     cell, backend, x, params, h0, c0, lengths, reverses, bias, training = inputs
     ctx.meta = (cell, backend, tuple(reverses), bias, training, len(params), len(h0), len(c0), lengths is not None)
     ctx.save_for_backward(x, *params, *h0, *c0, *([lengths] if lengths is not None else []), *output[3])
 
 
-def _state_grads(grads, n, x, H):
+def _state_grads(grads: Optional[Sequence[Optional[Tensor]]], n: int, x: Tensor, H: int) -> list[Tensor]:
     """The n incoming [B, H] state gradients, zeros for those autograd left as None."""
-    grads = list(grads) if grads is not None else [None] * n
-    return [x.new_zeros((x.shape[1], H)) if g is None else g.contiguous() for g in grads]
+    gs: list[Optional[Tensor]] = list(grads) if grads is not None else [None] * n
+    return [x.new_zeros((x.shape[1], H)) if g is None else g.contiguous() for g in gs]
 
 
-def _backward(ctx, dy, dh_n, dc_n, _dcache):
+def _backward(ctx: Any, dy: Optional[Tensor], dh_n: Optional[Sequence[Optional[Tensor]]],
+              dc_n: Optional[Sequence[Optional[Tensor]]], _dcache: Any) -> tuple[Any, ...]:  # fmt: skip
     cell, backend, reverses, bias, training, n_p, n_h, n_c, has_lengths = ctx.meta
     if not training:
         raise RuntimeError("rnnkit::layer_forward ran with training=False: nothing was kept for backward")
@@ -175,10 +196,10 @@ def _backward(ctx, dy, dh_n, dc_n, _dcache):
     lengths, cache = (saved[0], saved[1:]) if has_lengths else (None, saved)
     H, D = params[1].shape[1], len(reverses)
     dy = x.new_zeros((x.shape[0], x.shape[1], D * H)) if dy is None else dy.contiguous()
-    dh_n = _state_grads(dh_n, D, x, H)
-    dc_n = _state_grads(dc_n, D, x, H) if cell == "lstm" else []
+    dhs = _state_grads(dh_n, D, x, H)
+    dcs = _state_grads(dc_n, D, x, H) if cell == "lstm" else []
     dx, dparams, dh0, dc0 = layer_backward(cell, backend, x, params, h0, c0, lengths, list(reverses), bias, cache,
-                                           dy, dh_n, dc_n)  # fmt: skip
+                                           dy, dhs, dcs)  # fmt: skip
     return None, None, dx, dparams, dh0, dc0, None, None, None, None
 
 
