@@ -23,7 +23,7 @@ templates_path: list[str] = []
 
 autosummary_generate = False  # the API pages are written by hand, each with its autosummary table
 default_role = "py:obj"  # `name` links to the API entry when there is one
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+autodoc_default_options = {"members": True}  # no "Bases:" lines: the bases are private
 autodoc_typehints = "none"  # the numpydoc sections say the types; signatures stay short
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False
