@@ -351,3 +351,84 @@ def test_small_steps_back_off_to_one_thread_when_contended():
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("needs os.sched_setaffinity")
     _run_script(_CONTENDED_SCRIPT)
+
+
+def test_thread_limit_is_per_python_thread_and_nests():
+    from rnnkit import _threads
+
+    n = rnnkit.get_num_threads()
+    assert _threads.call_threads() == n and _threads.call_cap() == 0
+    seen = {}
+    with _threads.limit(3):
+        assert _threads.call_cap() == 3 and _threads.call_threads() == min(3, n)
+        with _threads.limit(5):  # nested: the smaller cap stays
+            assert _threads.call_cap() == 3
+        with _threads.limit(1):
+            assert _threads.call_threads() == 1
+            t = __import__("threading").Thread(target=lambda: seen.update(other=_threads.call_cap()))
+            t.start()
+            t.join()
+        assert _threads.call_cap() == 3
+    assert _threads.call_cap() == 0 and seen == {"other": 0}  # another Python thread is not capped
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+        with _threads.limit(0):
+            pass
+
+
+@pytest.mark.parametrize("torch_threads", [1, 2])
+def test_torch_modules_follow_torch_set_num_threads(backend, monkeypatch, torch_threads):
+    """rnnkit.torch's kernels run on at most torch.get_num_threads() threads, like torch.nn's: the
+    cap reaches the C++ call (its last argument) and numba's thread count inside the call, in the
+    forward and the backward; results do not change with it."""
+    torch = pytest.importorskip("torch")
+    if backend == "numpy":
+        pytest.skip("the reference runs no threads of its own")
+    import rnnkit.torch as rt
+
+    seen = []
+    if backend == "cpp":
+        from rnnkit import _cpp
+
+        real = _cpp._core
+
+        class Recorder:
+            def __getattr__(self, name):
+                fn = getattr(real, name)
+                if name not in ("forward", "backward", "forward_group", "backward_group"):
+                    return fn
+
+                def call(*args):
+                    caps = [c[-1] for c in args[0]] if name.endswith("group") else [args[-1]]
+                    seen.extend((name, cap) for cap in caps)
+                    return fn(*args)
+
+                return call
+
+        monkeypatch.setattr(_cpp, "_core", Recorder())
+    else:
+        import numba
+
+        from rnnkit import _numba
+
+        for name in ("sequence_forward", "sequence_backward"):
+            real_fn = getattr(_numba, name)
+
+            def call(*args, _real=real_fn, _name=name):
+                seen.append((_name, numba.get_num_threads()))
+                return _real(*args)
+
+            monkeypatch.setattr(_numba, name, call)
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_threads)
+    try:
+        lstm = rt.LSTM(8, 64, backend=backend).double()
+        x = torch.randn(5, 3, 8, dtype=torch.float64, requires_grad=True)
+        y, _ = lstm(x)
+        y.sum().backward()
+    finally:
+        torch.set_num_threads(before)
+    assert {cap for _, cap in seen} == {min(torch_threads, rnnkit.get_num_threads())}, seen
+    assert {"backward" if "backward" in n else "forward" for n, _ in seen} == {"forward", "backward"}, seen
+    ref = torch.nn.LSTM(8, 64).double()
+    ref.load_state_dict(lstm.state_dict())
+    assert_close("y", y.detach().numpy(), ref(x)[0].detach().numpy())

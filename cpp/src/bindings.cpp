@@ -139,12 +139,13 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
 
 // One call's arguments, in the order of rnnkit._core.forward (see _core.pyi):
 //   cell, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0,
-//   perm, batch_sizes, offsets, reverse, training, dense
-constexpr size_t kForwardArgs = 22;
+//   perm, batch_sizes, offsets, reverse, training, dense, threads
+// (threads: the most threads this call may use, 0 for rnnkit's setting; see Problem::threads)
+constexpr size_t kForwardArgs = 23;
 // ... and of rnnkit._core.backward:
 //   cell, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp, h_prev, c_prev,
-//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense
-constexpr size_t kBackwardArgs = 26;
+//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads
+constexpr size_t kBackwardArgs = 27;
 
 template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const Args& c, const py::tuple& t) {
   const int64_t T = p.T, B = p.B, I = p.I, H = p.H, GH = p.G * p.H, N = p.N();
@@ -209,6 +210,9 @@ template <class F, bool Fwd> void run_calls(const Args& c, const std::vector<py:
       ps.push_back(make_problem(c, t[0].cast<int>(), t[10], t[12], t[21], t[22], t[23], t[24].cast<bool>(),
                                 true, t[25].cast<bool>()));
     }
+    const int cap = t[Fwd ? kForwardArgs - 1 : kBackwardArgs - 1].cast<int>();
+    if (cap < 0) c.fail("threads must be >= 0 (0: rnnkit's setting), got " + std::to_string(cap));
+    ps.back().threads = cap;
     if constexpr (Fwd)
       as.push_back(forward_args<F>(ps.back(), c, t));
     else
@@ -357,12 +361,14 @@ PYBIND11_MODULE(_core, m) {
         "Sequence forward (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
   m.def("backward", [](const py::args& a) { dispatch_calls<false>("backward", one_call(a)); },
         "Sequence BPTT (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
-  m.def("threads_for", [](int cell, int64_t B, int64_t H) {
+  m.def("threads_for", [](int cell, int64_t B, int64_t H, int threads) {
           if (cell < 0 || cell > 3) throw py::value_error("rnnkit._core.threads_for: cell must be 0 .. 3");
           Problem p;
           p.cell = static_cast<Cell>(cell), p.G = rnnkit::gate_count(p.cell), p.B = B, p.H = H;
+          p.threads = threads < 0 ? 0 : threads;
           return rnnkit::threads_for(p);
-        }, "Threads a call with this cell, batch and hidden size uses (small steps run on one).");
+        }, py::arg("cell"), py::arg("B"), py::arg("H"), py::arg("threads") = 0,
+        "Threads a call with this cell, batch and hidden size uses (small steps run on one), at most threads (0: the setting).");
   m.def("forward_group", [](const py::list& calls) { dispatch_calls<true>("forward_group", calls); },
         "Several independent forward calls (tuples of forward's arguments) run concurrently.");
   m.def("backward_group", [](const py::list& calls) { dispatch_calls<false>("backward_group", calls); },

@@ -517,7 +517,9 @@ namespace {
 // side by side were no faster than one 2-thread direction after the other, and slower after
 // `import torch`, from two threads faulting in their workspaces at once).
 template <class Args, class Run> void run_group(int k, const Problem* ps, const Args* as, Run run) {
-  const int n = g_threads, outer = std::min(k, n), share = std::max(1, n / std::max(outer, 1));
+  // every call of a group comes from one caller, with one thread cap (Problem::threads)
+  const int cap = ps[0].threads > 0 ? std::min<int>(ps[0].threads, g_threads) : g_threads.load();
+  const int n = cap, outer = std::min(k, n), share = std::max(1, n / std::max(outer, 1));
   int wanted = 0;
   for (int q = 0; q < k; ++q) wanted += threads_for(ps[q]);
   if (outer <= 1 || wanted > n) {

@@ -13,6 +13,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from . import _threads
 from ._native import core as _core
 from ._plan import Plan, plan, unpack
 
@@ -82,7 +83,8 @@ def _forward_call(p, y=None):
     c_prev = _empty((N, H), dt) if train and lstm else None
     hn = _empty((N, H), dt) if train and gru else None
     call = (_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh, p.b_ih,
-            p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense)  # fmt: skip
+            p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense,
+            _threads.call_cap())  # fmt: skip
     cache = CppCache(pl, xg, xp, h_prev, c_prev, hn) if train else None
     return call, (y, h_n, c_n, cache)
 
@@ -97,7 +99,8 @@ def _concurrent(ps) -> bool:
     """Whether independent calls gain from running side by side: only when their steps are too
     small to be split over all the threads (otherwise one after another is as fast, and their
     workspaces are reused instead of faulted in together)."""
-    return sum(_core.threads_for(_CELL_ID[p.cell], p.B, p.H) for p in ps) <= _core.get_num_threads()
+    n = _threads.call_threads()
+    return sum(_core.threads_for(_CELL_ID[p.cell], p.B, p.H, n) for p in ps) <= n
 
 
 def forward_group(ps, ys=None):
@@ -125,7 +128,7 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     dn = _empty((N, H), dt) if gru else None
     call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
             cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,
-            pl.batch_sizes, pl.offsets, p.reverse, pl.dense)  # fmt: skip
+            pl.batch_sizes, pl.offsets, p.reverse, pl.dense, _threads.call_cap())  # fmt: skip
     return call, (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)
 
 

@@ -7,8 +7,10 @@ Applies to every backend that runs threads (cpp; numba when it runs in parallel)
 from __future__ import annotations
 
 import os
+import threading
 import warnings
-from typing import Callable, List
+from contextlib import contextmanager
+from typing import Callable, Iterator, List
 
 from . import _validate
 
@@ -97,3 +99,33 @@ def register(apply: Callable[[int], None]) -> None:
     """A backend's hook, called now and on every change of the setting."""
     _appliers.append(apply)
     apply(_num_threads)
+
+
+# A cap on the threads of the calls one Python thread makes inside `limit` (0: none). rnnkit.torch
+# sets it to torch's intra-op setting, so torch.set_num_threads governs rnnkit's modules as it
+# governs torch.nn's; the process-wide setting above is untouched.
+_local = threading.local()
+
+
+def call_cap() -> int:
+    """The cap of the calling Python thread's kernel calls: 0 (none) outside `limit`."""
+    return int(getattr(_local, "cap", 0))
+
+
+def call_threads() -> int:
+    """The most threads a kernel call made now, from this Python thread, may use."""
+    cap = call_cap()
+    return min(cap, _num_threads) if cap else _num_threads
+
+
+@contextmanager
+def limit(n: int) -> Iterator[None]:
+    """Kernel calls of this Python thread inside the block use at most n threads (nested limits
+    take the smaller)."""
+    n = _validate.num_threads("n", n)
+    before = call_cap()
+    _local.cap = min(n, before) if before else n
+    try:
+        yield
+    finally:
+        _local.cap = before

@@ -75,8 +75,16 @@ def _kernel_call():
             "worker processes with multiprocessing's 'spawn' (or 'forkserver') method, or let "
             "rnnkit choose the layer (do not set NUMBA_THREADING_LAYER=omp; `pip install tbb`)"
         )
-    with _serial if _layer() in (None, "workqueue") else nullcontext():
-        yield
+    cap = _threads.call_cap()  # rnnkit.torch: torch's thread setting (numba's own is per Python thread)
+    before = numba.get_num_threads()
+    if cap and cap < before:
+        numba.set_num_threads(cap)
+    try:
+        with _serial if _layer() in (None, "workqueue") else nullcontext():
+            yield
+    finally:
+        if cap and cap < before:
+            numba.set_num_threads(before)
 
 
 _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
@@ -139,7 +147,7 @@ MIN_STEP_WORK_PER_THREAD = 1 << 16
 def _blocks(B, H, G):
     """Unit bounds [nblk+1] of the blocks a step is split into: one per thread, multiples of 8 units
     (whole vectors in the pointwise loops); a single block for small steps."""
-    n = min(_threads.get_num_threads(), numba.config.NUMBA_NUM_THREADS, max(1, H // 8),
+    n = min(_threads.call_threads(), numba.config.NUMBA_NUM_THREADS, max(1, H // 8),
             max(1, B * G * H * H // MIN_STEP_WORK_PER_THREAD))  # fmt: skip
     return _bounds(H, n)
 

@@ -9,7 +9,9 @@ both ways (no copy of the weights per call). Under ``torch.compile`` and ``torch
 same kernels run as registered operators (``torch.ops.rnnkit.layer_forward`` and
 ``torch.ops.rnnkit.layer_backward``), so ``torch.compile(model, fullgraph=True)`` and
 ``torch.export.export(model, args)`` capture models holding these modules; `export_onnx`
-writes them as standard ONNX nodes. CPU tensors only.
+writes them as standard ONNX nodes. CPU tensors only. The kernels run on at most
+``torch.get_num_threads()`` threads (``torch.set_num_threads`` governs them as it governs
+``torch.nn``), capped by `rnnkit.set_num_threads`.
 
 Importing ``rnnkit`` never imports torch; importing ``rnnkit.torch`` needs it (the ``torch``
 extra).
@@ -43,6 +45,7 @@ from .. import functional as F
 from .._buffers import InnerOutputs
 from .._validate import positive_int
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
+from ._ops import torch_threads as _torch_threads
 from ._onnx import export_onnx, onnx_translations
 
 # A module's state: h (RNN, GRU) or (h, c) (LSTM).
@@ -117,7 +120,8 @@ class _Recurrent(torch.autograd.Function):
         xa = calls[0]["x"]
         if y_out is None and len(calls) > 1 and xa.ndim == 3:
             y_out = np.empty((xa.shape[0], xa.shape[1], len(calls) * _np(cast(Tensor, flat[1])).shape[1]), xa.dtype)
-        runs = F._forward_group(calls, backend, y_out=y_out)
+        with _torch_threads():
+            runs = F._forward_group(calls, backend, y_out=y_out)
         ctx.fctxs = [fctx for _, _, fctx in runs]
         ctx.lstm = lstm
         # The inputs go through autograd's own saving, which is what makes torch's rules hold:
@@ -148,7 +152,9 @@ class _Recurrent(torch.autograd.Function):
             items.append((fctx, dyd, (arr(dh_n), arr(dc_n)) if ctx.lstm else arr(dh_n)))
         dx: Optional[NDArray[Any]] = None
         flat: List[Optional[Tensor]] = []
-        for d_x, ds0, dw in F._backward_group(items):
+        with _torch_threads():
+            outs = F._backward_group(items)
+        for d_x, ds0, dw in outs:
             dx = d_x if dx is None else dx + d_x
             dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
             flat += [None if a is None else torch.from_numpy(a) for a in (*dw, dh0, dc0)]

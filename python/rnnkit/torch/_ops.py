@@ -28,9 +28,15 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from .. import _backends, _validate
+from .. import _backends, _threads, _validate
 from .. import functional as F
 
+
+
+def torch_threads() -> Any:
+    """Around every kernel call from rnnkit.torch: at most torch's intra-op threads
+    (``torch.set_num_threads``), as torch.nn's modules use."""
+    return _threads.limit(max(1, torch.get_num_threads()))
 
 @overload
 def _np(t: Tensor) -> NDArray[Any]: ...
@@ -85,7 +91,8 @@ def layer_forward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor], 
     H = params[1].shape[1]
     T, B, _ = x.shape
     y_out = np.empty((T, B, len(calls) * H), _np(x).dtype) if len(calls) > 1 else None
-    runs = F._forward_group(calls, name, y_out=y_out)
+    with torch_threads():
+        runs = F._forward_group(calls, name, y_out=y_out)
     inputs: list[Optional[NDArray[Any]]] = [_np(x), *(_np(t) for t in (*h0, *c0))]
     y = torch.from_numpy(y_out) if y_out is not None else _own(runs[0][0], inputs)
     h_n: list[Tensor] = []
@@ -151,7 +158,9 @@ def layer_backward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor],
     dparams: list[Tensor] = []
     dh0: list[Tensor] = []
     dc0: list[Tensor] = []
-    for d_x, ds0, dw in F._backward_group(items):
+    with torch_threads():
+        outs = F._backward_group(items)
+    for d_x, ds0, dw in outs:
         dx = d_x if dx is None else dx + d_x
         dparams += [torch.from_numpy(a) for a in dw[:k]]
         dh, dc = ds0 if cell == "lstm" else (ds0, None)
