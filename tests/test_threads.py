@@ -353,6 +353,51 @@ def test_small_steps_back_off_to_one_thread_when_contended():
     _run_script(_CONTENDED_SCRIPT)
 
 
+_LARGE_STEPS_SCRIPT = r"""
+import os
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+import numpy as np
+import rnnkit
+from rnnkit import functional as F
+from rnnkit._native import core
+
+rnnkit.set_num_threads(2)
+rng = np.random.default_rng(0)
+H = 256  # B16 H256: 4 Mi multiply-adds per step, far from marginal
+x = rng.standard_normal((16, 16, 64), dtype=np.float32)
+W = (rng.standard_normal((4 * H, 64), dtype=np.float32) * 0.1, rng.standard_normal((4 * H, H), dtype=np.float32) * 0.1,
+     None, None)
+want = F.forward("lstm", x, W, training=False, backend="cpp")[0]
+# the first call of its size faults in fresh workspace: its waits are not evidence
+assert core.contention()["contended"] == 0, core.contention()
+y = F.forward("lstm", x, W, training=False, backend="cpp")[0]
+# both threads on one CPU: each step's waiter sleeps longer than it worked, the call is contended
+assert core.contention()["contended"] == 1, core.contention()
+np.testing.assert_array_equal(y, want)
+print("ok")
+"""
+
+
+def test_large_steps_count_only_waits_longer_than_the_work():
+    """A barrier wait that sleeps counts against two threads (rnnkit/sequence.cpp, Contention) only
+    when it outlasts the waiter's own work since its previous wait: an uneven split of long steps
+    (one vCPU slower than the other) is not contention, a thread descheduled for longer than a step
+    is. Timed with two threads busy for fixed times per step, then on a real call."""
+    if "cpp" not in rnnkit.available_backends():
+        pytest.skip("cpp backend not built")
+    import os
+
+    from rnnkit._native import core
+
+    if len(os.sched_getaffinity(0)) >= 2:
+        uneven = core.barrier_waits(5000, 5500, 10)  # the waiter works 5 ms, waits 0.5 ms
+        assert uneven["phases"] == 10 and uneven["slept"] >= 5 and uneven["slept_longer"] <= 2, uneven
+        slow = core.barrier_waits(300, 3000, 10)  # the waiter works 0.3 ms, waits 2.7 ms
+        assert slow["slept_longer"] >= 5, slow
+    if hasattr(os, "sched_setaffinity"):
+        _run_script(_LARGE_STEPS_SCRIPT)
+
+
 def test_thread_limit_is_per_python_thread_and_nests():
     from rnnkit import _threads
 

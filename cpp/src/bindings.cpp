@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -340,7 +341,29 @@ PYBIND11_MODULE(_core, m) {
         d["contended"] = c.contended, d["demoted"] = c.demoted, d["left"] = c.left;
         return d;
       },
-      "Calls with small steps found contended, run on one thread since, and still to be (sequence.cpp).");
+      "Calls found contended, run on fewer threads since, and still to be (sequence.cpp, Contention).");
+  m.def("barrier_waits", [](int64_t work_us0, int64_t work_us1, int steps) {
+        // Two threads, each busy work_us of its own per step, then the barrier (tests only).
+        if (work_us0 < 0 || work_us1 < 0 || steps < 0)
+          throw py::value_error("rnnkit._core.barrier_waits: work and steps must be >= 0");
+        rnnkit::Barrier barrier(2);
+        {
+          py::gil_scoped_release nogil;
+          rnnkit::parallel(2, [&](int k, int) {
+            const auto work = std::chrono::microseconds(k == 0 ? work_us0 : work_us1);
+            for (int s = 0; s < steps; ++s) {
+              const auto t0 = std::chrono::steady_clock::now();
+              while (std::chrono::steady_clock::now() - t0 < work) {
+              }
+              barrier.wait();
+            }
+          });
+        }
+        py::dict d;
+        d["slept"] = barrier.slept(), d["slept_longer"] = barrier.slept_longer(), d["phases"] = barrier.phases();
+        return d;
+      }, py::arg("work_us0"), py::arg("work_us1"), py::arg("steps"),
+      "Barrier waits of two threads working work_us0 and work_us1 per step (tests of Barrier).");
   m.def("profile", &rnnkit::set_profiling, py::arg("enable"),
         "Per-phase timers of the sequence drivers on/off (rnnkit/profile.h).");
   m.def("profile_reset", &rnnkit::profile_reset, "Zero the per-phase totals.");

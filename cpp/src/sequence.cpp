@@ -38,7 +38,8 @@ std::atomic<int> g_threads{1};
 // threads spin after the graph's own small kernels, took 19.6 ms instead of 7.5, 16 ms of it in
 // barrier waits. So every call on several threads reports how many of its barrier waits outlasted
 // the spin (Barrier::slept): a call whose steps hold less than kSureStepWorkPerThread per thread
-// (marginal) is contended from two such waits, a larger one when at least one wait in eight slept.
+// (marginal) is contended from two such waits, a larger one when at least one wait in eight
+// outlasted the waiter's own work of that step (Barrier::slept_longer; see Contention::report).
 // The next calls then run on half the threads (Contention), and all of them are tried again after
 // a backoff that doubles while the contention lasts.
 constexpr int64_t kMinStepWorkPerThread = 16 * 1024;
@@ -58,9 +59,16 @@ class Contention {
     demoted_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  // After a call on several threads: slept of its phases barrier waits outlasted the spin.
-  void report(int slept, int phases, bool marginal) {
-    if (slept < 2 || (!marginal && 8 * slept < phases)) {
+  // After a call on several threads: slept of its phases barrier waits outlasted the spin, longer
+  // of them also the waiter's own work since its previous wait. A marginal call is contended from
+  // two waits that slept; a larger one only from waits longer than the waiter's work, in at least
+  // one step of eight: a wait that outlasts the spin but not the work is an uneven split (measured
+  // on this 2-vCPU EPYC, LSTM T64 B64 I512 H512 inference: a third of the waits slept, one vCPU
+  // being slower than the other, and on half the threads the call took 170 ms instead of 105),
+  // while two threads are slower than one only when a thread waits longer than it worked.
+  void report(int slept, int longer, int phases, bool marginal) {
+    const int waits = marginal ? slept : longer;
+    if (waits < 2 || (!marginal && 8 * waits < phases)) {
       next_.store(kFirst, std::memory_order_relaxed);
       return;
     }
@@ -108,8 +116,13 @@ class Workspace {
     size_[s] = 0;
     kept_[s].reset(new char[bytes + kAlign]);
     size_[s] = bytes;
+    grew_ = true;
     return aligned<T>(kept_[s]);
   }
+  // Whether a kept buffer grew during this call: its fresh pages fault in while the threads first
+  // touch them, unevenly, so the call's barrier waits say nothing about contention.
+  bool grew() const { return grew_; }
+  void begin_call() { grew_ = false; }
   // The calling thread's workspace. Not reentrant: one sequence call at a time per thread (the
   // group runs its calls on separate pool threads).
   static Workspace& mine() {
@@ -134,11 +147,13 @@ class Workspace {
   }
   std::unique_ptr<char[]> kept_[kSlots], own_[kSlots];
   int64_t size_[kSlots] = {};
+  bool grew_ = false;
 };
 
-// Ends the call's use of the workspace on every way out.
+// The call's use of the workspace, ended on every way out.
 struct WorkspaceCall {
   Workspace& w = Workspace::mine();
+  WorkspaceCall() { w.begin_call(); }
   ~WorkspaceCall() { w.end_call(); }
 };
 
@@ -387,7 +402,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     }
   });
   clock.skip();
-  if (report) g_contention.report(barrier.slept(), barrier.phases(), marginal);
+  if (report && !ws.grew())  // a first call of its size faults in fresh workspace pages
+    g_contention.report(barrier.slept(), barrier.slept_longer(), barrier.phases(), marginal);
   if (lstm) copy_rows_permuted(a.c_n, c, p.perm, B, H, false);
   clock.lap(Phase::kSetup);
 }
@@ -434,7 +450,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
 
   clock.lap(Phase::kSetup);
   Barrier barrier(nthreads);
-  int step_slept = 0, step_phases = 0;
+  int step_slept = 0, step_longer = 0, step_phases = 0;
   parallel(nthreads, [&](int k, int nt) {
     PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
@@ -463,7 +479,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
-    if (k == 0) step_slept = barrier.slept(), step_phases = barrier.phases();  // the steps' waits only
+    if (k == 0)  // the steps' waits only
+      step_slept = barrier.slept(), step_longer = barrier.slept_longer(), step_phases = barrier.phases();
     tc.lap(Phase::kWait);
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
@@ -500,7 +517,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     tc.lap(Phase::kInputGrad);
   });
   clock.skip();
-  if (report) g_contention.report(step_slept, step_phases, marginal);
+  if (report && !ws.grew()) g_contention.report(step_slept, step_longer, step_phases, marginal);
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)

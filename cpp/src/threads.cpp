@@ -49,21 +49,32 @@ void futex_wait(std::atomic<uint32_t>&, uint32_t) { std::this_thread::yield(); }
 void futex_wake(std::atomic<uint32_t>&) {}
 #endif
 
+// When this thread last left a wait (approximately: the spin loop's last clock read), to measure
+// the work it did before the next one. The epoch at first: a first wait counts as never long.
+thread_local std::chrono::steady_clock::time_point t_last_exit{};
+
 }  // namespace
 
-bool wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers) {
+Wait wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers) {
   const auto start = std::chrono::steady_clock::now();
+  auto seen = start;
   for (unsigned i = 1;; ++i) {
-    if (word.load(std::memory_order_acquire) != value) return false;
+    if (word.load(std::memory_order_acquire) != value) {
+      t_last_exit = seen;
+      return Wait::kSpun;
+    }
     RNNKIT_PAUSE();
-    if (i % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
+    if (i % 64 == 0 && (seen = std::chrono::steady_clock::now()) - start > kSpin) break;
   }
   // The waker changes the word, then reads sleepers; we raise sleepers, then read the word (both
   // sequentially consistent): either it sees us and wakes us, or we see its change.
   sleepers.fetch_add(1, std::memory_order_seq_cst);
   while (word.load(std::memory_order_seq_cst) == value) futex_wait(word, value);
   sleepers.fetch_sub(1, std::memory_order_relaxed);
-  return true;
+  const auto end = std::chrono::steady_clock::now();
+  const bool longer = end - start > start - t_last_exit;  // waited longer than it had worked
+  t_last_exit = end;
+  return longer ? Wait::kSleptLonger : Wait::kSlept;
 }
 
 void wake_all(std::atomic<uint32_t>& word, std::atomic<int>& sleepers) {

@@ -18,9 +18,12 @@
 namespace rnnkit {
 
 // Spin-then-sleep waiting on a 32-bit word (Linux futex; elsewhere a yield loop). Returns whether
-// it had to sleep (the word did not change within the spin time).
+// it had to sleep (the word did not change within the spin time) and, if so, whether the wait
+// outlasted the work this thread did since its previous wait: the case where the threads it waits
+// for are too slow for its share of the work to pay (a descheduled thread, not an uneven split).
 namespace detail {
-bool wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers);
+enum class Wait { kSpun, kSlept, kSleptLonger };
+Wait wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers);
 void wake_all(std::atomic<uint32_t>& word, std::atomic<int>& sleepers);
 using TaskFn = void (*)(void* ctx, int k, int nt);
 void parallel_impl(int nt, TaskFn fn, void* ctx);
@@ -34,7 +37,9 @@ template <class F> void parallel(int nt, F&& f) {
 }
 
 // A reusable barrier for n threads: generation counter, spin then futex. slept() counts the waits
-// that outlasted the spin: with steps of microseconds, a sign that a thread was descheduled.
+// that outlasted the spin: with steps of microseconds, a sign that a thread was descheduled;
+// slept_longer() those that also outlasted the waiter's own work since its previous wait: with
+// longer steps, the sign (a wait outlasting the spin may just be an uneven split of a long step).
 class Barrier {
  public:
   explicit Barrier(int n) : n_(n) {}
@@ -47,9 +52,12 @@ class Barrier {
       detail::wake_all(generation_, sleepers_);
       return;
     }
-    if (detail::wait_while_equal(generation_, gen, sleepers_)) slept_.fetch_add(1, std::memory_order_relaxed);
+    const detail::Wait w = detail::wait_while_equal(generation_, gen, sleepers_);
+    if (w != detail::Wait::kSpun) slept_.fetch_add(1, std::memory_order_relaxed);
+    if (w == detail::Wait::kSleptLonger) slept_longer_.fetch_add(1, std::memory_order_relaxed);
   }
   int slept() const { return slept_.load(std::memory_order_relaxed); }
+  int slept_longer() const { return slept_longer_.load(std::memory_order_relaxed); }
   int phases() const { return static_cast<int>(generation_.load(std::memory_order_relaxed)); }  // completed waits
 
  private:
@@ -58,6 +66,7 @@ class Barrier {
   std::atomic<uint32_t> generation_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<int> slept_{0};
+  std::atomic<int> slept_longer_{0};
 };
 
 // Worker threads created so far in this process (all teams); 0 in a freshly forked child.
