@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-MODULES = ["rnnkit", "rnnkit.functional", "rnnkit.layers", "rnnkit.training", "rnnkit.onnx", "rnnkit.torch"]
+MODULES = ["rnnkit", "rnnkit.functional", "rnnkit.layers", "rnnkit.training", "rnnkit.onnx", "rnnkit.torch", "rnnkit.keras"]
 PRIVATE = re.compile(r"tests/|test_\w+\.py|\b_(?:validate|cpp|core|numba|buffers|plan|backends|threads|native)\b")
 
 
@@ -19,6 +19,8 @@ def _public():
             pytest.importorskip("torch")
         if modname == "rnnkit.onnx":
             pytest.importorskip("onnx")
+        # rnnkit.keras needs no guard: it never imports keras (which, with no KERAS_BACKEND set,
+        # would try TensorFlow and skip this whole test)
         mod = importlib.import_module(modname)
         yield modname, mod
         for name in mod.__all__:
