@@ -332,8 +332,10 @@ def _expect_recurrent(rk: Any, cell: str, bidirectional: bool, label: str, units
     cls = _CELL_CLASS[cell]
     if not isinstance(rk, cls):
         raise TypeError(f"to_keras: {label} takes an rnnkit.{cls.__name__}, got {type(rk).__name__}")
-    if rk._cell != cell:
+    if rk._cell != cell and cell.startswith("rnn_"):
         raise ValueError(f"to_keras: {label} has activation {cell[4:]!r}, the rnnkit.RNN runs {rk._cell[4:]!r}")
+    if rk._cell != cell:  # a GRU of another cell form (the reset gate before the recurrent product)
+        raise ValueError(f"to_keras: {label} has reset_after=True, the rnnkit.GRU is of another form ({rk._cell!r})")
     if rk.num_layers != 1:
         raise ValueError(f"to_keras: {label} holds one layer, the rnnkit layer has num_layers={rk.num_layers}")
     if rk.bidirectional != bidirectional:
