@@ -11,7 +11,7 @@ import numpy as np
 from rnnkit import functional as F
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}  # the last: numpy only so far
 BACKENDS = ("numpy", "cpp", "numba")
 
 # rtol, and atol as a fraction of max(1, max|reference|). float32 results are compared with the

@@ -14,9 +14,11 @@ CASES = [
     (rnnkit.GRU, dict(bidirectional=True)),
     (rnnkit.RNN, dict(nonlinearity="relu", bias=False)),
     (rnnkit.LSTM, dict(batch_first=True)),
+    (rnnkit.GRU, dict(num_layers=2, bidirectional=True, linear_before_reset=False)),  # ONNX's default GRU
 ]
 
 
+@pytest.mark.filterwarnings("ignore:cell 'gru_reset_before' is implemented by the NumPy reference")
 @pytest.mark.parametrize("cls, kw", CASES)
 @pytest.mark.parametrize("lengths", [None, [6, 2, 4]])
 def test_export_runs_in_onnxruntime_and_loads_back(tmp_path, cls, kw, lengths):
@@ -36,6 +38,7 @@ def test_export_runs_in_onnxruntime_and_loads_back(tmp_path, cls, kw, lengths):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
     [back] = ro.load(path)
     assert type(back) is cls and back.num_layers == m.num_layers and back.bidirectional == m.bidirectional
+    assert getattr(back, "linear_before_reset", None) == getattr(m, "linear_before_reset", None)
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[k], v, err_msg=k)
     with pytest.raises(NotImplementedError, match="RNN, LSTM and GRU nodes only"):
@@ -65,8 +68,10 @@ def test_unsupported_forms_name_the_attribute():
 
     rng = np.random.default_rng(0)
     W, R = rng.standard_normal((1, 9, 2)), rng.standard_normal((1, 9, 3))
-    node = helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=3)
-    with pytest.raises(NotImplementedError, match="linear_before_reset=0"):
+    node = helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=3)  # linear_before_reset=0
+    assert ro._Node(node, {"W": W, "R": R}.get).cell == "gru_reset_before"
+    node = helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=3, linear_before_reset=2)
+    with pytest.raises(ValueError, match="linear_before_reset must be 0 or 1, got 2"):
         ro._Node(node, {"W": W, "R": R}.get)
     node = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3, clip=1.0)
     with pytest.raises(NotImplementedError, match="clip"):

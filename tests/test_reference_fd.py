@@ -84,3 +84,10 @@ def test_stepping_one_step_at_a_time_equals_the_sequence(cell, lengths, reverse)
         assert_close(f"y[{t}]", y_t[0], y[t])
     for got, want in zip(state if cell == "lstm" else (state,), state_n if cell == "lstm" else (state_n,)):
         assert_close("state_n", got, want)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_gru_reset_before_gradients_match_finite_differences(name):
+    """The GRU with the reset gate before the product (ONNX's linear_before_reset=0), which only
+    the reference implements so far: the same proof."""
+    test_gradients_match_finite_differences("gru_reset_before", name)

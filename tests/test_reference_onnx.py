@@ -16,8 +16,8 @@ from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 # Rows of our (PyTorch-order) gate blocks, in ONNX's order.
-ONNX_ORDER = {"rnn_tanh": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
-OP = {"rnn_tanh": "RNN", "lstm": "LSTM", "gru": "GRU"}
+ONNX_ORDER = {"rnn_tanh": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "gru_reset_before": [1, 0, 2]}
+OP = {"rnn_tanh": "RNN", "lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}
 
 
 def _reorder(w, cell):
@@ -44,8 +44,8 @@ def onnx_run(cell, x, weights, state, reverse):
         names.append("initial_c")
         outs.append("Y_c")
     attrs = dict(hidden_size=H, direction="reverse" if reverse else "forward")
-    if cell == "gru":
-        attrs["linear_before_reset"] = 1
+    if cell in ("gru", "gru_reset_before"):
+        attrs["linear_before_reset"] = int(cell == "gru")
     node = helper.make_node(OP[cell], names, outs, **attrs)
     ins = [helper.make_tensor_value_info(n, elem, None) for n in names if n]
     outv = [helper.make_tensor_value_info(n, elem, None) for n in outs]
@@ -55,7 +55,7 @@ def onnx_run(cell, x, weights, state, reverse):
     return y, [r[0] for r in res[1:]]
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru", "gru_reset_before"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 @pytest.mark.parametrize("bias", ["both", "none"])
 def test_reference_forward_matches_onnx(cell, dtype, reverse, bias):
@@ -71,7 +71,7 @@ def test_reference_forward_matches_onnx(cell, dtype, reverse, bias):
     record_errors("onnx", cell, dtype, max_errors(got, {k: v.astype(np.float64) for k, v in want.items()}))
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru", "gru_reset_before"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 def test_reference_lengths_match_onnx_per_sequence(cell, dtype, reverse):
     """Each sequence of a padded batch equals ONNX run on that sequence alone, cut to its length."""

@@ -1,14 +1,16 @@
 """Backend registry: name -> implementation module, with availability and the reason when missing.
 
 Every backend module exposes ``<cell>_forward(p)`` and ``<cell>_backward(p, cache, dy, dh_n, dc_n)``
-for cell in rnn_tanh, rnn_relu, lstm, gru, with the signatures of rnnkit.reference.
+for cell in rnn_tanh, rnn_relu, lstm, gru (the NumPy reference also gru_reset_before), with the
+signatures of rnnkit.reference.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Set
 
 # Preference order of "auto": the first one that imports is used.
 _MODULES = {"cpp": "rnnkit._cpp", "numba": "rnnkit._numba", "numpy": "rnnkit.reference"}
@@ -75,17 +77,37 @@ def available_backends() -> Backends:
     return Backends(usable, {n: _missing[n] for n in _MODULES if n in _missing})
 
 
-def resolve(backend: str) -> str:
-    """The concrete backend name for `backend` ("auto" picks the fastest usable one)."""
+def _implements(name: str, cell: Optional[str]) -> bool:
+    module = _load(name)
+    return module is not None and (cell is None or hasattr(module, f"{cell}_forward"))
+
+
+def resolve(backend: str, cell: Optional[str] = None) -> str:
+    """The concrete backend name for `backend` ("auto" picks the fastest usable one that
+    implements `cell`, when given; a cell only the NumPy reference implements says so, once)."""
     if backend == "auto":
         for name in _AUTO_ORDER:
-            if _load(name) is not None:
+            if _implements(name, cell):
+                faster = [n for n in _AUTO_ORDER if n != "numpy" and _load(n) is not None]
+                if name == "numpy" and faster and cell is not None and cell not in _warned:
+                    _warned.add(cell)
+                    warnings.warn(f"cell {cell!r} is implemented by the NumPy reference only so far (backend "
+                                  f"'numpy'): it runs far slower than the other cells", RuntimeWarning, stacklevel=3)
                 return name
     if backend not in _MODULES:
         raise ValueError(f"backend must be 'auto' or one of {', '.join(map(repr, _MODULES))}; got {backend!r}")
     if _load(backend) is None:
         raise ValueError(f"backend {backend!r} is not available here: {_missing[backend]}")
+    if not _implements(backend, cell):
+        have = [n for n in _MODULES if _implements(n, cell)]
+        raise NotImplementedError(
+            f"cell {cell!r} is not implemented by backend {backend!r} yet; it runs on "
+            f"{', '.join(map(repr, have))} (or backend='auto')"
+        )
     return backend
+
+
+_warned: Set[str] = set()
 
 
 def get(name: str) -> Any:  # a backend module, whose functions are looked up by name

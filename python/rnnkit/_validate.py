@@ -16,7 +16,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 # Gate count per cell kind; gate order is PyTorch's (LSTM: i, f, g, o; GRU: r, z, n).
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 

@@ -118,8 +118,11 @@ def forward(
 
     Parameters
     ----------
-    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru"}
-        The recurrent cell: an Elman RNN with tanh or ReLU, an LSTM or a GRU.
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"}
+        The recurrent cell: an Elman RNN with tanh or ReLU, an LSTM or a GRU (torch's); or
+        "gru_reset_before", the GRU with the reset gate before the recurrent product,
+        ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)`` (ONNX's default GRU, Keras's
+        ``reset_after=False``), same weights, which only the NumPy reference runs so far.
     x : ndarray, shape (T, B, I)
         The input sequence, time-major, float32 or float64. Every other array of the call must
         have the same dtype.
@@ -168,6 +171,8 @@ def forward(
     ValueError
         An unknown ``cell`` or ``backend``, a backend that is not available here, arrays of
         shapes that do not fit together, or ``lengths`` out of range.
+    NotImplementedError
+        A ``backend`` named explicitly that does not implement ``cell`` yet.
 
     See Also
     --------
@@ -186,8 +191,8 @@ def forward(
     >>> y.shape, h_n.shape
     ((5, 2, 4), (2, 4))
     """
-    name = _backends.resolve(backend)
     p = _validate.problem(cell, x, weights, state, lengths, reverse, training)
+    name = _backends.resolve(backend, p.cell)
     return_states = _validate.flag("return_states", return_states)
     run = p
     if return_states and p.is_lstm and not p.training:  # c_t comes from the training cache
@@ -212,9 +217,9 @@ def _forward_group(
     y_out: optional [T, B, k*H] array of x's dtype receiving the k outputs side by side (a
     bidirectional layer's y); each call's y is then its view y_out[..., j*H:(j+1)*H]. The C++
     backend writes there directly; the others' outputs are copied in."""
-    name = _backends.resolve(backend)
     ps = [_validate.problem(c["cell"], c["x"], c["weights"], c.get("state"), c.get("lengths"),
                             c.get("reverse", False), c.get("training", True)) for c in calls]  # fmt: skip
+    name = _backends.resolve(backend, ps[0].cell if ps else None)  # one cell per group (a layer)
     impl = _backends.get(name)
     views: Optional[List[Array]] = None
     if y_out is not None:

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from ._buffers import InnerOutputs
-from ._validate import positive_int
+from ._validate import flag, positive_int
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding"]
 
@@ -587,7 +587,8 @@ class GRU(_RecurrentLayer):
     Each step computes the gates ``r, z, n`` (in this order, ``G = 3``):
     ``r = sigmoid(W_ir x_t + b_ir + W_hr h_(t-1) + b_hr)``, ``z`` likewise,
     ``n = tanh(W_in x_t + b_in + r * (W_hn h_(t-1) + b_hn))`` and
-    ``h_t = (1 - z) * n + z * h_(t-1)``; the output is ``h_t``.
+    ``h_t = (1 - z) * n + z * h_(t-1)``; the output is ``h_t``. With
+    ``linear_before_reset=False``, ``n = tanh(W_in x_t + b_in + W_hn (r * h_(t-1)) + b_hn)``.
 
     Parameters
     ----------
@@ -614,6 +615,12 @@ class GRU(_RecurrentLayer):
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (torch.nn's uniform initialisation
         U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+    linear_before_reset : bool, default True
+        True: torch's formula (ONNX's ``linear_before_reset=1``, Keras's ``reset_after=True``).
+        False: the reset gate multiplies the state before the recurrent product (the original
+        GRU, ONNX's default and Keras's ``reset_after=False``); the parameters keep their names
+        and shapes. This form runs on the NumPy reference only so far (``backend="auto"`` picks
+        it, with a warning; ``"cpp"`` and ``"numba"`` raise ``NotImplementedError``).
 
     Attributes
     ----------
@@ -644,6 +651,13 @@ class GRU(_RecurrentLayer):
     """
 
     _cell, _gates = "gru", 3
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 linear_before_reset: bool = True, **kw: Any) -> None:  # fmt: skip
+        self.linear_before_reset = flag("linear_before_reset", linear_before_reset)
+        self._cell = "gru" if self.linear_before_reset else "gru_reset_before"
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, **kw)
 
 
 class _Cell(_Module):
@@ -840,7 +854,8 @@ class LSTMCell(_Cell):
 class GRUCell(_Cell):
     """One step of a GRU, ``torch.nn.GRUCell``'s arguments and semantics.
 
-    The gates are r, z, n in this order (``G = 3``), with torch's formula.
+    The gates are r, z, n in this order (``G = 3``), with torch's formula (or, with
+    ``linear_before_reset=False``, the reset gate before the recurrent product).
 
     Parameters
     ----------
@@ -856,6 +871,9 @@ class GRUCell(_Cell):
         The implementation that runs the cell (see `rnnkit.available_backends`).
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (U(-1/sqrt(H), 1/sqrt(H)), as torch.nn).
+    linear_before_reset : bool, default True
+        As for `rnnkit.GRU`: False applies the reset gate before the recurrent product (the
+        NumPy reference only so far).
 
     Attributes
     ----------
@@ -878,6 +896,12 @@ class GRUCell(_Cell):
     """
 
     _cell, _gates = "gru", 3
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 linear_before_reset: bool = True, **kw: Any) -> None:  # fmt: skip
+        self.linear_before_reset = flag("linear_before_reset", linear_before_reset)
+        self._cell = "gru" if self.linear_before_reset else "gru_reset_before"
+        super().__init__(input_size, hidden_size, bias, **kw)
 
 
 class Linear(_Module):

@@ -10,9 +10,11 @@ The ONNX operators (https://onnx.ai/onnx/operators/onnx__LSTM.html and RNN, GRU)
 torch's layout, which rnnkit uses, in gate order (LSTM i, o, f, c against torch's i, f, g, o; GRU
 z, r, h against r, z, n), in stacking the directions of one node (W (D, G*H, I), R (D, G*H, H),
 B (D, 2*G*H) = [Wb, Rb]), and in the output's layout (Y (T, D, B, H)); those are converted here.
-The cell forms rnnkit runs are torch's: the ONNX GRU with ``linear_before_reset=1``, default
-activations (RNN: Tanh or Relu), no peepholes, ``clip`` or ``input_forget``. A node asking for
-another form gets a NotImplementedError naming the node and the attribute.
+The cell forms rnnkit runs are torch's, the ONNX GRU with ``linear_before_reset=1``, and ONNX's
+default GRU (``linear_before_reset=0``, `rnnkit.GRU` with ``linear_before_reset=False``, on the
+NumPy reference only so far); default activations (RNN: Tanh or Relu), no peepholes, ``clip`` or
+``input_forget``. A node asking for another form gets a NotImplementedError naming the node and
+the attribute.
 
 The functions need the onnx package (the ``onnx`` or ``test`` extra); ``import rnnkit`` does not
 import it.
@@ -41,8 +43,8 @@ Array = NDArray[Any]
 _Layer = Union[layers.RNN, layers.LSTM, layers.GRU]
 _Path = Union[str, "os.PathLike[str]"]
 
-_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
-_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}  # ONNX's gate blocks, as torch's block indices
+_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}
+_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_reset_before": (1, 0, 2)}  # ONNX's gate blocks, as torch's
 _TO_TORCH = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2)}  # torch's gate blocks, as ONNX's block indices
 _DEFAULT_ACTS = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
 
@@ -163,8 +165,8 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
                 nodes.append(helper.make_node("Slice", [name, lo, hi], [f"{name}_l{li}"]))
                 ins.append(f"{name}_l{li}")
         attrs: Dict[str, Any] = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
-        if cell == "gru":
-            attrs["linear_before_reset"] = 1
+        if op == "GRU":
+            attrs["linear_before_reset"] = int(cell == "gru")
         if cell == "rnn_relu":
             attrs["activations"] = ["Relu"] * D
         outs = [f"Y_l{li}", f"Yh_l{li}"] + ([f"Yc_l{li}"] if lstm else [])
@@ -212,9 +214,9 @@ class _Node:
                 raise NotImplementedError(f"{where}: attribute {k} is not supported by rnnkit")
         if a.get("input_forget", 0):
             raise NotImplementedError(f"{where}: attribute input_forget=1 is not supported by rnnkit")
-        if self.op == "GRU" and a.get("linear_before_reset", 0) != 1:
-            raise NotImplementedError(f"{where}: attribute linear_before_reset=0 (the reset gate before the "
-                                      "recurrent product) is not supported by rnnkit; torch's GRU is linear_before_reset=1")  # fmt: skip
+        lbr = a.get("linear_before_reset", 0)
+        if self.op == "GRU" and lbr not in (0, 1):
+            raise ValueError(f"{where}: attribute linear_before_reset must be 0 or 1, got {lbr!r}")
         direction = a.get("direction", b"forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
         if direction not in ("forward", "reverse", "bidirectional"):
@@ -224,7 +226,9 @@ class _Node:
         self.layout = a.get("layout", 0)
         acts = [s.decode().lower() if isinstance(s, bytes) else s.lower() for s in a.get("activations", [])]
         per = len(_DEFAULT_ACTS[self.op])
-        self.cell = {"LSTM": "lstm", "GRU": "gru"}.get(self.op, "rnn_tanh")
+        # ONNX's default GRU (linear_before_reset=0) is rnnkit's gru_reset_before (the NumPy
+        # reference only so far); linear_before_reset=1 is torch's GRU
+        self.cell = {"LSTM": "lstm", "GRU": "gru" if lbr == 1 else "gru_reset_before"}.get(self.op, "rnn_tanh")
         for d in range(self.D if acts else 0):
             got = acts[d * per : (d + 1) * per]
             if self.op == "RNN" and got == ["relu"]:
@@ -249,7 +253,7 @@ class _Node:
         Bias = value(ins[3]) if ins[3] else None
         if Bias is not None and Bias.shape != (self.D, 2 * G * self.H):
             raise ValueError(f"{where}: B has shape {Bias.shape}, expected ({self.D}, {2 * G * self.H})")
-        order = _TO_TORCH.get(self.cell, (0,))
+        order = _TO_TORCH.get("gru" if self.op == "GRU" else self.cell, (0,))
         self.weights = []
         for d in range(self.D):
             b_ih = b_hh = None
@@ -323,8 +327,7 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
         The model has no RNN, LSTM or GRU node, or a node's weights do not fit its attributes.
     NotImplementedError
         A node asks for a form of the cell that rnnkit does not run (peepholes, ``clip``,
-        ``input_forget``, other activations, ``linear_before_reset=0``), or runs in the reverse
-        direction only.
+        ``input_forget``, other activations), or runs in the reverse direction only.
 
     Examples
     --------
@@ -376,9 +379,11 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
             raise NotImplementedError(f"{first.op} node {first.node.name!r}: a reverse-only node has no rnnkit layer "
                                       "(rnnkit.onnx.Backend runs it)")  # fmt: skip
         dt = np.dtype(dtype) if dtype is not None else first.weights[0][0].dtype
-        classes: Dict[str, Type[_Layer]] = {"lstm": layers.LSTM, "gru": layers.GRU}
+        classes: Dict[str, Type[_Layer]] = {"lstm": layers.LSTM, "gru": layers.GRU, "gru_reset_before": layers.GRU}
         cls = classes.get(first.cell, layers.RNN)
         kw: Dict[str, Any] = {} if cls is not layers.RNN else {"nonlinearity": first.cell[4:]}
+        if first.cell == "gru_reset_before":
+            kw["linear_before_reset"] = False
         layer = cls(first.I, first.H, num_layers=len(grp), bias=first.weights[0][2] is not None,
                     bidirectional=first.D == 2, batch_first=first.layout == 1, dtype=dt, backend=backend, **kw)  # fmt: skip
         sd = {}

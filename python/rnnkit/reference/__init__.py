@@ -5,7 +5,7 @@ dc_n) -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)` pair over a validated Probl
 None for cells other than LSTM; cache is None when p.training is False.
 """
 
-from .gru import GRUCache, gru_backward, gru_forward
+from .gru import GRUCache, gru_backward, gru_forward, gru_reset_before_backward, gru_reset_before_forward
 from .lstm import LSTMCache, lstm_backward, lstm_forward
 from .rnn import RNNCache, rnn_relu_backward, rnn_relu_forward, rnn_tanh_backward, rnn_tanh_forward
 
@@ -16,14 +16,14 @@ def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
     sizes (see rnnkit._cpp.cache_layout)."""
     if cell == "lstm":
         return {"h_prev": (T, B, H), "c_prev": (T, B, H), "gates": (T, B, 4 * H), "tanh_c": (T, B, H)}
-    if cell == "gru":
+    if cell in ("gru", "gru_reset_before"):
         return {"h_prev": (T, B, H), "gates": (T, B, 3 * H), "hn": (T, B, H)}
     return {"h_prev": (T, B, H), "h": (T, B, H)}
 
 
 def cache_restore(p, arrays):
     """The cell's cache of a training forward of p from its arrays (see cache_layout)."""
-    kind = {"lstm": LSTMCache, "gru": GRUCache}.get(p.cell, RNNCache)
+    kind = {"lstm": LSTMCache, "gru": GRUCache, "gru_reset_before": GRUCache}.get(p.cell, RNNCache)
     return kind(*arrays)
 
 
@@ -34,6 +34,7 @@ def entering_cell_state(p, cache):
 
 __all__ = [
     "cache_layout", "cache_restore", "entering_cell_state",
-    "gru_backward", "gru_forward", "lstm_backward", "lstm_forward",
+    "gru_backward", "gru_forward", "gru_reset_before_backward", "gru_reset_before_forward",
+    "lstm_backward", "lstm_forward",
     "rnn_relu_backward", "rnn_relu_forward", "rnn_tanh_backward", "rnn_tanh_forward",
 ]  # fmt: skip

@@ -80,3 +80,69 @@ def gru_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
         dx[t] = dai @ p.W_ih
         dh = dah @ p.W_hh + dh_t * z + np.where(m, 0, dh)  # to h_{t-1}
     return dx, dh, None, dW_ih, dW_hh, db_ih, db_hh
+
+
+# The GRU of the original paper, ONNX's default (linear_before_reset=0) and Keras's
+# GRU(reset_after=False): the reset gate multiplies h_{t-1} before the recurrent product of n::
+#
+#     n = tanh(W_in x_t + b_in + W_hn (r * h_{t-1}) + b_hn)
+#
+# r, z and h_t as above; same weights, shapes and gate order (r, z, n).
+
+
+def gru_reset_before_forward(p):
+    H = p.H
+    b_ih, b_hh = bias(p.b_ih, p), bias(p.b_hh, p)
+    W_hrz, W_hn = p.W_hh[: 2 * H], p.W_hh[2 * H :]
+    y = np.zeros((p.T, p.B, H), p.dtype)
+    cache = None
+    if p.training:  # hn holds r * h_{t-1}, the operand of W_hn
+        cache = GRUCache(np.zeros_like(y), np.zeros((p.T, p.B, 3 * H), p.dtype), np.zeros_like(y))
+    h = p.h0
+    for t in time_steps(p.T, p.reverse):
+        m = valid(p, t)
+        x_t = step_input(p, t, m)
+        ai = x_t @ p.W_ih.T + b_ih  # input part of the three gates
+        arz = h @ W_hrz.T + b_hh[: 2 * H]  # recurrent part of r and z
+        r = sigmoid(ai[:, :H] + arz[:, :H])  # reset gate
+        z = sigmoid(ai[:, H : 2 * H] + arz[:, H:])  # update gate
+        rh = r * h  # reset before the product
+        n = np.tanh(ai[:, 2 * H :] + rh @ W_hn.T + b_hh[2 * H :])  # candidate state
+        h_t = (1 - z) * n + z * h  # h_t = (1 - z) * n + z * h_{t-1}
+        if cache is not None:
+            cache.h_prev[t], cache.hn[t] = h, rh
+            cache.gates[t] = np.concatenate([r, z, n], axis=1)
+        y[t] = np.where(m, h_t, 0)  # a padded step outputs zeros
+        h = np.where(m, h_t, h)  # ... and leaves the state unchanged
+    return y, h, None, cache
+
+
+def gru_reset_before_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
+    H = p.H
+    W_hrz, W_hn = p.W_hh[: 2 * H], p.W_hh[2 * H :]
+    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    db_ih, db_hh = np.zeros(3 * H, p.dtype), np.zeros(3 * H, p.dtype)
+    dx = np.zeros_like(p.x)
+    dh = dh_n.copy()
+    for t in reversed(time_steps(p.T, p.reverse)):
+        m = valid(p, t)
+        x_t = step_input(p, t, m)
+        gates = cache.gates[t]
+        r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+        h_prev, rh = cache.h_prev[t], cache.hn[t]
+        dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
+        if dh_norms is not None:
+            dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
+        dn = dh_t * (1 - z) * (1 - n * n)  # h_t = (1-z)*n + z*h_{t-1}, then tanh'
+        dz = dh_t * (h_prev - n) * z * (1 - z)
+        drh = dn @ W_hn  # n = tanh(.. + W_hn (r * h_{t-1}) ..)
+        dr = drh * h_prev * r * (1 - r)
+        dai = np.concatenate([dr, dz, dn], axis=1)  # gradient of the pre-activations
+        dW_ih += dai.T @ x_t  # BPTT: every step adds its share to the shared weights
+        dW_hh[: 2 * H] += dai[:, : 2 * H].T @ h_prev
+        dW_hh[2 * H :] += dn.T @ rh
+        db_ih += dai.sum(axis=0)
+        db_hh += dai.sum(axis=0)
+        dx[t] = dai @ p.W_ih
+        dh = dai[:, : 2 * H] @ W_hrz + drh * r + dh_t * z + np.where(m, 0, dh)  # to h_{t-1}
+    return dx, dh, None, dW_ih, dW_hh, db_ih, db_hh
