@@ -353,3 +353,20 @@ def test_fast_validation_path_gives_what_the_full_path_gives(cell, dtype, kind, 
     for bad in (dict(lengths=[3, 1]), dict(x=x.astype(x.dtype.newbyteorder(">")))):
         args = dict(cell=cell, x=x, weights=w, state=st, lengths=None, reverse=reverse, training=training) | bad
         assert V._fast_problem(**args) is None
+
+
+def test_lstm_peephole_weights_are_checked():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 3))
+    w = (rng.standard_normal((8, 3)), rng.standard_normal((8, 2)), None, None)
+    with pytest.raises(TypeError, match=r"weights must be a tuple \(W_ih, W_hh, b_ih, b_hh, P\) for cell 'lstm_peephole'"):
+        F.forward("lstm_peephole", x, w)
+    with pytest.raises(TypeError, match="P \\(the peephole weights\\) is required"):
+        F.forward("lstm_peephole", x, (*w, None))
+    with pytest.raises(ValueError, match=r"P must have shape \(3\*H,\) = \(6,\)"):
+        F.forward("lstm_peephole", x, (*w, np.zeros(4)))
+    with pytest.raises(TypeError, match=r"weights must be a tuple \(W_ih, W_hh, b_ih, b_hh\) for cell 'lstm'"):
+        F.forward("lstm", x, (*w, np.zeros(6)))
+    if "cpp" in rnnkit.available_backends():
+        with pytest.raises(NotImplementedError, match="'lstm_peephole' is not implemented by backend 'cpp'"):
+            F.forward("lstm_peephole", x, (*w, np.zeros(6)), backend="cpp")

@@ -91,3 +91,35 @@ def test_gru_reset_before_gradients_match_finite_differences(name):
     """The GRU with the reset gate before the product (ONNX's linear_before_reset=0), which only
     the reference implements so far: the same proof."""
     test_gradients_match_finite_differences("gru_reset_before", name)
+
+
+@pytest.mark.parametrize("name", ["plain", "lengths_reverse", "no_bias", "zero_state"])
+def test_lstm_peephole_gradients_match_finite_differences(name):
+    """The LSTM with peepholes (ONNX's input P; the reference only so far): every gradient,
+    dP included, against central differences."""
+    base = make_case("lstm", seed=zlib.crc32(name.encode()) % 1000, **CASES[name])
+    P = np.random.default_rng(7).standard_normal(3 * base.weights[1].shape[1])
+    weights = (*base.weights, P)
+    state = base.state
+    y, state_n, ctx = F.forward("lstm_peephole", base.x, weights, state, lengths=base.lengths, reverse=base.reverse,
+                                backend="numpy")  # fmt: skip
+    dx, (dh0, dc0), dws = F.backward(ctx, base.dy, base.dstate_n)
+
+    def f():
+        y, (h, c), _ = F.forward("lstm_peephole", base.x, weights, state, lengths=base.lengths,
+                                 reverse=base.reverse, training=False, backend="numpy")  # fmt: skip
+        loss = np.sum(y * base.dy)
+        if base.dstate_n is not None:
+            loss += np.sum(h * base.dstate_n[0]) + np.sum(c * base.dstate_n[1])
+        return loss
+
+    pairs = {"dx": (base.x, dx), "dW_ih": (weights[0], dws[0]), "dW_hh": (weights[1], dws[1]), "dP": (P, dws[4])}
+    for k, b in (("db_ih", 2), ("db_hh", 3)):
+        if weights[b] is not None:
+            pairs[k] = (weights[b], dws[b])
+        else:
+            assert dws[b] is None
+    if state is not None:
+        pairs.update(dh0=(state[0], dh0), dc0=(state[1], dc0))
+    for gname, (arr, got) in pairs.items():
+        assert_close(gname, got, _numeric_grad(f, arr), rtol=1e-6, atol=1e-7)

@@ -87,3 +87,30 @@ def test_reference_lengths_match_onnx_per_sequence(cell, dtype, reverse):
         assert np.all(y[L:, b] == 0), f"y[{L}:, {b}] must be zeros past the sequence's length"
         for name, got, want in zip(("h_n", "c_n"), parts, st_o):
             assert_close(f"{name}[{b}]", got[b], want[0])
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_lstm_peephole_matches_onnx(dtype, reverse):
+    """The LSTM with peepholes against ONNX's LSTM with input P (ONNX orders P as p_i, p_o, p_f)."""
+    case = make_case("lstm", T=6, B=3, I=5, H=4, dtype=dtype, reverse=reverse, seed=5)
+    H = 4
+    P = np.random.default_rng(6).standard_normal(3 * H).astype(dtype)
+    from rnnkit import functional as F
+
+    y, (h_n, c_n), _ = F.forward("lstm_peephole", case.x, (*case.weights, P), case.state, reverse=reverse,
+                                 training=False, backend="numpy")  # fmt: skip
+    elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
+    W_ih, W_hh, b_ih, b_hh = case.weights
+    feeds = {"X": case.x, "W": _reorder(W_ih, "lstm")[None], "R": _reorder(W_hh, "lstm")[None],
+             "B": np.concatenate([_reorder(b_ih, "lstm"), _reorder(b_hh, "lstm")])[None],
+             "initial_h": case.state[0][None], "initial_c": case.state[1][None],
+             "P": np.concatenate([P[:H], P[2 * H :], P[H : 2 * H]])[None]}  # fmt: skip
+    names = ["X", "W", "R", "B", "", "initial_h", "initial_c", "P"]
+    node = helper.make_node("LSTM", names, ["Y", "Y_h", "Y_c"], hidden_size=H,
+                            direction="reverse" if reverse else "forward")  # fmt: skip
+    ins = [helper.make_tensor_value_info(n, elem, None) for n in names if n]
+    outs = [helper.make_tensor_value_info(n, elem, None) for n in ("Y", "Y_h", "Y_c")]
+    res = ReferenceEvaluator(helper.make_model(helper.make_graph([node], "g", ins, outs))).run(None, feeds)
+    assert_close("y", y, res[0][:, 0])
+    assert_close("h_n", h_n, res[1][0])
+    assert_close("c_n", c_n, res[2][0])

@@ -16,7 +16,9 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 # Gate count per cell kind; gate order is PyTorch's (LSTM: i, f, g, o; GRU: r, z, n).
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_peephole": 4}
+# The cells whose state is a pair (h, c); and the one whose weights carry a fifth array, P.
+LSTM_CELLS = ("lstm", "lstm_peephole")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -46,10 +48,11 @@ class Problem:
     lengths: Optional[np.ndarray]
     reverse: bool
     training: bool
+    P: Optional[np.ndarray] = None  # lstm_peephole: [3H] peephole weights (p_i, p_f, p_o)
 
     @property
     def is_lstm(self) -> bool:
-        return self.cell == "lstm"
+        return self.cell in LSTM_CELLS
 
 
 def _shape(a) -> str:
@@ -116,7 +119,7 @@ def _fast_problem(cell, x, weights, state, lengths, reverse, training) -> Option
     C-contiguous ndarrays of one float dtype and the right shapes, no lengths, plain bools), in a
     few microseconds; None for anything else, which then takes the full path below (the one that
     explains what is wrong). Both give the same Problem."""
-    G = GATES.get(cell) if type(cell) is str else None
+    G = GATES.get(cell) if type(cell) is str and cell != "lstm_peephole" else None  # P: the full path
     if (G is None or type(x) is not np.ndarray or x.ndim != 3 or x.dtype not in DTYPES
             or not x.flags.c_contiguous or type(weights) not in (tuple, list) or len(weights) != 4
             or lengths is not None or type(reverse) is not bool or type(training) is not bool):  # fmt: skip
@@ -168,12 +171,19 @@ def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Pro
     T, B, I = x.shape  # noqa: E741
     dtype = x.dtype
 
-    if not isinstance(weights, (tuple, list)) or len(weights) != 4:
+    peephole = cell == "lstm_peephole"
+    if not isinstance(weights, (tuple, list)) or len(weights) != (5 if peephole else 4):
         got = f"a {type(weights).__name__}" + (
             f" of length {len(weights)}" if isinstance(weights, (tuple, list)) else ""
         )
-        raise TypeError(f"weights must be a tuple (W_ih, W_hh, b_ih, b_hh), got {got}")
-    W_ih, W_hh, b_ih, b_hh = weights
+        want = "(W_ih, W_hh, b_ih, b_hh, P)" if peephole else "(W_ih, W_hh, b_ih, b_hh)"
+        raise TypeError(f"weights must be a tuple {want} for cell {cell!r}, got {got}")
+    W_ih, W_hh, b_ih, b_hh = weights[:4]
+    P = None
+    if peephole:
+        if weights[4] is None:
+            raise TypeError("weights: P (the peephole weights) is required for cell 'lstm_peephole'")
+        P = _array("P", weights[4])
     if W_ih is None or W_hh is None:
         raise TypeError("weights: W_ih and W_hh are required; only the biases may be None")
     W_ih, W_hh = _array("W_ih", W_ih), _array("W_hh", W_hh)
@@ -191,11 +201,13 @@ def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Pro
     for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
         if b is not None:
             _expect_shape(name, b, (G * H,), f"(G*H,) with G={G}, H={H}")
+    if P is not None:
+        _expect_shape("P", P, (3 * H,), f"(3*H,) = ({3 * H},): p_i, p_f, p_o")
 
     h0, c0 = _state(cell, state, B, H)
 
     named = [("x", x), ("W_ih", W_ih), ("W_hh", W_hh), ("b_ih", b_ih), ("b_hh", b_hh)]
-    named += [("h0", h0), ("c0", c0)]
+    named += [("h0", h0), ("c0", c0), ("P", P)]
     for name, a in named[1:]:
         if a is not None and a.dtype != dtype:
             raise TypeError(
@@ -214,15 +226,15 @@ def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Pro
         cell=cell, T=T, B=B, I=I, H=H, G=G, dtype=dtype,
         x=c(x), W_ih=c(W_ih), W_hh=c(W_hh), b_ih=c(b_ih), b_hh=c(b_hh),
         h0=np.zeros((B, H), dtype) if h0 is None else c(h0),
-        c0=(np.zeros((B, H), dtype) if c0 is None else c(c0)) if cell == "lstm" else None,
-        lengths=lengths, reverse=reverse, training=training,
+        c0=(np.zeros((B, H), dtype) if c0 is None else c(c0)) if cell in LSTM_CELLS else None,
+        lengths=lengths, reverse=reverse, training=training, P=c(P),
     )  # fmt: skip
 
 
 def _state(cell, state, B, H, name="state"):
     """Split and check `state` (h0, or (h0, c0) for LSTM); None parts mean zeros."""
     h_name, c_name = ("h0", "c0") if name == "state" else ("dh_n", "dc_n")
-    if cell == "lstm":
+    if cell in LSTM_CELLS:
         if state is None:
             return None, None
         if not isinstance(state, (tuple, list)) or len(state) != 2:

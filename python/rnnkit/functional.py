@@ -118,18 +118,21 @@ def forward(
 
     Parameters
     ----------
-    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before"}
-        The recurrent cell: an Elman RNN with tanh or ReLU, an LSTM or a GRU (torch's); or
-        "gru_reset_before", the GRU with the reset gate before the recurrent product,
-        ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)`` (ONNX's default GRU, Keras's
-        ``reset_after=False``), same weights, which only the NumPy reference runs so far.
+    cell : {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_peephole"}
+        The recurrent cell: an Elman RNN with tanh or ReLU, an LSTM or a GRU (torch's). Two
+        more forms run on the NumPy reference only so far: "gru_reset_before", the GRU with the
+        reset gate before the recurrent product, ``n = tanh(W_in x + b_in + W_hn (r * h) +
+        b_hn)`` (ONNX's default GRU, Keras's ``reset_after=False``; same weights), and
+        "lstm_peephole", the LSTM whose input and forget gates also see ``c_(t-1)`` and whose
+        output gate sees ``c_t`` through diagonal weights (ONNX's LSTM with input P).
     x : ndarray, shape (T, B, I)
         The input sequence, time-major, float32 or float64. Every other array of the call must
         have the same dtype.
     weights : tuple of ndarray
         ``(W_ih, W_hh, b_ih, b_hh)`` with shapes (G*H, I), (G*H, H), (G*H,) and (G*H,), in
         PyTorch's layout and gate order (LSTM: i, f, g, o; GRU: r, z, n). ``b_ih`` and ``b_hh``
-        may be None (no bias).
+        may be None (no bias). "lstm_peephole" takes a fifth array, ``P`` of shape (3*H,): the
+        peephole weights ``(p_i, p_f, p_o)``, and `backward` returns its gradient fifth.
     state : ndarray or tuple of ndarray, optional
         The initial state: ``h0``, shape (B, H), for the RNN and the GRU; ``(h0, c0)``, each of
         shape (B, H), for the LSTM. None, or None for one part of the pair, means zeros.
@@ -272,9 +275,9 @@ def _check_ctx(ctx: object) -> Context:
 
 
 def _backward_result(p: Problem, out: Sequence[Any]) -> BackwardResult:
-    dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = out
-    dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh)
-    return dx, ((dh0, dc0) if p.is_lstm else dh0), dweights
+    dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = out[:7]
+    dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh, *out[7:])
+    return dx, ((dh0, dc0) if p.is_lstm else dh0), dweights  # lstm_peephole: and dP
 
 
 def _all_states(p: Problem, impl: Any, cache: Any, y: Array, h_n: Array, c_n: Optional[Array]) -> State:

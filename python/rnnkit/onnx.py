@@ -242,8 +242,11 @@ class _Node:
         W, R = value(ins[1]), value(ins[2])
         if W is None or R is None:
             raise ValueError(f"{where}: inputs W and R must be given")
-        if len(ins) > 7 and ins[7] and (value(ins[7]) is None or np.any(value(ins[7]))):
-            raise NotImplementedError(f"{where}: input P (peepholes) is not supported by rnnkit")
+        P = value(ins[7]) if len(ins) > 7 and ins[7] else None
+        if len(ins) > 7 and ins[7] and P is None:
+            raise NotImplementedError(f"{where}: input P (peepholes) must be an initializer or a graph input")
+        if P is not None and np.any(P):  # peepholes: rnnkit's lstm_peephole (the NumPy reference only so far)
+            self.cell = "lstm_peephole"
         G = {"LSTM": 4, "GRU": 3}.get(self.op, 1)
         self.H = int(a["hidden_size"] if "hidden_size" in a else R.shape[-1])
         if W.ndim != 3 or W.shape[0] != self.D or W.shape[1] != G * self.H or R.shape != (self.D, G * self.H, self.H):
@@ -253,13 +256,19 @@ class _Node:
         Bias = value(ins[3]) if ins[3] else None
         if Bias is not None and Bias.shape != (self.D, 2 * G * self.H):
             raise ValueError(f"{where}: B has shape {Bias.shape}, expected ({self.D}, {2 * G * self.H})")
-        order = _TO_TORCH.get("gru" if self.op == "GRU" else self.cell, (0,))
+        if self.cell == "lstm_peephole" and (P is None or P.shape != (self.D, 3 * self.H)):
+            raise ValueError(f"{where}: P has shape {None if P is None else P.shape}, expected ({self.D}, {3 * self.H})")
+        order = _TO_TORCH.get({"GRU": "gru", "LSTM": "lstm"}.get(self.op, self.cell), (0,))
         self.weights = []
         for d in range(self.D):
             b_ih = b_hh = None
             if Bias is not None:
                 b_ih, b_hh = _blocks(Bias[d, : G * self.H], order), _blocks(Bias[d, G * self.H :], order)
-            self.weights.append((_blocks(W[d], order), _blocks(R[d], order), b_ih, b_hh))
+            w: Tuple[Any, ...] = (_blocks(W[d], order), _blocks(R[d], order), b_ih, b_hh)
+            if self.cell == "lstm_peephole":
+                assert P is not None
+                w += (_blocks(P[d], (0, 2, 1)),)  # ONNX's p_i, p_o, p_f -> p_i, p_f, p_o
+            self.weights.append(w)
         self.inputs = ins
 
     def run(self, x: Array, lengths: Optional[ArrayLike] = None, h0: Optional[Array] = None,
@@ -270,7 +279,7 @@ class _Node:
             h0 = None if h0 is None else h0.transpose(1, 0, 2)
             c0 = None if c0 is None else c0.transpose(1, 0, 2)
         x = np.ascontiguousarray(x)
-        lstm = self.cell == "lstm"
+        lstm = self.cell in ("lstm", "lstm_peephole")
         dt = x.dtype
         ys, hs, cs = [], [], []
         for d in range(self.D):
@@ -375,6 +384,9 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
     out = []
     for grp in groups:
         first = grp[0]
+        if first.cell == "lstm_peephole":
+            raise NotImplementedError(f"LSTM node {first.node.name!r}: input P (peepholes) has no rnnkit layer yet "
+                                      "(rnnkit.onnx.Backend runs it)")  # fmt: skip
         if first.reverses == [True]:
             raise NotImplementedError(f"{first.op} node {first.node.name!r}: a reverse-only node has no rnnkit layer "
                                       "(rnnkit.onnx.Backend runs it)")  # fmt: skip

@@ -6,7 +6,7 @@ None for cells other than LSTM; cache is None when p.training is False.
 """
 
 from .gru import GRUCache, gru_backward, gru_forward, gru_reset_before_backward, gru_reset_before_forward
-from .lstm import LSTMCache, lstm_backward, lstm_forward
+from .lstm import LSTMCache, lstm_backward, lstm_forward, lstm_peephole_backward, lstm_peephole_forward
 from .rnn import RNNCache, rnn_relu_backward, rnn_relu_forward, rnn_tanh_backward, rnn_tanh_forward
 
 
@@ -14,7 +14,7 @@ from .rnn import RNNCache, rnn_relu_backward, rnn_relu_forward, rnn_tanh_backwar
 def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
     """The shape of each array of the cell's cache, in field order, for a training call of these
     sizes (see rnnkit._cpp.cache_layout)."""
-    if cell == "lstm":
+    if cell in ("lstm", "lstm_peephole"):
         return {"h_prev": (T, B, H), "c_prev": (T, B, H), "gates": (T, B, 4 * H), "tanh_c": (T, B, H)}
     if cell in ("gru", "gru_reset_before"):
         return {"h_prev": (T, B, H), "gates": (T, B, 3 * H), "hn": (T, B, H)}
@@ -23,7 +23,7 @@ def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
 
 def cache_restore(p, arrays):
     """The cell's cache of a training forward of p from its arrays (see cache_layout)."""
-    kind = {"lstm": LSTMCache, "gru": GRUCache, "gru_reset_before": GRUCache}.get(p.cell, RNNCache)
+    kind = {"lstm": LSTMCache, "lstm_peephole": LSTMCache, "gru": GRUCache, "gru_reset_before": GRUCache}.get(p.cell, RNNCache)
     return kind(*arrays)
 
 
@@ -35,6 +35,6 @@ def entering_cell_state(p, cache):
 __all__ = [
     "cache_layout", "cache_restore", "entering_cell_state",
     "gru_backward", "gru_forward", "gru_reset_before_backward", "gru_reset_before_forward",
-    "lstm_backward", "lstm_forward",
+    "lstm_backward", "lstm_forward", "lstm_peephole_backward", "lstm_peephole_forward",
     "rnn_relu_backward", "rnn_relu_forward", "rnn_tanh_backward", "rnn_tanh_forward",
 ]  # fmt: skip
