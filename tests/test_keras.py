@@ -19,13 +19,17 @@ B, T, I, H = 3, 5, 4, 6
 
 # Keras's Variable.numpy() (inside get_weights) calls np.array on an object whose __array__ takes
 # no copy keyword; NumPy 2 warns about that, and this suite turns warnings into errors.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:cell 'gru_reset_before' is implemented by the NumPy reference"),
+]
 
 RECURRENT = {
     "simple_tanh": lambda **kw: L.SimpleRNN(H, **kw),
     "simple_relu": lambda **kw: L.SimpleRNN(H, activation="relu", **kw),
     "lstm": lambda **kw: L.LSTM(H, **kw),
     "gru": lambda **kw: L.GRU(H, **kw),
+    "gru_reset_before": lambda **kw: L.GRU(H, reset_after=False, **kw),  # rnnkit.GRU(linear_before_reset=False)
 }
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -87,9 +91,12 @@ def test_float64(kind):
     layer = rk.from_keras(k, dtype=np.float64, backend="numpy").eval()
     y, _ = layer(x)
     assert y.dtype == np.float64
-    # Keras's own SimpleRNN is float64 in name only on the torch backend: keras.ops.matmul of two
-    # float64 tensors returns float32 there (Keras 3.15), so its products are float32-accurate.
-    np.testing.assert_allclose(y, out, **(TOL[np.float32] if kind.startswith("simple") else TOL[np.float64]))
+    # Keras's own SimpleRNN (and GRU with reset_after=False) is float64 in name only on the torch
+    # backend: keras.ops.matmul of two float64 tensors returns float32 there (Keras 3.15), so its
+    # products are float32-accurate. (rnnkit's gru_reset_before is proven in float64 against finite
+    # differences and ONNX's reference instead.)
+    f32_only = kind.startswith("simple") or kind == "gru_reset_before"
+    np.testing.assert_allclose(y, out, **(TOL[np.float32] if f32_only else TOL[np.float64]))
     if kind.startswith("simple"):  # so the float64 check is Keras's formula, evaluated in float64
         kernel, recurrent, bias = k.get_weights()
         act = np.tanh if kind == "simple_tanh" else (lambda z: np.maximum(z, 0))
@@ -136,7 +143,9 @@ def _rnnkit_layer(kind, bidirectional=False, bias=True, seed=3):
     kw = dict(batch_first=True, bidirectional=bidirectional, bias=bias, seed=seed)
     if kind.startswith("simple"):
         return rnnkit.RNN(I, H, nonlinearity=kind.split("_")[1], **kw)
-    return (rnnkit.LSTM if kind == "lstm" else rnnkit.GRU)(I, H, **kw)
+    if kind == "lstm":
+        return rnnkit.LSTM(I, H, **kw)
+    return rnnkit.GRU(I, H, linear_before_reset=kind == "gru", **kw)
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
@@ -152,7 +161,7 @@ def test_round_trip_to_keras(kind, go_backwards):
     np.testing.assert_allclose(back(x)[0], src(x)[0], **TOL[np.float32])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_relu"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_reset_before", "simple_relu"])
 def test_round_trip_bidirectional_and_bias(kind):
     x = _x()
     layer = _rnnkit_layer(kind, bidirectional=True).eval()
@@ -270,8 +279,7 @@ def _built(layer, shape=(B, T, I)):
 
 
 def test_from_keras_errors():
-    with pytest.raises(NotImplementedError, match=r"GRU layer 'g': reset_after=False .* not implemented in rnnkit yet"):
-        rk.from_keras(_built(L.GRU(H, reset_after=False, name="g")))
+    assert not rk.from_keras(_built(L.GRU(H, reset_after=False, name="g"))).linear_before_reset
     with pytest.raises(NotImplementedError, match=r"SimpleRNN layer 's': activation 'sigmoid' is not implemented"):
         rk.from_keras(_built(L.SimpleRNN(H, activation="sigmoid", name="s")))
     with pytest.raises(NotImplementedError, match=r"LSTM layer 'l': activation 'relu' is not implemented by rnnkit.LSTM"):
@@ -347,7 +355,7 @@ def test_to_keras_errors():
         rk.to_keras(rnnkit.RNN(I, H, nonlinearity="relu"), L.SimpleRNN(H, name="s"))
     with pytest.raises(ValueError, match=r"LSTM layer 'l' has use_bias=False, but the rnnkit layer's biases are not zero"):
         rk.to_keras(lstm, L.LSTM(H, use_bias=False, name="l"))
-    with pytest.raises(NotImplementedError, match=r"GRU layer 'g': reset_after=False"):
+    with pytest.raises(ValueError, match=r"GRU layer 'g' has reset_after=False, the rnnkit.GRU is of the other form"):
         rk.to_keras(rnnkit.GRU(I, H), L.GRU(H, reset_after=False, name="g"))
     with pytest.raises(TypeError, match=r"to_keras: Dense layer 'd' takes an rnnkit.Linear, got LSTM"):
         rk.to_keras(lstm, L.Dense(3, name="d"))

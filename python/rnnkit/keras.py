@@ -8,7 +8,8 @@
 
 Converted: ``SimpleRNN`` (activation tanh or relu) to `rnnkit.RNN`, ``LSTM`` (tanh, sigmoid) to
 `rnnkit.LSTM`, ``GRU`` with ``reset_after=True`` (Keras 3's default, the formula of torch's GRU)
-to `rnnkit.GRU`, ``Bidirectional`` of one of these with ``merge_mode="concat"`` to the
+to `rnnkit.GRU`, and with ``reset_after=False`` to ``rnnkit.GRU(linear_before_reset=False)`` (the
+NumPy reference only so far), ``Bidirectional`` of one of these with ``merge_mode="concat"`` to the
 bidirectional rnnkit layer, ``Dense`` to `rnnkit.Linear` and ``Embedding`` to
 `rnnkit.Embedding`. A recurrent layer with ``go_backwards=True`` becomes a `GoBackwards`
 wrapper, which runs the rnnkit layer over the time-reversed input as Keras does.
@@ -21,8 +22,8 @@ reordered to torch's r, z, n. A single Keras bias becomes ``bias_ih`` (``bias_hh
 ``to_keras`` writes their sum. Dense's ``kernel`` (in, out) is ``weight.T``.
 
 Anything the conversion cannot honour raises an error naming the Keras layer and the attribute:
-NotImplementedError for a form rnnkit does not run (other activations, ``reset_after=False``,
-merge modes other than ``"concat"``), TypeError for a layer class with no rnnkit equivalent,
+NotImplementedError for a form rnnkit does not run (other activations, merge modes other than
+``"concat"``), TypeError for a layer class with no rnnkit equivalent,
 ValueError for weights of the wrong shape. Training-time options (``dropout``,
 ``recurrent_dropout``) and ``stateful`` are not carried over: the rnnkit layer computes what the
 Keras layer computes in inference, from the state passed to it (zeros by default).
@@ -52,7 +53,8 @@ _G = TypeVar("_G", bound="GoBackwards")
 
 _GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 _RNNKIT = {"SimpleRNN": "rnnkit.RNN", "LSTM": "rnnkit.LSTM", "GRU": "rnnkit.GRU"}
-_CELL_CLASS: Dict[str, Type[layers._RecurrentLayer]] = {"rnn_tanh": layers.RNN, "rnn_relu": layers.RNN, "lstm": layers.LSTM, "gru": layers.GRU}
+_CELL_CLASS: Dict[str, Type[layers._RecurrentLayer]] = {"rnn_tanh": layers.RNN, "rnn_relu": layers.RNN, "lstm": layers.LSTM,
+                                                        "gru": layers.GRU, "gru_reset_before": layers.GRU}
 _GRU_ORDER = (1, 0, 2)  # Keras's z, r, h blocks <-> torch's r, z, n (the permutation is its own inverse)
 _LINEAR = (None, "linear")
 
@@ -94,11 +96,6 @@ def _cell(layer: Any, cfg: Dict[str, Any], label: str) -> str:
         if act not in ("tanh", "relu"):
             raise NotImplementedError(f"{label}: activation {act!r} is not implemented by rnnkit.RNN (tanh or relu)")
         return f"rnn_{act}"
-    if kind == "GRU" and not cfg.get("reset_after", True):
-        raise NotImplementedError(
-            f"{label}: reset_after=False (the reset gate applied before the recurrent product) is not "
-            f"implemented in rnnkit yet; rnnkit.GRU is the reset_after=True form"
-        )
     rec = cfg.get("recurrent_activation")
     if act != "tanh":
         raise NotImplementedError(f"{label}: activation {act!r} is not implemented by {_RNNKIT[kind]} (tanh)")
@@ -106,7 +103,10 @@ def _cell(layer: Any, cfg: Dict[str, Any], label: str) -> str:
         raise NotImplementedError(
             f"{label}: recurrent_activation {rec!r} is not implemented by {_RNNKIT[kind]} (sigmoid)"
         )
-    return "lstm" if kind == "LSTM" else "gru"
+    if kind == "LSTM":
+        return "lstm"
+    # reset_after=False: the reset gate before the recurrent product, rnnkit.GRU(linear_before_reset=False)
+    return "gru" if cfg.get("reset_after", True) else "gru_reset_before"
 
 
 def _blocks(w: Array, order: Sequence[int]) -> Array:
@@ -122,15 +122,15 @@ def _recurrent_params(layer: Any, cfg: Dict[str, Any], cell: str, label: str) ->
     ws = _weights(layer, label, names)
     _check_shape(label, "kernel", ws[0], (None, G * H))
     _check_shape(label, "recurrent_kernel", ws[1], (H, G * H))
-    order = _GRU_ORDER if cell == "gru" else tuple(range(G))
+    order = _GRU_ORDER if kind == "GRU" else tuple(range(G))
     p = {"weight_ih": _blocks(ws[0].T, order), "weight_hh": _blocks(ws[1].T, order)}
     if use_bias:
         if cell == "gru":
             _check_shape(label, "bias", ws[2], (2, G * H))
             p["bias_ih"], p["bias_hh"] = _blocks(ws[2][0], order), _blocks(ws[2][1], order)
-        else:
+        else:  # one bias, added outside the reset gate (GRU reset_after=False too)
             _check_shape(label, "bias", ws[2], (G * H,))
-            p["bias_ih"], p["bias_hh"] = ws[2], np.zeros_like(ws[2])
+            p["bias_ih"], p["bias_hh"] = _blocks(ws[2], order), np.zeros_like(ws[2])
     return int(ws[0].shape[0]), H, p
 
 
@@ -139,7 +139,9 @@ def _new_recurrent(cell: str, input_size: int, hidden_size: int, bias: bool, bid
     kw: Dict[str, Any] = dict(bias=bias, batch_first=True, bidirectional=bidirectional, dtype=dtype, backend=backend)
     if cell.startswith("rnn_"):
         return layers.RNN(input_size, hidden_size, nonlinearity=cell[4:], **kw)
-    return (layers.LSTM if cell == "lstm" else layers.GRU)(input_size, hidden_size, **kw)
+    if cell == "lstm":
+        return layers.LSTM(input_size, hidden_size, **kw)
+    return layers.GRU(input_size, hidden_size, linear_before_reset=cell == "gru", **kw)
 
 
 def _directions(layer: Any, cfg: Dict[str, Any], label: str) -> Tuple[Any, Any, str]:
@@ -226,7 +228,7 @@ def from_keras(layer: Any, *, dtype: DTypeLike = np.float32, backend: str = "aut
     NotImplementedError
         The layer asks for a form rnnkit does not run: a SimpleRNN activation other than tanh
         and relu, an LSTM or GRU activation other than tanh or recurrent activation other than
-        sigmoid, a GRU with ``reset_after=False``, a Bidirectional with a ``merge_mode`` other
+        sigmoid, a Bidirectional with a ``merge_mode`` other
         than ``"concat"`` or with differing layers, a LoRA-enabled or quantized Dense or
         Embedding.
     ValueError
@@ -315,7 +317,7 @@ def _built(keras_layer: Any, shape: Tuple[Optional[int], ...]) -> None:
 def _keras_recurrent(rk: layers._RecurrentLayer, sfx: str, cell: str, use_bias: bool, label: str) -> List[Array]:
     """The Keras weights (kernel, recurrent_kernel[, bias]) of one direction of an rnnkit layer."""
     p = rk.params
-    order = _GRU_ORDER if cell == "gru" else tuple(range(rk._gates))
+    order = _GRU_ORDER if cell.startswith("gru") else tuple(range(rk._gates))
     out = [_blocks(p[f"weight_ih{sfx}"], order).T, _blocks(p[f"weight_hh{sfx}"], order).T]
     if not use_bias:
         if rk.bias and (np.any(p[f"bias_ih{sfx}"]) or np.any(p[f"bias_hh{sfx}"])):
@@ -324,7 +326,7 @@ def _keras_recurrent(rk: layers._RecurrentLayer, sfx: str, cell: str, use_bias: 
     GH = rk._gates * rk.hidden_size
     b_ih = p[f"bias_ih{sfx}"] if rk.bias else np.zeros(GH, rk.dtype)
     b_hh = p[f"bias_hh{sfx}"] if rk.bias else np.zeros(GH, rk.dtype)
-    out.append(np.stack([_blocks(b_ih, order), _blocks(b_hh, order)]) if cell == "gru" else b_ih + b_hh)
+    out.append(np.stack([_blocks(b_ih, order), _blocks(b_hh, order)]) if cell == "gru" else _blocks(b_ih + b_hh, order))
     return out
 
 
@@ -334,8 +336,10 @@ def _expect_recurrent(rk: Any, cell: str, bidirectional: bool, label: str, units
         raise TypeError(f"to_keras: {label} takes an rnnkit.{cls.__name__}, got {type(rk).__name__}")
     if rk._cell != cell and cell.startswith("rnn_"):
         raise ValueError(f"to_keras: {label} has activation {cell[4:]!r}, the rnnkit.RNN runs {rk._cell[4:]!r}")
-    if rk._cell != cell:  # a GRU of another cell form (the reset gate before the recurrent product)
-        raise ValueError(f"to_keras: {label} has reset_after=True, the rnnkit.GRU is of another form ({rk._cell!r})")
+    if rk._cell != cell:  # a GRU of the other cell form (reset_after)
+        want = "reset_after=True" if cell == "gru" else "reset_after=False"
+        raise ValueError(f"to_keras: {label} has {want}, the rnnkit.GRU is of the other form "
+                         f"(linear_before_reset={rk._cell == 'gru'})")  # fmt: skip
     if rk.num_layers != 1:
         raise ValueError(f"to_keras: {label} holds one layer, the rnnkit layer has num_layers={rk.num_layers}")
     if rk.bidirectional != bidirectional:
@@ -368,7 +372,8 @@ def to_keras(layer: Converted, keras_layer: Any) -> None:
         summed into Keras's one (SimpleRNN, LSTM); a layer without biases writes zeros.
     keras_layer : keras.layers.Layer
         The target: ``SimpleRNN`` (with the rnnkit.RNN's nonlinearity as ``activation``),
-        ``LSTM``, ``GRU`` (``reset_after=True``), ``Bidirectional`` of one of these
+        ``LSTM``, ``GRU`` (``reset_after=True``; ``False`` for a GRU with
+        ``linear_before_reset=False``), ``Bidirectional`` of one of these
         (``merge_mode="concat"``), ``Dense`` (of any activation: the rnnkit.Linear is its affine
         part) or ``Embedding``.
 
