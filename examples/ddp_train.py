@@ -68,6 +68,7 @@ def worker(rank, world_size, steps):
             print(f"{world_size} ranks, {flat.numel()} weights each: max difference between ranks {diff:.1e}", flush=True)
         if diff != 0:
             raise RuntimeError(f"rank {rank}: the weights differ across ranks by {diff}")
+        dist.barrier()  # both ranks done before either tears down its gloo connections
     finally:
         dist.destroy_process_group()
 

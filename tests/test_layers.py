@@ -245,3 +245,29 @@ def test_gru_with_the_reset_before_the_product_steps_like_its_layer():
             warnings.simplefilter("always")
             rnnkit.GRU(3, 4, linear_before_reset=False)(x.astype(np.float32))
         assert any("NumPy reference only" in str(m.message) for m in w), [str(m.message) for m in w]
+
+
+@pytest.mark.filterwarnings("ignore:cell 'lstm_peephole' is implemented by the NumPy reference")
+def test_lstm_with_peepholes_is_the_functional_cell_with_named_weights():
+    """rnnkit.LSTM(peepholes=True): weight_peephole_l{k} (3H,) per direction, the functional
+    lstm_peephole cell's outputs and gradients (that cell is proven against finite differences)."""
+    from rnnkit import functional as F
+
+    layer = rnnkit.LSTM(3, 4, bidirectional=True, peepholes=True, dtype=np.float64, seed=0)
+    assert layer.params["weight_peephole_l0_reverse"].shape == (12,)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 2, 3))
+    y, (h_n, c_n) = layer(x, lengths=[5, 3])
+    dy = rng.standard_normal(y.shape)
+    dx, _ = layer.backward(dy)
+    for d, sfx in enumerate(["_l0", "_l0_reverse"]):
+        w = tuple(layer.params[n] for n in layer._names(sfx))
+        yd, (hd, cd), ctx = F.forward("lstm_peephole", x, w, lengths=[5, 3], reverse=d == 1, backend="numpy")
+        np.testing.assert_allclose(y[..., d * 4 : (d + 1) * 4], yd, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(h_n[d], hd, rtol=1e-12, atol=1e-14)
+        _, _, dws = F.backward(ctx, np.ascontiguousarray(dy[..., d * 4 : (d + 1) * 4]))
+        np.testing.assert_allclose(layer.grads[f"weight_peephole{sfx}"], dws[4], rtol=1e-12, atol=1e-14)
+    plain = rnnkit.LSTM(3, 4, bidirectional=True, dtype=np.float64, seed=0)
+    assert not any("peephole" in n for n in plain.params)
+    with pytest.raises(TypeError, match="peepholes must be True or False"):
+        rnnkit.LSTM(3, 4, peepholes="yes")

@@ -15,10 +15,11 @@ CASES = [
     (rnnkit.RNN, dict(nonlinearity="relu", bias=False)),
     (rnnkit.LSTM, dict(batch_first=True)),
     (rnnkit.GRU, dict(num_layers=2, bidirectional=True, linear_before_reset=False)),  # ONNX's default GRU
+    (rnnkit.LSTM, dict(num_layers=2, bidirectional=True, peepholes=True)),  # ONNX's input P
 ]
 
 
-@pytest.mark.filterwarnings("ignore:cell 'gru_reset_before' is implemented by the NumPy reference")
+@pytest.mark.filterwarnings("ignore:cell '.*' is implemented by the NumPy reference")
 @pytest.mark.parametrize("cls, kw", CASES)
 @pytest.mark.parametrize("lengths", [None, [6, 2, 4]])
 def test_export_runs_in_onnxruntime_and_loads_back(tmp_path, cls, kw, lengths):
@@ -39,6 +40,9 @@ def test_export_runs_in_onnxruntime_and_loads_back(tmp_path, cls, kw, lengths):
     [back] = ro.load(path)
     assert type(back) is cls and back.num_layers == m.num_layers and back.bidirectional == m.bidirectional
     assert getattr(back, "linear_before_reset", None) == getattr(m, "linear_before_reset", None)
+    assert getattr(back, "peepholes", None) == getattr(m, "peepholes", None)
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[k], v, err_msg=k)
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[k], v, err_msg=k)
     with pytest.raises(NotImplementedError, match="RNN, LSTM and GRU nodes only"):

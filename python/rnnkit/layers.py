@@ -203,6 +203,8 @@ class _RecurrentLayer(_Module):
                 if self.bias:
                     shapes[f"bias_ih{sfx}"] = (G * H,)
                     shapes[f"bias_hh{sfx}"] = (G * H,)
+                if self._cell == "lstm_peephole":
+                    shapes[f"weight_peephole{sfx}"] = (3 * H,)  # p_i, p_f, p_o
         self._init_params(shapes, H, self._rng)
         self._tape: Optional[_Tape] = None
         self._consumed = False
@@ -217,7 +219,12 @@ class _RecurrentLayer(_Module):
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
 
     def _names(self, sfx: str) -> List[str]:
-        return [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}"]
+        names = [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}"]
+        return names + [f"weight_peephole{sfx}"] if self._cell == "lstm_peephole" else names
+
+    @property
+    def _lstm(self) -> bool:
+        return self._cell in ("lstm", "lstm_peephole")
 
     def _weights(self, sfx: str) -> Tuple[Optional[Array], ...]:
         return tuple(self.params.get(n) for n in self._names(sfx))
@@ -225,7 +232,7 @@ class _RecurrentLayer(_Module):
     def _split_state(self, state: Any, name: str, B: int) -> List[_PartState]:
         """(h, c) per (layer, direction) from torch-shaped states [L*D, B, H] (None: zeros)."""
         LD, H = self.num_layers * self.num_directions, self.hidden_size
-        lstm = self._cell == "lstm"
+        lstm = self._lstm
         if state is None:
             return [None] * LD
         parts = state if lstm else (state,)
@@ -313,7 +320,7 @@ class _RecurrentLayer(_Module):
 
     def _forward_layers(self, x: Array, B: int, states: List[_PartState], lengths: Optional[ArrayLike],
                         return_states: bool, held: bool) -> Union[Tuple[Array, State], Tuple[Array, State, State]]:  # fmt: skip
-        lstm = self._cell == "lstm"
+        lstm = self._lstm
         inp = x
         tape: List[Tuple[List[Optional[F.Context]], Optional[Array], Tuple[int, ...]]] = []
         h_n_list: List[Array] = []
@@ -415,7 +422,7 @@ class _RecurrentLayer(_Module):
         self._consumed = not retain_graph
         if self.batch_first:
             dy = dy.transpose(1, 0, 2)
-        H, D, lstm = self.hidden_size, self.num_directions, self._cell == "lstm"
+        H, D, lstm = self.hidden_size, self.num_directions, self._lstm
         B = dy.shape[1] if dy.ndim == 3 else 0
         dstates = self._split_state(dstate_n, "dstate_n", B)
         LD = self.num_layers * D
@@ -546,6 +553,11 @@ class LSTM(_RecurrentLayer):
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (torch.nn's uniform initialisation
         U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+    peepholes : bool, default False
+        The input and forget gates also see ``c_(t-1)`` and the output gate ``c_t``, through the
+        diagonal weights ``weight_peephole_l{k}`` of shape (3*H,), ordered ``p_i, p_f, p_o``
+        (ONNX's LSTM with input ``P``; cell ``"lstm_peephole"``). This form runs on the NumPy
+        reference only so far (``backend="auto"`` picks it, with a warning).
 
     Attributes
     ----------
@@ -579,6 +591,13 @@ class LSTM(_RecurrentLayer):
     """
 
     _cell, _gates = "lstm", 4
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 peepholes: bool = False, **kw: Any) -> None:  # fmt: skip
+        self.peepholes = flag("peepholes", peepholes)
+        self._cell = "lstm_peephole" if self.peepholes else "lstm"
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, **kw)
 
 
 class GRU(_RecurrentLayer):

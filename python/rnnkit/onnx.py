@@ -43,8 +43,10 @@ Array = NDArray[Any]
 _Layer = Union[layers.RNN, layers.LSTM, layers.GRU]
 _Path = Union[str, "os.PathLike[str]"]
 
-_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU"}
-_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_reset_before": (1, 0, 2)}  # ONNX's gate blocks, as torch's
+_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU",
+       "lstm_peephole": "LSTM"}
+_TO_ONNX = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_reset_before": (1, 0, 2),
+            "lstm_peephole": (0, 3, 1, 2)}  # ONNX's gate blocks, as torch's
 _TO_TORCH = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2)}  # torch's gate blocks, as ONNX's block indices
 _DEFAULT_ACTS = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
 
@@ -126,7 +128,7 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
     from onnx import TensorProto, helper, numpy_helper
 
     cell = _cell_of(layer)
-    op, lstm = _OP[cell], cell == "lstm"
+    op, lstm = _OP[cell], cell in ("lstm", "lstm_peephole")
     L, D, H, I = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size  # noqa: E741
     et = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT
     order = _TO_ONNX.get(cell, (0,))
@@ -164,6 +166,9 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
                 lo, hi = const(f"{name}_lo_l{li}", np.array([li * D], np.int64)), const(f"{name}_hi_l{li}", np.array([li * D + D], np.int64))
                 nodes.append(helper.make_node("Slice", [name, lo, hi], [f"{name}_l{li}"]))
                 ins.append(f"{name}_l{li}")
+        if cell == "lstm_peephole":  # input P (D, 3H), ONNX's order p_i, p_o, p_f
+            ins += [""] * (7 - len(ins))
+            ins.append(const(f"P_l{li}", np.stack([_blocks(layer.params[f"weight_peephole{s}"], (0, 2, 1)) for s in sfxs])))
         attrs: Dict[str, Any] = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
         if op == "GRU":
             attrs["linear_before_reset"] = int(cell == "gru")
@@ -384,18 +389,18 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
     out = []
     for grp in groups:
         first = grp[0]
-        if first.cell == "lstm_peephole":
-            raise NotImplementedError(f"LSTM node {first.node.name!r}: input P (peepholes) has no rnnkit layer yet "
-                                      "(rnnkit.onnx.Backend runs it)")  # fmt: skip
         if first.reverses == [True]:
             raise NotImplementedError(f"{first.op} node {first.node.name!r}: a reverse-only node has no rnnkit layer "
                                       "(rnnkit.onnx.Backend runs it)")  # fmt: skip
         dt = np.dtype(dtype) if dtype is not None else first.weights[0][0].dtype
-        classes: Dict[str, Type[_Layer]] = {"lstm": layers.LSTM, "gru": layers.GRU, "gru_reset_before": layers.GRU}
+        classes: Dict[str, Type[_Layer]] = {"lstm": layers.LSTM, "lstm_peephole": layers.LSTM, "gru": layers.GRU,
+                                            "gru_reset_before": layers.GRU}
         cls = classes.get(first.cell, layers.RNN)
         kw: Dict[str, Any] = {} if cls is not layers.RNN else {"nonlinearity": first.cell[4:]}
         if first.cell == "gru_reset_before":
             kw["linear_before_reset"] = False
+        if first.cell == "lstm_peephole":
+            kw["peepholes"] = True
         layer = cls(first.I, first.H, num_layers=len(grp), bias=first.weights[0][2] is not None,
                     bidirectional=first.D == 2, batch_first=first.layout == 1, dtype=dt, backend=backend, **kw)  # fmt: skip
         sd = {}

@@ -80,6 +80,10 @@ def worker(rank, world_size, port, steps, global_batch, seed, out_path):
             opt.step()
         if rank == 0:
             torch.save({k: v.detach().clone() for k, v in model.module.state_dict().items()}, out_path)
+        # Both ranks done before either tears down its gloo pairs: a rank destroying the group while
+        # the other still held its connection aborted once in CI ("terminate called without an
+        # active exception", SIGABRT in rank 1).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
