@@ -64,6 +64,11 @@ import rnnkit
 from rnnkit import functional as F
 
 backend = sys.argv[1]
+if "torch_openmp" in sys.argv[2:]:  # the kernels' threads are torch's libgomp threads in the parent
+    import torch, rnnkit.torch
+    torch.set_num_threads(2)
+    from rnnkit._native import core
+    assert core.using_host_openmp(), "rnnkit.torch did not hand the kernels to torch's OpenMP"
 rng = np.random.default_rng(0)
 x = rng.standard_normal((20, 8, 32)).astype(np.float32)
 W = (0.1 * rng.standard_normal((256, 32)).astype(np.float32),
@@ -76,13 +81,13 @@ def work(_):
     return float(y.sum()), float(dx.sum())
 
 want = work(0)
-if backend == "cpp":
+if backend == "cpp" and "torch_openmp" not in sys.argv[2:]:
     from rnnkit._native import core
     assert core.pool_threads() >= 1, "the parent call did not use the pool"
 with mp.get_context("fork").Pool(2) as pool:
     got = pool.map_async(work, range(4)).get(timeout=60)
 assert got == [want] * 4, (got, want)
-if sys.argv[2:] == ["dataloader"]:
+if "dataloader" in sys.argv[2:]:
     import torch
     class Data(torch.utils.data.Dataset):
         def __len__(self):
@@ -117,6 +122,16 @@ def test_forked_children_run_after_a_threaded_call(backend):
 def test_dataloader_workers_run_rnnkit():
     pytest.importorskip("torch")
     _run_script(_FORK_SCRIPT, rnnkit.available_backends()[0], "dataloader")
+
+
+def test_forked_children_run_after_kernels_ran_on_torchs_openmp():
+    """Inside torch the C++ kernels run on torch's libgomp threads (rnnkit._threads.use_torch_openmp),
+    which do not survive fork: children (multiprocessing's fork pool, DataLoader workers) go back
+    to rnnkit's own pool, give the parent's results and do not hang."""
+    pytest.importorskip("torch")
+    if "cpp" not in rnnkit.available_backends():
+        pytest.skip("cpp backend not built")
+    _run_script(_FORK_SCRIPT, "cpp", "torch_openmp", "dataloader")
 
 
 @pytest.mark.parametrize("bad, exc, fragment", [
@@ -477,3 +492,38 @@ def test_torch_modules_follow_torch_set_num_threads(backend, monkeypatch, torch_
     ref = torch.nn.LSTM(8, 64).double()
     ref.load_state_dict(lstm.state_dict())
     assert_close("y", y.detach().numpy(), ref(x)[0].detach().numpy())
+
+
+def test_kernels_on_torchs_openmp_threads_give_the_pools_results_bitwise():
+    """After ``import rnnkit.torch`` the threaded C++ calls run on torch's OpenMP threads; their
+    results equal those of rnnkit's own pool bitwise (the split of the work is the same), and
+    RNNKIT_TORCH_OPENMP=0 keeps rnnkit's pool."""
+    pytest.importorskip("torch")
+    if "cpp" not in rnnkit.available_backends():
+        pytest.skip("cpp backend not built")
+    import os
+    import subprocess
+    import sys
+
+    from rnnkit import _threads
+    from rnnkit._native import core
+
+    importlib.import_module("rnnkit.torch")
+    assert core.using_host_openmp()
+    case = make_case("lstm", T=6, B=40, I=30, H=100, dtype=np.float32, lengths="spread", seed=8, scale=0.15)
+    old = rnnkit.get_num_threads()
+    rnnkit.set_num_threads(2)
+    try:
+        on_torch = case.run("cpp")
+        assert core.use_host_openmp(None) is False and not core.using_host_openmp()
+        on_pool = case.run("cpp")
+    finally:
+        _threads.use_torch_openmp()
+        rnnkit.set_num_threads(old)
+    assert core.using_host_openmp()
+    for k in on_pool:
+        np.testing.assert_array_equal(on_torch[k], on_pool[k], err_msg=k)
+    script = "import rnnkit.torch\nfrom rnnkit._native import core\nassert not core.using_host_openmp()\nprint('ok')"
+    env = dict(os.environ, RNNKIT_TORCH_OPENMP="0")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

@@ -328,6 +328,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &rnnkit::set_num_threads, "Threads rnnkit's kernels use.");
   m.def("get_num_threads", &rnnkit::get_num_threads, "Threads rnnkit's kernels use.");
   m.def("pool_threads", &rnnkit::pool_threads, "Worker threads of rnnkit's pool in this process.");
+  m.def("use_host_openmp", [](const py::object& library) {
+        if (library.is_none()) return rnnkit::detail::use_host_openmp(nullptr);
+        const std::string path = library.cast<std::string>();
+        return rnnkit::detail::use_host_openmp(path.c_str());
+      }, py::arg("library"),
+      "Run the threaded kernels on the already loaded GNU OpenMP runtime at this path (torch's), "
+      "or on rnnkit's own pool again (None); whether the runtime was found.");
+  m.def("using_host_openmp", &rnnkit::detail::using_host_openmp,
+        "Whether the threaded kernels run on the host's OpenMP threads (see use_host_openmp).");
   m.def("pooled", &pooled, py::arg("nbytes"),
         "A uint8 array of nbytes whose memory is recycled when it is freed (rnnkit/_cpp.py).");
   m.def("pool_bytes", [] {

@@ -4,6 +4,7 @@
 // Check: tests/test_threads.py.
 #include "rnnkit/threads.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include <chrono>
@@ -129,9 +130,21 @@ std::vector<Team*>* g_free = new std::vector<Team*>();  // idle teams; never des
 
 void before_fork() { g_mu.lock(); }
 void after_fork_parent() { g_mu.unlock(); }
+// The host's OpenMP runtime (GNU libgomp, already loaded by torch), when use_host_openmp found it.
+using GompParallel = void (*)(void (*)(void*), void*, unsigned, unsigned);
+using OmpInt = int (*)();
+struct HostOpenMP {
+  GompParallel parallel = nullptr;
+  OmpInt thread_num = nullptr, in_parallel = nullptr, get_dynamic = nullptr, thread_limit = nullptr;
+};
+std::atomic<const HostOpenMP*> g_host{nullptr};
+
 void after_fork_child() {
   g_free->clear();  // the teams' threads were not copied into the child: forget (leak) them
   g_pool_threads = 0;
+  // libgomp's pool does not survive fork either (a child starting a region hangs when the parent
+  // had a team): a child runs on rnnkit's own pool.
+  g_host.store(nullptr, std::memory_order_relaxed);
   g_mu.unlock();  // held by this very thread since before_fork
 }
 const int g_atfork = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
@@ -156,12 +169,58 @@ void release(Team* t) {
 
 }  // namespace
 
+namespace {
+struct HostTask {
+  TaskFn fn;
+  void* ctx;
+  int nt;
+  OmpInt thread_num;
+};
+void host_task(void* p) {
+  const HostTask* t = static_cast<const HostTask*>(p);
+  t->fn(t->ctx, t->thread_num(), t->nt);
+}
+}  // namespace
+
 void parallel_impl(int nt, TaskFn fn, void* ctx) {
   (void)g_atfork;
+  // On the host's OpenMP threads when they are there (inside torch: its own intra-op threads,
+  // which otherwise spin on the cores rnnkit's threads need after every parallel torch op), and
+  // only when libgomp will give exactly nt threads (no dynamic teams, no thread limit below nt,
+  // not nested in a region): rnnkit's barriers need every one of them.
+  const HostOpenMP* h = g_host.load(std::memory_order_acquire);
+  if (h && !h->in_parallel() && !h->get_dynamic() && h->thread_limit() >= nt) {
+    HostTask t{fn, ctx, nt, h->thread_num};
+    h->parallel(host_task, &t, static_cast<unsigned>(nt), 0);
+    return;
+  }
   Team* t = acquire(nt - 1);
   t->run(nt, fn, ctx);
   release(t);
 }
+
+bool use_host_openmp(const char* library) {
+  if (library == nullptr) {
+    g_host.store(nullptr, std::memory_order_release);
+    return false;
+  }
+  void* lib = dlopen(library, RTLD_NOW | RTLD_NOLOAD);  // only a runtime the process already holds
+  if (lib == nullptr) return false;
+  auto* h = new HostOpenMP;  // kept for the process (a region may be using it)
+  h->parallel = reinterpret_cast<GompParallel>(dlsym(lib, "GOMP_parallel"));
+  h->thread_num = reinterpret_cast<OmpInt>(dlsym(lib, "omp_get_thread_num"));
+  h->in_parallel = reinterpret_cast<OmpInt>(dlsym(lib, "omp_in_parallel"));
+  h->get_dynamic = reinterpret_cast<OmpInt>(dlsym(lib, "omp_get_dynamic"));
+  h->thread_limit = reinterpret_cast<OmpInt>(dlsym(lib, "omp_get_thread_limit"));
+  if (!h->parallel || !h->thread_num || !h->in_parallel || !h->get_dynamic || !h->thread_limit) {
+    delete h;
+    return false;
+  }
+  g_host.store(h, std::memory_order_release);
+  return true;
+}
+
+bool using_host_openmp() { return g_host.load(std::memory_order_acquire) != nullptr; }
 
 }  // namespace detail
 

@@ -23,6 +23,9 @@ def _info(args) -> int:
     if "cpp" in backends:
         from rnnkit._native import core
 
+        pool = "torch's OpenMP threads" if core.using_host_openmp() else "rnnkit's pool (fork-safe)"
+        print(f"C++ kernel threads: {pool}")
+
         print(f"cpu features: {core.cpu_features()}")
         print(f"pointwise ISA: {core.isa()}")
         print(f"build: {core.build_info()}")

@@ -129,3 +129,26 @@ def limit(n: int) -> Iterator[None]:
         yield
     finally:
         _local.cap = before
+
+
+def use_torch_openmp() -> bool:
+    """Run the C++ kernels' threads on torch's own OpenMP runtime (its libgomp, already loaded),
+    instead of rnnkit's pool: inside torch the two pools otherwise compete for the same cores, torch's
+    threads spinning for milliseconds after every parallel torch op while rnnkit's wait for a
+    core. A forked child goes back to rnnkit's pool (libgomp does not survive fork). Off with
+    ``RNNKIT_TORCH_OPENMP=0``. Returns whether the kernels now run there."""
+    if os.environ.get("RNNKIT_TORCH_OPENMP", "1").strip() == "0":
+        return False
+    import glob
+    import importlib.util
+
+    from . import _backends
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None or "cpp" not in _backends.available_backends():
+        return False
+    from . import _core as core  # loaded by the cpp backend above
+
+    # torch's wheels bundle libgomp in torch/lib; other builds load the system's (by its soname)
+    libs = sorted(glob.glob(os.path.join(os.path.dirname(spec.origin), "lib", "libgomp*.so*")))
+    return any(core.use_host_openmp(lib) for lib in [*libs, "libgomp.so.1"])

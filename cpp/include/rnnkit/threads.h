@@ -72,4 +72,12 @@ class Barrier {
 // Worker threads created so far in this process (all teams); 0 in a freshly forked child.
 int pool_threads();
 
+// Run parallel() regions on the host's GNU OpenMP runtime (the libgomp already loaded from
+// `library`, e.g. torch's) instead of rnnkit's own pool; nullptr goes back to the pool. Returns
+// whether the runtime was found. A forked child always runs on rnnkit's pool.
+namespace detail {
+bool use_host_openmp(const char* library);
+bool using_host_openmp();
+}  // namespace detail
+
 }  // namespace rnnkit

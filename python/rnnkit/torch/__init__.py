@@ -40,12 +40,14 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .. import _backends
+from .. import _backends, _threads
 from .. import functional as F
 from .._buffers import InnerOutputs
 from .._validate import positive_int
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
 from ._ops import torch_threads as _torch_threads
+
+_threads.use_torch_openmp()  # the kernels' threads are torch's own OpenMP threads
 from ._onnx import export_onnx, onnx_translations
 
 # A module's state: h (RNN, GRU) or (h, c) (LSTM).
