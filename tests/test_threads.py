@@ -74,10 +74,15 @@ x = rng.standard_normal((20, 8, 32)).astype(np.float32)
 W = (0.1 * rng.standard_normal((256, 32)).astype(np.float32),
      0.1 * rng.standard_normal((256, 64)).astype(np.float32), None, None)
 rnnkit.set_num_threads(2)
+import os
+parent = os.getpid()
 
 def work(_):
     y, _, ctx = F.forward("lstm", x, W, backend=backend)
     dx = F.backward(ctx, np.ones_like(y))[0]
+    if backend == "cpp" and os.getpid() != parent:  # libgomp's threads did not come along
+        from rnnkit._native import core
+        assert not core.using_host_openmp(), "a forked child ran on the host's OpenMP threads"
     return float(y.sum()), float(dx.sum())
 
 want = work(0)
@@ -495,9 +500,10 @@ def test_torch_modules_follow_torch_set_num_threads(backend, monkeypatch, torch_
 
 
 def test_kernels_on_torchs_openmp_threads_give_the_pools_results_bitwise():
-    """After ``import rnnkit.torch`` the threaded C++ calls run on torch's OpenMP threads; their
-    results equal those of rnnkit's own pool bitwise (the split of the work is the same), and
-    RNNKIT_TORCH_OPENMP=0 keeps rnnkit's pool."""
+    """In a process that imported torch the threaded C++ calls run on torch's OpenMP threads (from
+    ``import rnnkit.torch``, or the first call after ``import torch``); their results equal those of
+    rnnkit's own pool bitwise (the split of the work is the same), and RNNKIT_TORCH_OPENMP=0 keeps
+    rnnkit's pool."""
     pytest.importorskip("torch")
     if "cpp" not in rnnkit.available_backends():
         pytest.skip("cpp backend not built")
@@ -526,4 +532,11 @@ def test_kernels_on_torchs_openmp_threads_give_the_pools_results_bitwise():
     script = "import rnnkit.torch\nfrom rnnkit._native import core\nassert not core.using_host_openmp()\nprint('ok')"
     env = dict(os.environ, RNNKIT_TORCH_OPENMP="0")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+    # the NumPy API too, in a process that imported torch (after rnnkit): from its next call on
+    script = ("import numpy as np, rnnkit\nfrom rnnkit import functional as F\nfrom rnnkit._native import core\n"
+              "x = np.zeros((2, 40, 30), np.float32); W = (np.zeros((400, 30), np.float32), np.zeros((400, 100), np.float32), None, None)\n"
+              "F.forward('lstm', x, W, backend='cpp'); assert not core.using_host_openmp()\n"
+              "import torch\nF.forward('lstm', x, W, backend='cpp'); assert core.using_host_openmp()\nprint('ok')")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

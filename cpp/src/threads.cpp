@@ -138,6 +138,7 @@ struct HostOpenMP {
   OmpInt thread_num = nullptr, in_parallel = nullptr, get_dynamic = nullptr, thread_limit = nullptr;
 };
 std::atomic<const HostOpenMP*> g_host{nullptr};
+std::atomic<bool> g_forked{false};  // this process is a forked child: never the host's OpenMP
 
 void after_fork_child() {
   g_free->clear();  // the teams' threads were not copied into the child: forget (leak) them
@@ -145,6 +146,7 @@ void after_fork_child() {
   // libgomp's pool does not survive fork either (a child starting a region hangs when the parent
   // had a team): a child runs on rnnkit's own pool.
   g_host.store(nullptr, std::memory_order_relaxed);
+  g_forked.store(true, std::memory_order_relaxed);
   g_mu.unlock();  // held by this very thread since before_fork
 }
 const int g_atfork = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
@@ -200,7 +202,9 @@ void parallel_impl(int nt, TaskFn fn, void* ctx) {
 }
 
 bool use_host_openmp(const char* library) {
-  if (library == nullptr) {
+  // A forked child may have inherited a libgomp whose threads did not come along (a region there
+  // would hang): it keeps rnnkit's pool.
+  if (library == nullptr || g_forked.load(std::memory_order_relaxed)) {
     g_host.store(nullptr, std::memory_order_release);
     return false;
   }

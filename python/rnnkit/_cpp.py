@@ -9,6 +9,7 @@ named tuple.
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -89,7 +90,20 @@ def _forward_call(p, y=None):
     return call, (y, h_n, c_n, cache)
 
 
+_on_host_checked = False
+
+
+def _host_threads() -> None:
+    """Once torch is in the process (imported before or after rnnkit), the kernels' threads are
+    torch's own OpenMP threads (see _threads.use_torch_openmp); a dict lookup per call until then."""
+    global _on_host_checked
+    if not _on_host_checked and "torch" in sys.modules:
+        _on_host_checked = True
+        _threads.use_torch_openmp()
+
+
 def _forward(p):
+    _host_threads()
     call, out = _forward_call(p)
     _core.forward(*call)
     return out
@@ -106,6 +120,7 @@ def _concurrent(ps) -> bool:
 def forward_group(ps, ys=None):
     """Several independent forward calls (the directions of a layer): side by side where that is
     a gain (see _concurrent), else one after another. ys: each call's output view, or None."""
+    _host_threads()
     calls = [_forward_call(p, y) for p, y in zip(ps, ys or [None] * len(ps))]
     if not _concurrent(ps):
         for c, _ in calls:
@@ -133,6 +148,7 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
 
 
 def _backward(p, cache: CppCache, dy, dh_n, dc_n):
+    _host_threads()
     call, out = _backward_call(p, cache, dy, dh_n, dc_n)
     _core.backward(*call)
     return out
@@ -140,6 +156,7 @@ def _backward(p, cache: CppCache, dy, dh_n, dc_n):
 
 def backward_group(items):
     """Several independent backward calls; items: (p, cache, dy, dh_n, dc_n) each."""
+    _host_threads()
     if not _concurrent([it[0] for it in items]):
         return [_backward(*it) for it in items]
     calls = [_backward_call(*it) for it in items]

@@ -74,7 +74,7 @@ int pool_threads();
 
 // Run parallel() regions on the host's GNU OpenMP runtime (the libgomp already loaded from
 // `library`, e.g. torch's) instead of rnnkit's own pool; nullptr goes back to the pool. Returns
-// whether the runtime was found. A forked child always runs on rnnkit's pool.
+// whether the runtime was found. A forked child always runs on rnnkit's pool (and refuses this).
 namespace detail {
 bool use_host_openmp(const char* library);
 bool using_host_openmp();
