@@ -92,11 +92,17 @@ def _bench(args) -> int:
     print(f"machine: {bench.cpu_model()}; threads: {args.threads}; sgemm ceiling (same run): {ceiling:.0f} GFLOP/s")
     print(bench.table(results))
     if args.json:
-        facts = {"sgemm_gflops": ceiling, "threads": args.threads, "cpu": bench.cpu_model()}
+        import datetime
+
+        facts = {"sgemm_gflops": ceiling, "threads": args.threads, "cpu": bench.cpu_model(),
+                 "command": " ".join(["rnnkit", *sys.argv[1:]]),
+                 "date": datetime.date.today().isoformat(),
+                 "torch": getattr(bench.torch, "__version__", None)}  # fmt: skip
         if "cpp" in rnnkit.available_backends():
             from rnnkit._native import core
 
-            facts.update(isa=core.isa(), cpu_features=core.cpu_features())
+            facts.update(isa=core.isa(), cpu_features=core.cpu_features(),
+                         kernel_threads="torch's OpenMP" if core.using_host_openmp() else "rnnkit's pool")  # fmt: skip
         with open(args.json, "w") as f:
             json.dump({**facts, "results": results}, f, indent=1)
         print(f"figures written to {args.json}")
