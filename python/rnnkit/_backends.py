@@ -88,8 +88,8 @@ def resolve(backend: str, cell: Optional[str] = None) -> str:
     if backend == "auto":
         for name in _AUTO_ORDER:
             if _implements(name, cell):
-                faster = [n for n in _AUTO_ORDER if n != "numpy" and _load(n) is not None]
-                if name == "numpy" and faster and cell is not None and cell not in _warned:
+                if (name == "numpy" and cell is not None and cell not in _warned
+                        and any(_load(n) is not None for n in _AUTO_ORDER if n != "numpy")):  # fmt: skip
                     _warned.add(cell)
                     warnings.warn(f"cell {cell!r} is implemented by the NumPy reference only so far (backend "
                                   f"'numpy'): it runs far slower than the other cells", RuntimeWarning, stacklevel=3)

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from ._buffers import InnerOutputs
-from ._validate import flag, positive_int
+from ._validate import LSTM_CELLS, flag, positive_int
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding"]
 
@@ -224,7 +224,7 @@ class _RecurrentLayer(_Module):
 
     @property
     def _lstm(self) -> bool:
-        return self._cell in ("lstm", "lstm_peephole")
+        return self._cell in LSTM_CELLS
 
     def _weights(self, sfx: str) -> Tuple[Optional[Array], ...]:
         return tuple(self.params.get(n) for n in self._names(sfx))

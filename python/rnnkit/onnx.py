@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from . import layers
+from ._validate import LSTM_CELLS
 
 if TYPE_CHECKING:
     from onnx import ModelProto, NodeProto
@@ -128,7 +129,7 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
     from onnx import TensorProto, helper, numpy_helper
 
     cell = _cell_of(layer)
-    op, lstm = _OP[cell], cell in ("lstm", "lstm_peephole")
+    op, lstm = _OP[cell], cell in LSTM_CELLS
     L, D, H, I = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size  # noqa: E741
     et = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT
     order = _TO_ONNX.get(cell, (0,))
@@ -284,7 +285,7 @@ class _Node:
             h0 = None if h0 is None else h0.transpose(1, 0, 2)
             c0 = None if c0 is None else c0.transpose(1, 0, 2)
         x = np.ascontiguousarray(x)
-        lstm = self.cell in ("lstm", "lstm_peephole")
+        lstm = self.cell in LSTM_CELLS
         dt = x.dtype
         ys, hs, cs = [], [], []
         for d in range(self.D):

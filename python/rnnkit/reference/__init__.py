@@ -5,6 +5,7 @@ dc_n) -> (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)` pair over a validated Probl
 None for cells other than LSTM; cache is None when p.training is False.
 """
 
+from .._validate import LSTM_CELLS
 from .gru import GRUCache, gru_backward, gru_forward, gru_reset_before_backward, gru_reset_before_forward
 from .lstm import LSTMCache, lstm_backward, lstm_forward, lstm_peephole_backward, lstm_peephole_forward
 from .rnn import RNNCache, rnn_relu_backward, rnn_relu_forward, rnn_tanh_backward, rnn_tanh_forward
@@ -14,7 +15,7 @@ from .rnn import RNNCache, rnn_relu_backward, rnn_relu_forward, rnn_tanh_backwar
 def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
     """The shape of each array of the cell's cache, in field order, for a training call of these
     sizes (see rnnkit._cpp.cache_layout)."""
-    if cell in ("lstm", "lstm_peephole"):
+    if cell in LSTM_CELLS:
         return {"h_prev": (T, B, H), "c_prev": (T, B, H), "gates": (T, B, 4 * H), "tanh_c": (T, B, H)}
     if cell in ("gru", "gru_reset_before"):
         return {"h_prev": (T, B, H), "gates": (T, B, 3 * H), "hn": (T, B, H)}
