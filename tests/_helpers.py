@@ -58,14 +58,15 @@ class Case:
         out = {"y": y, "dx": dx}
         out.update(zip(("h_n", "c_n"), state_n if self.cell == "lstm" else (state_n,)))
         out.update(zip(("dh0", "dc0"), dstate0 if self.cell == "lstm" else (dstate0,)))
-        out.update((k, v) for k, v in zip(("dW_ih", "dW_hh", "db_ih", "db_hh"), dw) if v is not None)
+        out.update((k, v) for k, v in zip(("dW_ih", "dW_hh", "db_ih", "db_hh", "dW_hr"), dw) if v is not None)
         return out
 
 
 def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, reverse=False,
-              bias="both", state=True, seed=0, scale=None) -> Case:  # fmt: skip
+              bias="both", state=True, seed=0, scale=None, proj=None) -> Case:  # fmt: skip
     """A seeded random case. lengths: None, "spread" (from 0/1 up to T, one sequence of length T),
-    or an explicit list. bias: "both", "none", "ih", "hh"."""
+    or an explicit list. bias: "both", "none", "ih", "hh". proj: an LSTM with projections of this
+    size S < H (a fifth weight W_hr [S, H]; h, y and their gradients S wide)."""
     rng = np.random.default_rng(seed)
     G = GATES[cell]
     # Like torch's init (~1/sqrt(H)): larger recurrent weights make the recurrence chaotic, and
@@ -75,8 +76,12 @@ def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, rever
     def r(*shape):
         return (scale * rng.standard_normal(shape)).astype(dtype)
 
-    weights = (r(G * H, I), r(G * H, H), r(G * H) if bias in ("both", "ih") else None,
+    S = H if proj is None else proj
+    weights = (r(G * H, I), r(G * H, S), r(G * H) if bias in ("both", "ih") else None,
                r(G * H) if bias in ("both", "hh") else None)  # fmt: skip
+    if proj is not None:
+        assert cell == "lstm" and 1 <= proj < H
+        weights += (r(S, H),)
     if lengths == "spread":
         lengths = np.linspace(max(T // 4, 0), T, B).round().astype(np.int64) if B else np.zeros(0, np.int64)
         lengths = rng.permutation(lengths)
@@ -84,9 +89,9 @@ def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, rever
         lengths = np.asarray(lengths, np.int64)
     st = dst = None
     if state:
-        st = (r(B, H), r(B, H)) if cell == "lstm" else r(B, H)
-        dst = (r(B, H), r(B, H)) if cell == "lstm" else r(B, H)
-    return Case(cell, r(T, B, I), weights, st, lengths, reverse, r(T, B, H), dst)
+        st = (r(B, S), r(B, H)) if cell == "lstm" else r(B, H)
+        dst = (r(B, S), r(B, H)) if cell == "lstm" else r(B, H)
+    return Case(cell, r(T, B, I), weights, st, lengths, reverse, r(T, B, S), dst)
 
 
 def assert_close(name, got, want, dtype=None, rtol=None, atol=None):

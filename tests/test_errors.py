@@ -365,8 +365,10 @@ def test_lstm_peephole_weights_are_checked():
         F.forward("lstm_peephole", x, (*w, None))
     with pytest.raises(ValueError, match=r"P must have shape \(3\*H,\) = \(6,\)"):
         F.forward("lstm_peephole", x, (*w, np.zeros(4)))
-    with pytest.raises(TypeError, match=r"weights must be a tuple \(W_ih, W_hh, b_ih, b_hh\) for cell 'lstm'"):
+    with pytest.raises(ValueError, match=r"W_hr must have shape \(S, H\).*peepholes P are cell 'lstm_peephole'"):
         F.forward("lstm", x, (*w, np.zeros(6)))
+    with pytest.raises(TypeError, match=r"weights must be a tuple \(W_ih, W_hh, b_ih, b_hh\) or \(W_ih, W_hh, b_ih, b_hh, W_hr\) for cell 'lstm'"):
+        F.forward("lstm", x, (*w, None, None))
     if "cpp" in rnnkit.available_backends():
         with pytest.raises(NotImplementedError, match="'lstm_peephole' is not implemented by backend 'cpp'"):
             F.forward("lstm_peephole", x, (*w, np.zeros(6)), backend="cpp")

@@ -108,7 +108,7 @@ class Args {
 // The cell id, sizes and length plan (perm a permutation of the batch; batch_sizes non-increasing
 // in [0, B], all B when dense; offsets their running sums from 0).
 Problem make_problem(const Args& c, int cell, const py::object& x, const py::object& W_hh,
-                     const py::object& perm, const py::object& batch_sizes, const py::object& offsets,
+                     const py::object& W_hr, const py::object& perm, const py::object& batch_sizes, const py::object& offsets,
                      bool reverse, bool training, bool dense) {
   if (cell < 0 || cell > 3) c.fail("cell must be 0 (rnn_tanh), 1 (rnn_relu), 2 (lstm) or 3 (gru), got " + std::to_string(cell));
   Problem p;
@@ -117,7 +117,14 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
   auto xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(W_hh);
   if (!py::isinstance<py::array>(x) || xa.ndim() != 3) c.fail("x must be a 3-D array [T, B, I]");
   if (!py::isinstance<py::array>(W_hh) || wa.ndim() != 2) c.fail("W_hh must be a 2-D array [G*H, H]");
-  p.T = xa.shape(0), p.B = xa.shape(1), p.I = xa.shape(2), p.H = wa.shape(1);
+  p.T = xa.shape(0), p.B = xa.shape(1), p.I = xa.shape(2), p.H = p.S = wa.shape(1);
+  if (!W_hr.is_none()) {  // an LSTM with projections: W_hr [S, H], W_hh [4H, S]
+    auto ra = py::reinterpret_borrow<py::array>(W_hr);
+    if (p.cell != Cell::kLstm) c.fail("W_hr (projections) is for the LSTM only");
+    if (!py::isinstance<py::array>(W_hr) || ra.ndim() != 2 || ra.shape(0) < 1 || ra.shape(0) >= ra.shape(1))
+      c.fail("W_hr must be a 2-D array [S, H] with 1 <= S < H");
+    p.S = ra.shape(0), p.H = ra.shape(1);
+  }
   p.reverse = reverse, p.training = training, p.dense = dense;
   p.perm = c.index(perm, "perm", {p.B});
   p.batch_sizes = c.index(batch_sizes, "batch_sizes", {p.T});
@@ -140,60 +147,67 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
 
 // One call's arguments, in the order of rnnkit._core.forward (see _core.pyi):
 //   cell, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0,
-//   perm, batch_sizes, offsets, reverse, training, dense, threads
-// (threads: the most threads this call may use, 0 for rnnkit's setting; see Problem::threads)
-constexpr size_t kForwardArgs = 23;
+//   perm, batch_sizes, offsets, reverse, training, dense, threads, m, W_hr
+// (threads: the most threads this call may use, 0 for rnnkit's setting; see Problem::threads;
+// m, W_hr: an LSTM with projections, else None)
+constexpr size_t kForwardArgs = 25, kForwardThreads = 22;
 // ... and of rnnkit._core.backward:
 //   cell, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp, h_prev, c_prev,
-//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads
-constexpr size_t kBackwardArgs = 27;
+//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads, dW_hr, m, W_hr
+constexpr size_t kBackwardArgs = 30, kBackwardThreads = 26;
 
 template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const Args& c, const py::tuple& t) {
-  const int64_t T = p.T, B = p.B, I = p.I, H = p.H, GH = p.G * p.H, N = p.N();
+  const int64_t T = p.T, B = p.B, I = p.I, H = p.H, S = p.S, GH = p.G * p.H, N = p.N();
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru, tr = p.training;
+  const bool proj = p.projected();
   rnnkit::ForwardArgs<F> a;
-  a.y = c.rows<F>(t[1], "y", T, B, H, &a.ld_y);
-  a.h_n = c.get<F>(t[2], "h_n", {B, H}, true, true);
+  a.y = c.rows<F>(t[1], "y", T, B, S, &a.ld_y);
+  a.h_n = c.get<F>(t[2], "h_n", {B, S}, true, true);
   a.c_n = c.get<F>(t[3], "c_n", {B, H}, lstm, true);
   a.xg = c.get<F>(t[4], "xg", {N, GH}, tr, true);
   a.xp = c.get<F>(t[5], "xp", {N, I}, !p.dense, true);
-  a.h_prev = c.get<F>(t[6], "h_prev", {N, H}, tr, true);
+  a.h_prev = c.get<F>(t[6], "h_prev", {N, S}, tr, true);
   a.c_prev = c.get<F>(t[7], "c_prev", {N, H}, tr && lstm, true);
   a.hn = c.get<F>(t[8], "hn", {N, H}, tr && gru, true);
   a.x = c.get<F>(t[9], "x", {T, B, I}, true, false);
   a.W_ih = c.get<F>(t[10], "W_ih", {GH, I}, true, false);
-  a.W_hh = c.get<F>(t[11], "W_hh", {GH, H}, true, false);
+  a.W_hh = c.get<F>(t[11], "W_hh", {GH, S}, true, false);
   a.b_ih = c.get<F>(t[12], "b_ih", {GH}, !t[12].is_none(), false);
   a.b_hh = c.get<F>(t[13], "b_hh", {GH}, !t[13].is_none(), false);
-  a.h0 = c.get<F>(t[14], "h0", {B, H}, true, false);
+  a.h0 = c.get<F>(t[14], "h0", {B, S}, true, false);
   a.c0 = c.get<F>(t[15], "c0", {B, H}, lstm, false);
+  a.m = c.get<F>(t[23], "m", {N, H}, tr && proj, true);
+  a.W_hr = c.get<F>(t[24], "W_hr", {S, H}, proj, false);
   return a;
 }
 
 template <class F> rnnkit::BackwardArgs<F> backward_args(const Problem& p, const Args& c, const py::tuple& t) {
-  const int64_t T = p.T, B = p.B, I = p.I, H = p.H, GH = p.G * p.H, N = p.N();
-  const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
+  const int64_t T = p.T, B = p.B, I = p.I, H = p.H, S = p.S, GH = p.G * p.H, N = p.N();
+  const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru, proj = p.projected();
   rnnkit::BackwardArgs<F> a;
   a.dx = c.get<F>(t[1], "dx", {T, B, I}, true, true);
-  a.dh0 = c.get<F>(t[2], "dh0", {B, H}, true, true);
+  a.dh0 = c.get<F>(t[2], "dh0", {B, S}, true, true);
   a.dc0 = c.get<F>(t[3], "dc0", {B, H}, lstm, true);
   a.dW_ih = c.get<F>(t[4], "dW_ih", {GH, I}, true, true);
-  a.dW_hh = c.get<F>(t[5], "dW_hh", {GH, H}, true, true);
+  a.dW_hh = c.get<F>(t[5], "dW_hh", {GH, S}, true, true);
   a.db_ih = c.get<F>(t[6], "db_ih", {GH}, true, true);
   a.db_hh = c.get<F>(t[7], "db_hh", {GH}, true, true);
   a.dg = c.get<F>(t[8], "dg", {N, GH}, !t[8].is_none(), true);  // None: the driver's workspace
   a.dn = c.get<F>(t[9], "dn", {N, H}, gru, true);
   a.x = c.get<F>(t[10], "x", {T, B, I}, true, false);
   a.W_ih = c.get<F>(t[11], "W_ih", {GH, I}, true, false);
-  a.W_hh = c.get<F>(t[12], "W_hh", {GH, H}, true, false);
+  a.W_hh = c.get<F>(t[12], "W_hh", {GH, S}, true, false);
   a.xg = c.get<F>(t[13], "xg", {N, GH}, true, false);
   a.xp = c.get<F>(t[14], "xp", {N, I}, !p.dense, false);
-  a.h_prev = c.get<F>(t[15], "h_prev", {N, H}, true, false);
+  a.h_prev = c.get<F>(t[15], "h_prev", {N, S}, true, false);
   a.c_prev = c.get<F>(t[16], "c_prev", {N, H}, lstm, false);
   a.hn = c.get<F>(t[17], "hn", {N, H}, gru, false);
-  a.dy = c.get<F>(t[18], "dy", {T, B, H}, true, false);
-  a.dh_n = c.get<F>(t[19], "dh_n", {B, H}, true, false);
+  a.dy = c.get<F>(t[18], "dy", {T, B, S}, true, false);
+  a.dh_n = c.get<F>(t[19], "dh_n", {B, S}, true, false);
   a.dc_n = c.get<F>(t[20], "dc_n", {B, H}, lstm, false);
+  a.dW_hr = c.get<F>(t[27], "dW_hr", {S, H}, proj, true);
+  a.m = c.get<F>(t[28], "m", {N, H}, proj, false);
+  a.W_hr = c.get<F>(t[29], "W_hr", {S, H}, proj, false);
   return a;
 }
 
@@ -205,13 +219,13 @@ template <class F, bool Fwd> void run_calls(const Args& c, const std::vector<py:
   std::vector<A> as;
   for (const py::tuple& t : calls) {
     if (Fwd) {
-      ps.push_back(make_problem(c, t[0].cast<int>(), t[9], t[11], t[16], t[17], t[18], t[19].cast<bool>(),
-                                t[20].cast<bool>(), t[21].cast<bool>()));
+      ps.push_back(make_problem(c, t[0].cast<int>(), t[9], t[11], t[24], t[16], t[17], t[18],
+                                t[19].cast<bool>(), t[20].cast<bool>(), t[21].cast<bool>()));
     } else {
-      ps.push_back(make_problem(c, t[0].cast<int>(), t[10], t[12], t[21], t[22], t[23], t[24].cast<bool>(),
-                                true, t[25].cast<bool>()));
+      ps.push_back(make_problem(c, t[0].cast<int>(), t[10], t[12], t[29], t[21], t[22], t[23],
+                                t[24].cast<bool>(), true, t[25].cast<bool>()));
     }
-    const int cap = t[Fwd ? kForwardArgs - 1 : kBackwardArgs - 1].cast<int>();
+    const int cap = t[Fwd ? kForwardThreads : kBackwardThreads].cast<int>();
     if (cap < 0) c.fail("threads must be >= 0 (0: rnnkit's setting), got " + std::to_string(cap));
     ps.back().threads = cap;
     if constexpr (Fwd)
@@ -396,7 +410,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("threads_for", [](int cell, int64_t B, int64_t H, int threads) {
           if (cell < 0 || cell > 3) throw py::value_error("rnnkit._core.threads_for: cell must be 0 .. 3");
           Problem p;
-          p.cell = static_cast<Cell>(cell), p.G = rnnkit::gate_count(p.cell), p.B = B, p.H = H;
+          p.cell = static_cast<Cell>(cell), p.G = rnnkit::gate_count(p.cell), p.B = B, p.H = p.S = H;
           p.threads = threads < 0 ? 0 : threads;
           return rnnkit::threads_for(p);
         }, py::arg("cell"), py::arg("B"), py::arg("H"), py::arg("threads") = 0,

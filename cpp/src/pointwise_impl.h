@@ -59,6 +59,7 @@ template <class T, class F> inline void for_lanes(int64_t wb, F&& f) {
 
 // Copies this thread's units of h (row i) to where the next step or the caller reads them.
 template <class T> inline void route_h(const StepFwd<T>& s, int64_t i, const T* h) {
+  if (!s.h_n) return;  // an LSTM with projections: the driver routes W_hr h
   const int64_t u0 = s.blk0 * kBlock, u1 = min_(s.blk1 * kBlock, s.H);
   T* dst = i < s.rows_next ? s.h_next + i * s.H : s.h_n + s.perm[i] * s.H;
   std::memcpy(dst + u0, h + u0, sizeof(T) * (u1 - u0));
@@ -130,12 +131,12 @@ template <class T, bool Train> __attribute__((flatten)) void lstm_fwd_t(const St
   }
 }
 
-template <class T> __attribute__((flatten)) void lstm_bwd_t(const StepBwd<T>& s) {
+template <class T, bool Dy> __attribute__((flatten)) void lstm_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 4 * H;
     const T* cp = s.c_prev + i * H;
-    const T* dy = s.dy + s.perm[i] * H;
+    const T* dy = Dy ? s.dy + s.perm[i] * H : nullptr;
     const T* dh = s.dh + i * H;
     T* dc = s.dc + i * H;
     T* dg = s.dg + i * 4 * H;
@@ -147,7 +148,7 @@ template <class T> __attribute__((flatten)) void lstm_bwd_t(const StepBwd<T>& s)
         const V<T> og = ld(g + 3 * wb + u, n);
         const V<T> c_prev = ld(cp + u0 + u, n);
         const V<T> tc = tanh_<T>(fg * c_prev + ig * gg);  // tanh(c_t), recomputed rather than stored
-        const V<T> dht = ld(dy + u0 + u, n) + ld(dh + u0 + u, n);
+        const V<T> dht = Dy ? ld(dy + u0 + u, n) + ld(dh + u0 + u, n) : ld(dh + u0 + u, n);
         const V<T> dct = ld(dc + u0 + u, n) + dht * og * (T(1) - tc * tc);
         st(d + u, dct * gg * ig * (T(1) - ig), n);
         st(d + wb + u, dct * c_prev * fg * (T(1) - fg), n);
@@ -223,6 +224,9 @@ template <class T> void rnn_fwd(const StepFwd<T>& s, bool relu) {
 template <class T> void rnn_bwd(const StepBwd<T>& s, bool relu) {
   relu ? rnn_bwd_t<T, true>(s) : rnn_bwd_t<T, false>(s);
 }
+template <class T> void lstm_bwd(const StepBwd<T>& s) {
+  s.dy ? lstm_bwd_t<T, true>(s) : lstm_bwd_t<T, false>(s);
+}
 template <class T> void lstm_fwd(const StepFwd<T>& s) {
   s.training ? lstm_fwd_t<T, true>(s) : lstm_fwd_t<T, false>(s);
 }
@@ -241,11 +245,11 @@ template <class T> void activation(int kind, T* x, int64_t n) {
 }  // namespace
 
 extern const PointwiseTable<float> table_f32 = {
-    rnn_fwd<float>, rnn_bwd<float>, lstm_fwd<float>, lstm_bwd_t<float>, gru_fwd<float>,
+    rnn_fwd<float>, rnn_bwd<float>, lstm_fwd<float>, lstm_bwd<float>, gru_fwd<float>,
     gru_bwd_t<float>, gemm_packed<float>, pack_panels<float>, GemmShape<float>::NR,
     activation<float>};
 extern const PointwiseTable<double> table_f64 = {
-    rnn_fwd<double>, rnn_bwd<double>, lstm_fwd<double>, lstm_bwd_t<double>, gru_fwd<double>,
+    rnn_fwd<double>, rnn_bwd<double>, lstm_fwd<double>, lstm_bwd<double>, gru_fwd<double>,
     gru_bwd_t<double>, gemm_packed<double>, pack_panels<double>, GemmShape<double>::NR,
     activation<double>};
 

@@ -100,7 +100,8 @@ template <class T> void copy(T* dst, const T* src, int64_t n) {
 // Contents are undefined on entry: every element is written before it is read (zeroing the large
 // ones cost more than whole steps at small sizes). Forward and backward share the slots of the
 // same purpose (one call at a time per thread).
-enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kWeightGrads, kDx, kSlots };
+enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kWeightGrads, kDx,
+                  kWhrPanels, kProj, kIota, kSlots };
 constexpr int64_t kKeptBytes = 64 << 20;
 
 class Workspace {
@@ -246,8 +247,14 @@ int get_num_threads() { return g_threads; }
 
 ContentionStats contention_stats() { return g_contention.stats(); }
 
+// Multiply-adds of one step's products (the recurrent one, and the projection's).
+int64_t step_work(const Problem& p) {
+  const int64_t S = p.S > 0 ? p.S : p.H;
+  return p.B * p.G * p.H * S + (S != p.H ? p.B * S * p.H : 0);
+}
+
 int threads_for(const Problem& p) {
-  const int64_t work = p.B * p.G * p.H * p.H;
+  const int64_t work = step_work(p);
   const int cap = p.threads > 0 ? std::min<int>(p.threads, g_threads) : g_threads.load();
   int64_t nt = std::min<int64_t>(cap, panel_count(p.H));
   nt = std::min<int64_t>(nt, std::max<int64_t>(1, work / kMinStepWorkPerThread));
@@ -259,7 +266,7 @@ int threads_for(const Problem& p) {
 // call's barrier waits afterwards (calls on several threads that were not demoted).
 int call_threads(const Problem& p, bool* report, bool* marginal) {
   const int nt = threads_for(p);
-  const int64_t work = p.B * p.G * p.H * p.H;
+  const int64_t work = step_work(p);
   *marginal = nt > 1 && work / nt < kSureStepWorkPerThread;
   *report = nt > 1;
   if (nt <= 1 || !g_contention.demote()) return nt;
@@ -293,10 +300,10 @@ Chunk chunk_at(const Problem& p, int64_t s0, int64_t cap) {
 }
 
 template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a) {
-  const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H;
+  const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H, S = p.S;
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
-  const bool relu = p.cell == Cell::kRnnRelu;
-  copy(a.h_n, a.h0, B * H);  // sequences of length 0 keep their state
+  const bool relu = p.cell == Cell::kRnnRelu, proj = p.projected();
+  copy(a.h_n, a.h0, B * S);  // sequences of length 0 keep their state
   if (lstm) copy(a.c_n, a.c0, B * H);
   if (p.T == 0 || B == 0) return;
   PhaseClock clock;
@@ -307,11 +314,13 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const int nthreads = call_threads(p, &report, &marginal);
 
   T* const Wih = ws.get<T>(kWih, GH * I);
-  T* const Whh = ws.get<T>(kWhh, GH * H);
+  T* const Whh = ws.get<T>(kWhh, GH * S);
   pack_rows(Wih, a.W_ih, G, H, I);
-  pack_rows(Whh, a.W_hh, G, H, H);
-  // Per thread, W_hh^T and W_ih^T as panels of its own packed columns.
-  T* const Whh_panels = ws.get<T>(kWhhPanels, (GH + nthreads * pw.nr) * H);
+  pack_rows(Whh, a.W_hh, G, H, S);
+  // Per thread, W_hh^T and W_ih^T as panels of its own packed columns (and W_hr^T of its own
+  // columns of h).
+  T* const Whh_panels = ws.get<T>(kWhhPanels, (GH + nthreads * pw.nr) * S);
+  T* const Whr_panels = proj ? ws.get<T>(kWhrPanels, (S + nthreads * pw.nr) * H) : nullptr;
   T* const Wih_panels = ws.get<T>(kWihPanels, (GH + nthreads * pw.nr) * I);
   const int64_t cap = std::max(B, kChunkRows);
   T* const chunk = p.training ? nullptr : ws.get<T>(kChunk, cap * GH);
@@ -319,18 +328,25 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   // Combined biases, sorted initial states, and in inference the two [B, H] GEMM operands used in
   // turn (a thread may only overwrite one after the next barrier); in training the operand of each
   // step is the packed h_prev cache itself.
-  T* const bias = ws.get<T>(kStates, GH + H + (p.training ? 2 : 4) * B * H);
+  T* const bias = ws.get<T>(kStates, GH + H + B * S + B * H + (p.training ? 0 : 2 * B * S));
   T* const b_hn = bias + GH;
   T* const h0s = b_hn + H;
-  T* const c = h0s + B * H;
+  T* const c = h0s + B * S;
   T* const hbuf = c + B * H;
+  // With projections: m_t (inference; in training the m cache) and W_hr m_t, sorted rows, and the
+  // identity order in which the pointwise pass writes m_t.
+  T* const mbuf = proj ? ws.get<T>(kProj, B * S + (p.training ? 0 : B * H)) : nullptr;
+  T* const hproj = mbuf;
+  T* const m_inf = proj && !p.training ? mbuf + B * S : nullptr;
+  int64_t* const iota = proj ? ws.get<int64_t>(kIota, B) : nullptr;
+  for (int64_t i = 0; proj && i < B; ++i) iota[i] = i;
   for (int64_t j = 0; j < GH; ++j) {
     T v = a.b_ih ? a.b_ih[j] : T(0);
     if (a.b_hh && !(gru && j >= 2 * H)) v += a.b_hh[j];
     bias[j] = v;
   }
   for (int64_t u = 0; u < H; ++u) b_hn[u] = gru && a.b_hh ? a.b_hh[2 * H + u] : T(0);
-  copy_rows_permuted(h0s, a.h0, p.perm, B, H, true);
+  copy_rows_permuted(h0s, a.h0, p.perm, B, S, true);
   if (lstm) copy_rows_permuted(c, a.c0, p.perm, B, H, true);
 
   const T* X = a.x;
@@ -342,10 +358,10 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   }
   const int64_t t_first = time_of(p, 0);
   if (p.training) {
-    copy(a.h_prev + p.offsets[t_first] * H, h0s, p.batch_sizes[t_first] * H);
+    copy(a.h_prev + p.offsets[t_first] * S, h0s, p.batch_sizes[t_first] * S);
   } else {
-    copy(hbuf, h0s, B * H);
-    copy(hbuf + B * H, h0s, B * H);
+    copy(hbuf, h0s, B * S);
+    copy(hbuf + B * S, h0s, B * S);
   }
   clock.lap(Phase::kSetup);
 
@@ -353,17 +369,20 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   parallel(nthreads, [&](int k, int nt) {
     PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
-    const int64_t ncols = sp.col1 - sp.col0;
-    T* const Wp = Whh_panels + (sp.col0 + k * pw.nr) * H;
+    const Split sh = split_for(k, nt, S, 1);  // with projections: this thread's columns of h
+    const int64_t ncols = sp.col1 - sp.col0, hcols = sh.u1 - sh.u0;
+    T* const Wp = Whh_panels + (sp.col0 + k * pw.nr) * S;
     T* const Wip = Wih_panels + (sp.col0 + k * pw.nr) * I;
-    pw.pack_panels(Wp, Whh + sp.col0 * H, H, true, H, ncols);
+    pw.pack_panels(Wp, Whh + sp.col0 * S, S, true, S, ncols);
     pw.pack_panels(Wip, Wih + sp.col0 * I, I, true, I, ncols);
+    T* const Wrp = proj ? Whr_panels + (sh.u0 + k * pw.nr) * H : nullptr;
+    if (proj && hcols > 0) pw.pack_panels(Wrp, a.W_hr + sh.u0 * H, H, true, H, hcols);
     tc.lap(Phase::kSetup);
 
     StepFwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;
     st.acc = acc + sp.col0, st.b = bias, st.b_hn = b_hn, st.ld_y = a.ld_y;
-    st.c = c, st.h_n = a.h_n, st.perm = p.perm, st.training = p.training;
+    st.c = c, st.h_n = proj ? nullptr : a.h_n, st.perm = proj ? iota : p.perm, st.training = p.training;
     Chunk ch{0, 0, 0, 0};
     T* xg = nullptr;  // row r0 of the current chunk
     for (int64_t s = 0; s < p.T; ++s) {
@@ -376,14 +395,16 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t];
       const bool last = s + 1 == p.T;
       const int64_t tn = last ? t : time_of(p, s + 1), rows_next = last ? 0 : p.batch_sizes[tn];
-      const T* hcur = p.training ? a.h_prev + p.offsets[t] * H : hbuf + (s % 2) * B * H;
-      T* hnext = p.training ? (last ? nullptr : a.h_prev + p.offsets[tn] * H)
-                            : hbuf + ((s + 1) % 2) * B * H;
-      pw.gemm_packed(rows, ncols, H, hcur, H, Wp, acc + sp.col0, GH, false);
+      const T* hcur = p.training ? a.h_prev + p.offsets[t] * S : hbuf + (s % 2) * B * S;
+      T* hnext = p.training ? (last ? nullptr : a.h_prev + p.offsets[tn] * S)
+                            : hbuf + ((s + 1) % 2) * B * S;
+      pw.gemm_packed(rows, ncols, S, hcur, S, Wp, acc + sp.col0, GH, false);
       tc.lap(Phase::kStepGemm);
       st.rows = rows, st.rows_next = rows_next;
       st.xg = xg + (p.offsets[t] - ch.r0) * GH, st.h_prev = hcur, st.h_next = hnext;
-      st.y = a.y + t * B * a.ld_y;
+      T* const mt = proj ? (p.training ? a.m + p.offsets[t] * H : m_inf) : nullptr;
+      st.y = proj ? mt : a.y + t * B * a.ld_y;
+      st.ld_y = proj ? H : a.ld_y;
       if (p.training) {
         if (lstm) st.c_prev_out = a.c_prev + p.offsets[t] * H;
         if (gru) st.hn_out = a.hn + p.offsets[t] * H;
@@ -393,9 +414,23 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
         case Cell::kGru: pw.gru_fwd(st); break;
         default: pw.rnn_fwd(st, relu);
       }
+      if (proj) {  // h_t = m_t W_hr^T, this thread's columns, once every unit's m_t is there
+        tc.lap(Phase::kPointwise);
+        barrier.wait();
+        tc.lap(Phase::kWait);
+        if (hcols > 0) pw.gemm_packed(rows, hcols, H, mt, H, Wrp, hproj + sh.u0, S, false);
+        tc.lap(Phase::kStepGemm);
+        T* const yt = a.y + t * B * a.ld_y;
+        for (int64_t i = 0; i < rows; ++i) {
+          const T* h = hproj + i * S + sh.u0;
+          copy(yt + p.perm[i] * a.ld_y + sh.u0, h, hcols);
+          copy((i < rows_next ? hnext + i * S : a.h_n + p.perm[i] * S) + sh.u0, h, hcols);
+        }
+      }
       // Reverse direction with lengths: sequences that start at the next step enter with h0.
+      const Split& own = proj ? sh : sp;  // this thread's columns of h
       for (int64_t i = rows; i < rows_next; ++i)
-        copy(hnext + i * H + sp.u0, h0s + i * H + sp.u0, (sp.u1 - sp.u0));
+        copy(hnext + i * S + own.u0, h0s + i * S + own.u0, (own.u1 - own.u0));
       tc.lap(Phase::kPointwise);
       barrier.wait();
       tc.lap(Phase::kWait);
@@ -409,14 +444,15 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
 }
 
 template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T>& a) {
-  const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H;
+  const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H, S = p.S;
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
-  const bool relu = p.cell == Cell::kRnnRelu;
+  const bool relu = p.cell == Cell::kRnnRelu, proj = p.projected();
   if (p.T == 0 || B == 0) {
-    copy(a.dh0, a.dh_n, B * H);
+    copy(a.dh0, a.dh_n, B * S);
     if (lstm) copy(a.dc0, a.dc_n, B * H);
     std::fill(a.dW_ih, a.dW_ih + GH * I, T(0));
-    std::fill(a.dW_hh, a.dW_hh + GH * H, T(0));
+    std::fill(a.dW_hh, a.dW_hh + GH * S, T(0));
+    if (proj) std::fill(a.dW_hr, a.dW_hr + S * H, T(0));
     std::fill(a.db_ih, a.db_ih + GH, T(0));
     std::fill(a.db_hh, a.db_hh + GH, T(0));
     return;
@@ -429,24 +465,28 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   T* const dg = a.dg ? a.dg : ws.get<T>(kDg, N * GH);
   const PointwiseTable<T>& pw = pointwise<T>();
   T* const Wih = ws.get<T>(kWih, GH * I);
-  T* const Whh = ws.get<T>(kWhh, GH * H);
+  T* const Whh = ws.get<T>(kWhh, GH * S);
   pack_rows(Wih, a.W_ih, G, H, I);
-  pack_rows(Whh, a.W_hh, G, H, H);
+  pack_rows(Whh, a.W_hh, G, H, S);
 
-  T* const dh = ws.get<T>(kStates, 2 * B * H);  // gradients of the running state, sorted rows
-  T* const dc = dh + B * H;
-  copy_rows_permuted(dh, a.dh_n, p.perm, B, H, true);
+  T* const dh = ws.get<T>(kStates, B * S + B * H);  // gradients of the running state, sorted rows
+  T* const dc = dh + B * S;
+  // With projections: dL/dh_t of every step [N, S] (for dW_hr) and dm_t = dL/dh_t W_hr [B, H].
+  T* const dhs = proj ? ws.get<T>(kProj, p.N() * S + B * H) : nullptr;
+  T* const dm = proj ? dhs + p.N() * S : nullptr;
+  copy_rows_permuted(dh, a.dh_n, p.perm, B, S, true);
   if (lstm) copy_rows_permuted(dc, a.dc_n, p.perm, B, H, true);
   const T* X = p.dense ? a.x : a.xp;
   // Packed weight gradients before they are put back in PyTorch's order (one buffer each: threads
   // fill their own rows of both at once).
-  T* const dWhp = ws.get<T>(kWeightGrads, GH * (H + I + 1));
-  T* const dWip = dWhp + GH * H;
+  T* const dWhp = ws.get<T>(kWeightGrads, GH * (S + I + 1));
+  T* const dWip = dWhp + GH * S;
   T* const dbp = dWip + GH * I;
   T* const dxp = p.dense ? nullptr : ws.get<T>(kDx, N * I);
   bool report = false, marginal = false;
   const int nthreads = call_threads(p, &report, &marginal);
-  T* const Whh_panels = ws.get<T>(kWhhPanels, (H + nthreads * pw.nr) * GH);  // W_hh, per thread
+  T* const Whh_panels = ws.get<T>(kWhhPanels, (S + nthreads * pw.nr) * GH);  // W_hh, per thread
+  T* const Whr_panels = proj ? ws.get<T>(kWhrPanels, (H + nthreads * pw.nr) * S) : nullptr;
 
   clock.lap(Phase::kSetup);
   Barrier barrier(nthreads);
@@ -454,15 +494,32 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   parallel(nthreads, [&](int k, int nt) {
     PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
-    T* const Wp = Whh_panels + (sp.u0 + k * pw.nr) * GH;
-    pw.pack_panels(Wp, Whh + sp.u0, H, false, GH, sp.u1 - sp.u0);
+    const Split sh = split_for(k, nt, S, 1);  // this thread's columns of h (its units without projections)
+    const int64_t hcols = sh.u1 - sh.u0, units = sp.u1 - sp.u0;
+    T* const Wp = Whh_panels + (sh.u0 + k * pw.nr) * GH;
+    pw.pack_panels(Wp, Whh + sh.u0, S, false, GH, hcols);
+    T* const Wrp = proj ? Whr_panels + (sp.u0 + k * pw.nr) * S : nullptr;
+    if (proj && units > 0) pw.pack_panels(Wrp, a.W_hr + sp.u0, H, false, S, units);
     tc.lap(Phase::kSetup);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
-    st.dh = dh, st.dc = dc;
+    st.dh = proj ? dm : dh, st.dc = dc;
     for (int64_t s = p.T - 1; s >= 0; --s) {
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t], o = p.offsets[t];
-      st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = a.dy + t * B * H;
+      st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = proj ? nullptr : a.dy + t * B * H;
+      if (proj) {  // dL/dh_t = dy[t] + dh (this thread's columns), then dm_t = dL/dh_t W_hr
+        const T* dyt = a.dy + t * B * S;
+        for (int64_t i = 0; i < rows; ++i) {
+          T* d = dhs + (o + i) * S;
+          const T* g = dyt + p.perm[i] * S;
+          for (int64_t j = sh.u0; j < sh.u1; ++j) d[j] = g[j] + dh[i * S + j];
+        }
+        tc.lap(Phase::kPointwise);
+        barrier.wait();
+        tc.lap(Phase::kWait);
+        if (units > 0) pw.gemm_packed(rows, units, S, dhs + o * S, S, Wrp, dm + sp.u0, H, false);
+        tc.lap(Phase::kStepGemm);
+      }
       if (lstm) st.c_prev = a.c_prev + o * H;
       if (gru) st.h_prev = a.h_prev + o * H, st.hn = a.hn + o * H, st.dn = a.dn + o * H;
       switch (p.cell) {
@@ -473,9 +530,9 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       tc.lap(Phase::kPointwise);
       barrier.wait();
       tc.lap(Phase::kWait);
-      // dh_{t-1} for this thread's units = dgates (all columns) @ W_hh[:, units]; rows past their
-      // length are not touched, so their gradient passes through unchanged.
-      pw.gemm_packed(rows, sp.u1 - sp.u0, GH, dg + o * GH, GH, Wp, dh + sp.u0, H, gru);
+      // dh_{t-1} for this thread's columns = dgates (all columns) @ W_hh[:, columns]; rows past
+      // their length are not touched, so their gradient passes through unchanged.
+      if (hcols > 0) pw.gemm_packed(rows, hcols, GH, dg + o * GH, GH, Wp, dh + sh.u0, S, gru);
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
@@ -484,10 +541,14 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     tc.lap(Phase::kWait);
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
     for_panels(k, nt, H, G, [&](const Split& q) {
-      gemm<T>(true, false, q.col1 - q.col0, H, N, T(1), dg + q.col0, GH, a.h_prev, H, T(0),
-              dWhp + q.col0 * H, H);
+      gemm<T>(true, false, q.col1 - q.col0, S, N, T(1), dg + q.col0, GH, a.h_prev, S, T(0),
+              dWhp + q.col0 * S, S);
     });
-    unpack_rows(a.dW_hh, dWhp, G, H, H, sp);
+    unpack_rows(a.dW_hh, dWhp, G, H, S, sp);
+    if (proj)  // dW_hr = sum over steps of dL/dh_t^T m_t, this thread's rows
+      for_panels(k, nt, S, 1, [&](const Split& q) {
+        gemm<T>(true, false, q.u1 - q.u0, H, N, T(1), dhs + q.u0, S, a.m, H, T(0), a.dW_hr + q.u0 * H, H);
+      });
     column_sums(dbp, dg, N, GH, sp.col0, sp.col1);
     unpack_rows(a.db_hh, dbp, G, H, 1, sp);
     if (gru) {  // the input side of the n gate differs: dn, not dn * r
@@ -522,7 +583,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
         copy(a.dx + (t * B + p.perm[i]) * I, dxp + (p.offsets[t] + i) * I, I);
-  copy_rows_permuted(a.dh0, dh, p.perm, B, H, false);
+  copy_rows_permuted(a.dh0, dh, p.perm, B, S, false);
   if (lstm) copy_rows_permuted(a.dc0, dc, p.perm, B, H, false);
   clock.lap(Phase::kSetup);
 }

@@ -34,7 +34,7 @@ def forward(
     hn: Optional[np.ndarray], x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray,
     b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], h0: np.ndarray, c0: Optional[np.ndarray],
     perm: np.ndarray, batch_sizes: np.ndarray, offsets: np.ndarray, reverse: bool, training: bool,
-    dense: bool, threads: int,
+    dense: bool, threads: int, m: Optional[np.ndarray], W_hr: Optional[np.ndarray],
 ) -> None: ...
 def backward(
     cell: int, dx: np.ndarray, dh0: np.ndarray, dc0: Optional[np.ndarray], dW_ih: np.ndarray,
@@ -42,5 +42,6 @@ def backward(
     x: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarray, xg: np.ndarray, xp: Optional[np.ndarray],
     h_prev: np.ndarray, c_prev: Optional[np.ndarray], hn: Optional[np.ndarray], dy: np.ndarray,
     dh_n: np.ndarray, dc_n: Optional[np.ndarray], perm: np.ndarray, batch_sizes: np.ndarray,
-    offsets: np.ndarray, reverse: bool, dense: bool, threads: int,
+    offsets: np.ndarray, reverse: bool, dense: bool, threads: int, dW_hr: Optional[np.ndarray],
+    m: Optional[np.ndarray], W_hr: Optional[np.ndarray],
 ) -> None: ...

@@ -23,7 +23,8 @@ _CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
 
 class CppCache(NamedTuple):
     """What backward reads: the plan; xg [N, G*H] activated gates (packed columns, RNN: h_t);
-    xp [N, I] packed x (lengths only); h_prev [N, H]; c_prev [N, H] (LSTM); hn [N, H] (GRU)."""
+    xp [N, I] packed x (lengths only); h_prev [N, H] ([N, S] with projections); c_prev [N, H]
+    (LSTM); hn [N, H] (GRU); m [N, H] (LSTM with projections: o * tanh(c_t))."""
 
     plan: Plan
     xg: np.ndarray
@@ -31,6 +32,7 @@ class CppCache(NamedTuple):
     h_prev: np.ndarray
     c_prev: Optional[np.ndarray]
     hn: Optional[np.ndarray]
+    m: Optional[np.ndarray] = None
 
 
 # Arrays from this many bytes up come from _core.pooled: their memory is recycled when they are
@@ -39,13 +41,15 @@ class CppCache(NamedTuple):
 _POOLED_BYTES = 256 * 1024
 
 
-def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
+def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     """The shape of each of CppCache's arrays (its fields after plan, in order) for a training call
-    of these sizes (N: packed rows); None where the field is None. The plan is rebuilt from the
-    problem. Used where the cache travels as tensors (rnnkit.torch's registered ops)."""
+    of these sizes (N: packed rows; S: the LSTM's projection size, None without one); None where
+    the field is None. The plan is rebuilt from the problem. Used where the cache travels as
+    tensors (rnnkit.torch's registered ops)."""
     G = {"lstm": 4, "gru": 3}.get(cell, 1)
-    return {"xg": (N, G * H), "xp": None if dense else (N, I), "h_prev": (N, H),
-            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None}  # fmt: skip
+    return {"xg": (N, G * H), "xp": None if dense else (N, I), "h_prev": (N, S or H),
+            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None,
+            "m": (N, H) if S else None}  # fmt: skip
 
 
 def cache_restore(p, arrays):
@@ -69,24 +73,25 @@ def _forward_call(p, y=None):
     write the output, a [T, B, H] view whose rows may be strided (a direction's columns of a
     bidirectional layer's output); None allocates it."""
     pl = plan(p)
-    T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
-    lstm, gru = p.cell == "lstm", p.cell == "gru"
+    T, B, I, H, G, dt, N, S = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N, p.S
+    lstm, gru, proj = p.cell == "lstm", p.cell == "gru", p.W_hr is not None
     if y is None:
-        y = _empty((T, B, H), dt) if pl.dense else np.zeros((T, B, H), dt)
+        y = _empty((T, B, S), dt) if pl.dense else np.zeros((T, B, S), dt)
     elif not pl.dense:
         y[...] = 0  # steps past a sequence's length are not written
-    h_n = np.empty((B, H), dt)
+    h_n = np.empty((B, S), dt)
     c_n = np.empty((B, H), dt) if lstm else None
     train = p.training
     xg = _empty((N, G * H), dt) if train else None  # inference: a workspace inside the call
     xp = None if pl.dense else _empty((N, I), dt)
-    h_prev = _empty((N, H), dt) if train else None
+    h_prev = _empty((N, S), dt) if train else None
     c_prev = _empty((N, H), dt) if train and lstm else None
     hn = _empty((N, H), dt) if train and gru else None
+    m = _empty((N, H), dt) if train and proj else None
     call = (_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh, p.b_ih,
             p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense,
-            _threads.call_cap())  # fmt: skip
-    cache = CppCache(pl, xg, xp, h_prev, c_prev, hn) if train else None
+            _threads.call_cap(), m, p.W_hr)  # fmt: skip
+    cache = CppCache(pl, xg, xp, h_prev, c_prev, hn, m) if train else None
     return call, (y, h_n, c_n, cache)
 
 
@@ -133,18 +138,21 @@ def forward_group(ps, ys=None):
 def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     pl = cache.plan
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
-    lstm, gru = p.cell == "lstm", p.cell == "gru"
+    lstm, gru, proj = p.cell == "lstm", p.cell == "gru", p.W_hr is not None
     dx = _empty((T, B, I), dt) if pl.dense else np.zeros((T, B, I), dt)
-    dh0 = np.empty((B, H), dt)
+    dh0 = np.empty((B, p.S), dt)
     dc0 = np.empty((B, H), dt) if lstm else None
     dW_ih, dW_hh = _empty(p.W_ih.shape, dt), _empty(p.W_hh.shape, dt)
     db_ih, db_hh = np.empty(G * H, dt), np.empty(G * H, dt)
     dg = None  # a workspace the C++ driver keeps between calls (fresh pages fault in every call)
     dn = _empty((N, H), dt) if gru else None
+    dW_hr = np.empty(p.W_hr.shape, dt) if proj else None
     call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
             cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,
-            pl.batch_sizes, pl.offsets, p.reverse, pl.dense, _threads.call_cap())  # fmt: skip
-    return call, (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)
+            pl.batch_sizes, pl.offsets, p.reverse, pl.dense, _threads.call_cap(), dW_hr, cache.m,
+            p.W_hr)  # fmt: skip
+    out = (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)
+    return call, (out if dW_hr is None else out + (dW_hr,))
 
 
 def _backward(p, cache: CppCache, dy, dh_n, dc_n):

@@ -49,10 +49,18 @@ class Problem:
     reverse: bool
     training: bool
     P: Optional[np.ndarray] = None  # lstm_peephole: [3H] peephole weights (p_i, p_f, p_o)
+    # lstm with projections (torch's proj_size): [S, H]; h_t = W_hr (o * tanh(c_t)) has S < H units,
+    # and W_hh is [4H, S], h0 [B, S], y [T, B, S] (c stays [B, H])
+    W_hr: Optional[np.ndarray] = None
 
     @property
     def is_lstm(self) -> bool:
         return self.cell in LSTM_CELLS
+
+    @property
+    def S(self) -> int:
+        """The width of h (and of y): the projection's size, or H without one."""
+        return self.H if self.W_hr is None else self.W_hr.shape[0]
 
 
 def _shape(a) -> str:
@@ -172,42 +180,58 @@ def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Pro
     dtype = x.dtype
 
     peephole = cell == "lstm_peephole"
-    if not isinstance(weights, (tuple, list)) or len(weights) != (5 if peephole else 4):
+    n_weights = (5,) if peephole else (4, 5) if cell == "lstm" else (4,)
+    if not isinstance(weights, (tuple, list)) or len(weights) not in n_weights:
         got = f"a {type(weights).__name__}" + (
             f" of length {len(weights)}" if isinstance(weights, (tuple, list)) else ""
         )
-        want = "(W_ih, W_hh, b_ih, b_hh, P)" if peephole else "(W_ih, W_hh, b_ih, b_hh)"
+        want = {"lstm_peephole": "(W_ih, W_hh, b_ih, b_hh, P)",
+                "lstm": "(W_ih, W_hh, b_ih, b_hh) or (W_ih, W_hh, b_ih, b_hh, W_hr)"}.get(cell, "(W_ih, W_hh, b_ih, b_hh)")  # fmt: skip
         raise TypeError(f"weights must be a tuple {want} for cell {cell!r}, got {got}")
     W_ih, W_hh, b_ih, b_hh = weights[:4]
-    P = None
+    P = W_hr = None
     if peephole:
         if weights[4] is None:
             raise TypeError("weights: P (the peephole weights) is required for cell 'lstm_peephole'")
         P = _array("P", weights[4])
+    elif len(weights) == 5 and weights[4] is not None:
+        W_hr = _array("W_hr", weights[4])
     if W_ih is None or W_hh is None:
         raise TypeError("weights: W_ih and W_hh are required; only the biases may be None")
     W_ih, W_hh = _array("W_ih", W_ih), _array("W_hh", W_hh)
     b_ih = None if b_ih is None else _array("b_ih", b_ih)
     b_hh = None if b_hh is None else _array("b_hh", b_hh)
 
-    if W_hh.ndim != 2 or W_hh.shape[1] < 1 or W_hh.shape[0] != G * W_hh.shape[1]:
-        raise ValueError(
-            f"W_hh must have shape (G*H, H) with G={G} gates for cell {cell!r}, got {_shape(W_hh)}"
-        )
-    H = W_hh.shape[1]
+    if W_hr is not None:  # LSTM with projections: H from W_hr [S, H], S < H; W_hh [4H, S]
+        if W_hr.ndim != 2 or not 1 <= W_hr.shape[0] < W_hr.shape[1]:
+            raise ValueError(
+                f"W_hr must have shape (S, H) with 1 <= S < H (S: the projection size, "
+                f"torch's proj_size), got {_shape(W_hr)}"
+                + (" (the fifth weight of cell 'lstm' is the projection W_hr; peepholes P are "
+                   "cell 'lstm_peephole')" if W_hr.ndim == 1 else "")
+            )  # fmt: skip
+        S, H = W_hr.shape
+        _expect_shape("W_hh", W_hh, (G * H, S), f"(4*H, S) with H={H}, S={S} (from W_hr)")
+    else:
+        if W_hh.ndim != 2 or W_hh.shape[1] < 1 or W_hh.shape[0] != G * W_hh.shape[1]:
+            raise ValueError(
+                f"W_hh must have shape (G*H, H) with G={G} gates for cell {cell!r}, got {_shape(W_hh)}"
+            )
+        H = S = W_hh.shape[1]
     if max(G * H, I) >= 2**31:  # the BLAS's 32-bit widths (rows and reductions are cut to fit)
         raise ValueError(f"G*H = {G * H} and I = {I} must each be below 2**31")
-    _expect_shape("W_ih", W_ih, (G * H, I), f"(G*H, I) with G={G}, H={H} (from W_hh), I={I} (from x)")
+    src = "W_hr" if W_hr is not None else "W_hh"
+    _expect_shape("W_ih", W_ih, (G * H, I), f"(G*H, I) with G={G}, H={H} (from {src}), I={I} (from x)")
     for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
         if b is not None:
             _expect_shape(name, b, (G * H,), f"(G*H,) with G={G}, H={H}")
     if P is not None:
         _expect_shape("P", P, (3 * H,), f"(3*H,) = ({3 * H},): p_i, p_f, p_o")
 
-    h0, c0 = _state(cell, state, B, H)
+    h0, c0 = _state(cell, state, B, H, S=S)
 
     named = [("x", x), ("W_ih", W_ih), ("W_hh", W_hh), ("b_ih", b_ih), ("b_hh", b_hh)]
-    named += [("h0", h0), ("c0", c0), ("P", P)]
+    named += [("h0", h0), ("c0", c0), ("P", P), ("W_hr", W_hr)]
     for name, a in named[1:]:
         if a is not None and a.dtype != dtype:
             raise TypeError(
@@ -225,14 +249,16 @@ def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Pro
     return Problem(
         cell=cell, T=T, B=B, I=I, H=H, G=G, dtype=dtype,
         x=c(x), W_ih=c(W_ih), W_hh=c(W_hh), b_ih=c(b_ih), b_hh=c(b_hh),
-        h0=np.zeros((B, H), dtype) if h0 is None else c(h0),
+        h0=np.zeros((B, S), dtype) if h0 is None else c(h0),
         c0=(np.zeros((B, H), dtype) if c0 is None else c(c0)) if cell in LSTM_CELLS else None,
-        lengths=lengths, reverse=reverse, training=training, P=c(P),
+        lengths=lengths, reverse=reverse, training=training, P=c(P), W_hr=c(W_hr),
     )  # fmt: skip
 
 
-def _state(cell, state, B, H, name="state"):
-    """Split and check `state` (h0, or (h0, c0) for LSTM); None parts mean zeros."""
+def _state(cell, state, B, H, name="state", S=None):
+    """Split and check `state` (h0 [B, S], or (h0, c0 [B, H]) for LSTM; S = H without a
+    projection); None parts mean zeros."""
+    S = H if S is None else S
     h_name, c_name = ("h0", "c0") if name == "state" else ("dh_n", "dc_n")
     if cell in LSTM_CELLS:
         if state is None:
@@ -251,10 +277,13 @@ def _state(cell, state, B, H, name="state"):
             )
         h, c = state, None
     out = []
-    for nm, a in ((h_name, h), (c_name, c)):
+    for nm, a, w in ((h_name, h, S), (c_name, c, H)):
         if a is not None:
             a = _array(nm, a)
-            _expect_shape(nm, a, (B, H), f"(B, H) = ({B}, {H})")
+            if w == H:
+                _expect_shape(nm, a, (B, H), f"(B, H) = ({B}, {H})")
+            else:
+                _expect_shape(nm, a, (B, w), "(B, S) with S the projection size")
         out.append(a)
     return out[0], out[1]
 
@@ -285,18 +314,19 @@ def grads(p: Problem, dy: Any, dstate_n: Any) -> Tuple[np.ndarray, np.ndarray, O
     dh_n and dc_n are zeros when not given (dc_n is None for cells other than LSTM).
     """
     dy = _array("dy", dy)
-    _expect_shape("dy", dy, (p.T, p.B, p.H), f"(T, B, H) = ({p.T}, {p.B}, {p.H}), like y")
-    dh_n, dc_n = _state(p.cell, dstate_n, p.B, p.H, name="dstate_n")
+    S = p.S
+    want = "(T, B, H)" if S == p.H else "(T, B, S)"
+    _expect_shape("dy", dy, (p.T, p.B, S), f"{want} = ({p.T}, {p.B}, {S}), like y")
+    dh_n, dc_n = _state(p.cell, dstate_n, p.B, p.H, name="dstate_n", S=S)
     for name, a in (("dy", dy), ("dh_n", dh_n), ("dc_n", dc_n)):
         if a is not None and a.dtype != p.dtype:
             raise TypeError(
                 f"{name} has dtype {a.dtype} but the forward pass ran in {p.dtype}; "
                 f"all arrays of one call must share one dtype"
             )
-    zeros = np.zeros((p.B, p.H), p.dtype)
-    dh_n = zeros if dh_n is None else np.ascontiguousarray(dh_n)
+    dh_n = np.zeros((p.B, S), p.dtype) if dh_n is None else np.ascontiguousarray(dh_n)
     if p.is_lstm:
-        dc_n = zeros.copy() if dc_n is None else np.ascontiguousarray(dc_n)
+        dc_n = np.zeros((p.B, p.H), p.dtype) if dc_n is None else np.ascontiguousarray(dc_n)
     return np.ascontiguousarray(dy), dh_n, dc_n
 
 

@@ -5,6 +5,10 @@
 // Forward: the input projection in chunks of steps (one GEMM each, just before the chunk's steps),
 // and per step one recurrent GEMM and one fused pointwise pass (pointwise.h). Backward: per step (reverse order) one pointwise pass and one
 // GEMM for dh_{t-1}; then dW_ih, dW_hh, biases and dx as large GEMMs/reductions over all steps.
+// An LSTM with projections (Problem::S < H) adds per step the product h_t = m_t W_hr^T after the
+// pointwise pass (m_t = o * tanh(c_t)) and a second barrier; its backward the product dm_t = dh_t
+// W_hr before the pointwise pass, and dW_hr = sum_t dh_t^T m_t at the end. Widths written H below
+// are S for h, y and their gradients when S < H (h0, h_n, y, h_prev, dy, dh_n, dh0, W_hh's columns).
 #pragma once
 #include "rnnkit/problem.h"
 
@@ -31,6 +35,9 @@ template <class T> struct ForwardArgs {
   const T* b_hh = nullptr;  // [G*H] or null
   const T* h0 = nullptr;    // [B, H]
   const T* c0 = nullptr;    // [B, H] LSTM
+  // LSTM with projections only (null otherwise)
+  T* m = nullptr;           // [N, H] training: o * tanh(c_t), the projection's input
+  const T* W_hr = nullptr;  // [S, H]
 };
 
 template <class T> struct BackwardArgs {
@@ -58,6 +65,10 @@ template <class T> struct BackwardArgs {
   const T* dy = nullptr;    // [T, B, H]
   const T* dh_n = nullptr;  // [B, H]
   const T* dc_n = nullptr;  // [B, H] LSTM
+  // LSTM with projections only (null otherwise)
+  T* dW_hr = nullptr;       // [S, H] out
+  const T* m = nullptr;     // [N, H] the forward's cache
+  const T* W_hr = nullptr;  // [S, H]
 };
 
 template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a);

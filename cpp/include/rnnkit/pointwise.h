@@ -28,7 +28,9 @@ template <class T> struct StepFwd {
   T* hn_out = nullptr;        // [rows, H] GRU training: W_hn h + b_hn; else null
   T* y = nullptr;             // [B, H] y[t] (original batch order, row perm[i]), rows ld_y apart
   int64_t ld_y = 0;
-  T* h_n = nullptr;           // [B, H] final state (original order), for rows >= rows_next
+  T* h_n = nullptr;           // [B, H] final state (original order), for rows >= rows_next; null:
+                              // h_t is only written to y (an LSTM with projections: m_t, which the
+                              // driver projects and routes itself)
   const int64_t* perm = nullptr;
   bool training = false;
 };
@@ -40,7 +42,8 @@ template <class T> struct StepBwd {
   const T* h_prev = nullptr;  // [rows, H] GRU: state entering the step
   const T* c_prev = nullptr;  // [rows, H] LSTM: cell state entering the step
   const T* hn = nullptr;      // [rows, H] GRU: W_hn h + b_hn
-  const T* dy = nullptr;      // [B, H] dy[t] (original order)
+  const T* dy = nullptr;      // [B, H] dy[t] (original order); LSTM: null when dh holds all of
+                              // dL/dh_t (with projections: dm_t = (dy[t] + dh) W_hr)
   T* dh = nullptr;            // [B, H] sorted: dL/dh leaving the step in; GRU: dh_in * z out (the
                               // direct path to h_{t-1}; the GEMM then adds dgates @ W_hh)
   T* dc = nullptr;            // [B, H] LSTM sorted: dL/dc leaving the step in, entering it out

@@ -19,6 +19,9 @@ inline int gate_count(Cell c) { return c == Cell::kLstm ? 4 : c == Cell::kGru ? 
 struct Problem {
   Cell cell = Cell::kRnnTanh;
   int64_t T = 0, B = 0, I = 0, H = 0, G = 1;
+  // Width of the state h and of y: H, or for an LSTM with projections (torch's proj_size) S < H,
+  // h_t = W_hr (o * tanh(c_t)) with W_hr [S, H] and W_hh [G*H, S]; c stays H wide.
+  int64_t S = 0;
   bool reverse = false;   // visit t = T-1 .. 0
   bool training = false;  // keep what backward reads
   bool dense = true;      // no lengths: perm is the identity and every step has B rows
@@ -28,6 +31,7 @@ struct Problem {
   int threads = 0;  // most threads this call may use; 0: rnnkit's setting (set_num_threads)
 
   int64_t N() const { return offsets[T]; }
+  bool projected() const { return S != H; }
 };
 
 }  // namespace rnnkit

@@ -5,6 +5,9 @@ The recurrence::
     [i, f, g, o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
     i, f, o = sigmoid(.), g = tanh(.)
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t),   y_t = h_t
+
+With projections (torch's proj_size; weight W_hr [S, H], S < H) the state h shrinks to S units:
+h_t = W_hr (o * tanh(c_t)), and W_hh is [4H, S].
 """
 
 # Tested by tests/test_reference_fd.py, tests/test_reference_torch.py, tests/test_reference_onnx.py.
@@ -21,7 +24,8 @@ from ._common import bias, sigmoid, step_input, time_steps, valid
 class LSTMCache(NamedTuple):
     """What lstm_backward reads, each [T,B,H] (gates [T,B,4H] after their nonlinearities).
 
-    h_prev, c_prev: the state entering step t; gates: i, f, g, o; tanh_c: tanh(c_t).
+    h_prev, c_prev: the state entering step t (h_prev [T,B,S] with a projection); gates: i, f,
+    g, o; tanh_c: tanh(c_t).
     """
 
     h_prev: np.ndarray
@@ -31,12 +35,13 @@ class LSTMCache(NamedTuple):
 
 
 def lstm_forward(p):
-    H = p.H
+    H, S = p.H, p.S
     b = bias(p.b_ih, p) + bias(p.b_hh, p)
-    y = np.zeros((p.T, p.B, H), p.dtype)
+    y = np.zeros((p.T, p.B, S), p.dtype)
     cache = None
     if p.training:
-        cache = LSTMCache(np.zeros_like(y), np.zeros_like(y), np.zeros((p.T, p.B, 4 * H), p.dtype), np.zeros_like(y))
+        cache = LSTMCache(np.zeros_like(y), np.zeros((p.T, p.B, H), p.dtype), np.zeros((p.T, p.B, 4 * H), p.dtype),
+                          np.zeros((p.T, p.B, H), p.dtype))  # fmt: skip
     h, c = p.h0, p.c0
     for t in time_steps(p.T, p.reverse):
         m = valid(p, t)
@@ -48,6 +53,8 @@ def lstm_forward(p):
         o = sigmoid(a[:, 3 * H : 4 * H])  # output gate
         c_t = f * c + i * g  # c_t = f * c_{t-1} + i * g
         h_t = o * np.tanh(c_t)  # h_t = o * tanh(c_t)
+        if p.W_hr is not None:
+            h_t = h_t @ p.W_hr.T  # h_t = W_hr (o * tanh(c_t)), the projection
         if cache is not None:
             cache.h_prev[t], cache.c_prev[t], cache.tanh_c[t] = h, c, np.tanh(c_t)
             cache.gates[t] = np.concatenate([i, f, g, o], axis=1)
@@ -59,6 +66,7 @@ def lstm_forward(p):
 def lstm_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
     H = p.H
     dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    dW_hr = None if p.W_hr is None else np.zeros_like(p.W_hr)
     db = np.zeros(4 * H, p.dtype)
     dx = np.zeros_like(p.x)
     dh, dc = dh_n.copy(), dc_n.copy()
@@ -71,11 +79,15 @@ def lstm_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
         if dh_norms is not None:
             dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
-        dc_t = np.where(m, dc, 0) + dh_t * o * (1 - tanh_c**2)  # h_t = o*tanh(c_t)
+        dm = dh_t  # dL/d(o * tanh(c_t))
+        if dW_hr is not None:  # h_t = W_hr (o * tanh(c_t))
+            dW_hr += dh_t.T @ (o * tanh_c)
+            dm = dh_t @ p.W_hr
+        dc_t = np.where(m, dc, 0) + dm * o * (1 - tanh_c**2)  # o * tanh(c_t)
         di = dc_t * g  # c_t = f*c_{t-1} + i*g
         df = dc_t * cache.c_prev[t]
         dg = dc_t * i
-        do = dh_t * tanh_c
+        do = dm * tanh_c
         da = np.concatenate(  # through the nonlinearities: sigmoid' = s(1-s), tanh' = 1-g^2
             [di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1
         )
@@ -85,7 +97,8 @@ def lstm_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
         dx[t] = da @ p.W_ih
         dh = da @ p.W_hh + np.where(m, 0, dh)  # to h_{t-1}; a padded step passes it through
         dc = dc_t * f + np.where(m, 0, dc)  # to c_{t-1}
-    return dx, dh, dc, dW_ih, dW_hh, db, db.copy()
+    out = (dx, dh, dc, dW_ih, dW_hh, db, db.copy())
+    return out if dW_hr is None else out + (dW_hr,)
 
 
 # The LSTM with peepholes (ONNX's LSTM with input P; Gers & Schmidhuber): the input and forget
