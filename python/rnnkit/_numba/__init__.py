@@ -21,6 +21,7 @@ from .. import _threads
 from .._plan import Plan, packed_rows, plan, unpack
 from . import blas
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
+from .sequence import lstm_proj_backward, lstm_proj_forward  # the LSTM with projections
 
 
 def _choose_threading_layer():
@@ -92,7 +93,8 @@ _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
 
 class NumbaCache(NamedTuple):
     """What backward reads: the plan; X [N, I] packed x; xg [N, G*H] activated gates (RNN: h_t);
-    h_prev [N, H]; c_prev [N, H] (LSTM); hn [N, H] (GRU)."""
+    h_prev [N, H] ([N, S] with a projection); c_prev [N, H] (LSTM); hn [N, H] (GRU); m [N, H]
+    (LSTM with a projection: o * tanh(c_t), the projection's input)."""
 
     plan: Plan
     X: np.ndarray
@@ -100,17 +102,21 @@ class NumbaCache(NamedTuple):
     h_prev: np.ndarray
     c_prev: Optional[np.ndarray]
     hn: Optional[np.ndarray]
+    m: Optional[np.ndarray] = None
 
 
-def cache_layout(cell, T, B, I, H, N, dense):  # noqa: E741
+def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     """The shape of each of NumbaCache's arrays (its fields after plan, in order) for a training
-    call of these sizes; None where the field is None; "x" for X without lengths, a view of x. The
-    plan is rebuilt from the problem (see rnnkit._cpp.cache_layout)."""
+    call of these sizes (S: the LSTM's projection size, None without one); None where the field is
+    None; "x" for X without lengths, a view of x. The plan is rebuilt from the problem (see
+    rnnkit._cpp.cache_layout)."""
     G = {"lstm": 4, "gru": 3}.get(cell, 1)
     if not (T and B):
-        return dict.fromkeys(("X", "xg", "h_prev", "c_prev", "hn"))
-    return {"X": "x" if dense else (N, I), "xg": (N, G * H), "h_prev": (N, H),
-            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None}  # fmt: skip
+        return dict.fromkeys(("X", "xg", "h_prev", "c_prev", "hn", "m"))
+    proj = S is not None and cell == "lstm"
+    return {"X": "x" if dense else (N, I), "xg": (N, G * H), "h_prev": (N, S if proj else H),
+            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None,
+            "m": (N, H) if proj else None}  # fmt: skip
 
 
 def cache_restore(p, arrays):
@@ -192,6 +198,8 @@ def _panels(N, G, H, K):
 
 
 def _forward(p):
+    if getattr(p, "W_hr", None) is not None:
+        return _forward_proj(p)
     pl = plan(p)
     T, B, H, G, dt, N = p.T, p.B, p.H, p.G, p.dtype, pl.N
     lstm, gru, train = p.cell == "lstm", p.cell == "gru", p.training
@@ -232,6 +240,8 @@ def _forward(p):
 
 
 def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
+    if getattr(p, "W_hr", None) is not None:
+        return _backward_proj(p, cache, dy, dh_n, dc_n)
     pl = cache.plan
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
     lstm, gru = p.cell == "lstm", p.cell == "gru"
@@ -261,6 +271,78 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
         dc0 = np.empty_like(dc)
         dc0[pl.perm] = dc
     return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh
+
+
+def _proj_blocks(B, H, S):
+    """_blocks for the LSTM with projections (the step's product is B*4H*S): unit bounds over H,
+    and as many column bounds over S (the projection's and dL/dh_{t-1}'s share per block)."""
+    n = min(_threads.call_threads(), numba.config.NUMBA_NUM_THREADS, max(1, H // 8),
+            max(1, B * 4 * H * S // MIN_STEP_WORK_PER_THREAD))  # fmt: skip
+    return _bounds(H, n), _bounds(S, n)
+
+
+def _forward_proj(p):
+    """The LSTM with projections (p.W_hr [S, H]): y [T,B,S], h_n [B,S], c_n [B,H]."""
+    pl = plan(p)
+    T, B, H, S, dt, N = p.T, p.B, p.H, p.S, p.dtype, pl.N
+    train = p.training
+    y = np.zeros((T, B, S), dt)
+    h_n = p.h0.copy()  # sequences of length 0 keep their state
+    c = p.c0[pl.perm]
+    cache = None
+    if T and B:
+        X = _packed_x(p, pl)
+        bias = np.zeros(4 * H, dt)
+        if p.b_ih is not None:
+            bias += p.b_ih
+        if p.b_hh is not None:
+            bias += p.b_hh
+        xg = np.empty((N, 4 * H), dt)
+        h_prev = np.empty((N, S) if train else (1, S), dt)
+        c_prev = np.empty((N, H) if train else (1, H), dt)
+        m = np.empty((N, H) if train else (1, H), dt)
+        bounds, sbounds = _proj_blocks(B, H, S)
+        acc, scr = _scratch(bounds, B, 4, dt), _scratch(bounds, 4, 4, dt)
+        with _kernel_call():
+            lstm_proj_forward(_panels(N, 4, H, p.I), X, _ro(p.W_ih), _ro(_packed_whh(p.W_hh, bounds, H, 4)),
+                              _ro(p.W_hr), _ro(np.ascontiguousarray(p.W_hr.T)), bounds, sbounds, bias,
+                              p.h0[pl.perm], c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y,
+                              h_n, xg, h_prev, c_prev, m, np.empty((2, B, S), dt), np.empty((B, H), dt),
+                              np.empty((B, S), dt), acc, scr, blas.LIMIT)  # fmt: skip
+        if train:
+            cache = NumbaCache(pl, X, xg, h_prev, c_prev, None, m)
+    elif train:
+        cache = NumbaCache(pl, None, None, None, None, None, None)
+    c_n = p.c0.copy()
+    c_n[pl.perm] = c
+    return y, h_n, c_n, cache
+
+
+def _backward_proj(p, cache: NumbaCache, dy, dh_n, dc_n):
+    """The LSTM with projections: the plain LSTM's 7 gradients, then dW_hr [S, H]."""
+    pl = cache.plan
+    T, B, I, H, S, dt, N = p.T, p.B, p.I, p.H, p.S, p.dtype, pl.N
+    dW_ih, dW_hh, dW_hr = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh), np.zeros_like(p.W_hr)
+    db_ih, db_hh = np.zeros(4 * H, dt), np.zeros(4 * H, dt)
+    dx = np.zeros((T, B, I), dt)
+    if not (T and B):
+        return dx, dh_n.copy(), dc_n.copy(), dW_ih, dW_hh, db_ih, db_hh, dW_hr
+    dh, dc = dh_n[pl.perm], dc_n[pl.perm]
+    dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
+    bounds, sbounds = _proj_blocks(B, H, S)
+    with _kernel_call():
+        lstm_proj_backward(_panels(N, 4, H, S + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
+                           _ro(np.ascontiguousarray(p.W_hh.T)), _ro(p.W_hr), _ro(np.ascontiguousarray(p.W_hr.T)),
+                           bounds, sbounds, cache.xg, cache.h_prev, cache.c_prev, cache.m, _ro(dy), dh, dc,
+                           pl.perm, pl.batch_sizes, pl.offsets, p.reverse, np.empty((N, 4 * H), dt),
+                           np.empty((N, S), dt), np.empty((B, H), dt), dW_ih, dW_hh, dW_hr, db_ih, db_hh, dX,
+                           _scratch(bounds, 4, 4, dt), blas.LIMIT)  # fmt: skip
+    if not pl.dense:
+        dx.reshape(T * B, I)[packed_rows(pl, B)] = dX
+    dh0, dc0 = np.empty_like(dh), np.empty_like(dc)
+    dh0[pl.perm] = dh
+    dc0[pl.perm] = dc
+    return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr
 
 
 def _apply_threads(n):

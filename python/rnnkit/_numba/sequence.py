@@ -346,3 +346,174 @@ def sequence_backward(cell, npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev,
             _weight_grads(cell, np.int64(p), npan, dg, dn, h_prev, X, dW_hh, dW_ih, db_hh, db_ih, limit)
         for p in prange(npan):
             _input_grads(cell, np.int64(p), npan, dg, dn, Wih, dX, limit)
+
+
+# The LSTM with projections (torch's proj_size; W_hr [S, H], S < H): h_t = m_t W_hr^T with
+# m_t = o * tanh(c_t) [B, H], so h (and y) is S wide and W_hh is [4H, S]. Drivers of their own, so
+# that the ones above (and their compiled code) stay as they are; same packed layout and helpers.
+# Per step, forward: the gate product and pointwise pass by unit blocks (bounds over H, writing
+# m_t), then the projection by column blocks (sbounds over S), two parallel regions. Backward: dL/dh_t
+# = dy_t + dh (S wide, kept per row in dH), then by unit blocks dm = dL/dh_t W_hr and the plain
+# LSTM's pointwise pass with dm as its dL/dh, then dL/dh_{t-1} = dgates W_hh by column blocks.
+# dW_hr = dH^T M (every step's m, kept in training) joins the large products at the end. Every
+# output element is computed the same way whatever the blocks (step_product, elementwise passes),
+# so the results do not depend on the thread count.
+
+
+@njit(**_OPTS)
+def _proj_gates_block(training, b, bounds, rows, o, hcur, Wblk, WblkT, xg, bias, c, c_prev, dummy,
+                      m, acc, scr):  # fmt: skip
+    """Units bounds[b]:bounds[b+1] of one step: their rows of h_{t-1} W_hh^T, then the pointwise
+    pass writing m_t = o * tanh(c_t) to m[:rows] and updating c (and, in training, xg and c_prev)."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
+    H = c.shape[1]
+    ab = acc[b]
+    step_product(hcur, Wblk, WblkT, 4 * u0, ab, 0, 4 * n, False)
+    for i in range(rows):
+        _pointwise_forward(np.int64(LSTM), training, H, u0, xg[o + i], ab[i, : 4 * n], bias, bias,
+                           dummy[0, :n], c[i, u0:u1], c_prev[o + i, u0:u1] if training else c_prev[0, :n],
+                           dummy[0, :n], m[i, u0:u1], scr[b])  # fmt: skip
+
+
+@njit(**_OPTS)
+def _proj_out_block(b, sbounds, t, rows, rows_next, mcur, Whr, WhrT, hstep, hnext, y, h_n, h0s, perm):
+    """Columns sbounds[b]:sbounds[b+1] of h_t = m_t W_hr^T, routed to y, to the next step's state
+    and to h_n for the rows whose sequence ends here."""
+    s0, s1 = sbounds[b], sbounds[b + 1]
+    if s1 == s0:
+        return
+    step_product(mcur, Whr, WhrT, s0, hstep, s0, s1 - s0, False)
+    for i in range(rows):
+        row = hstep[i, s0:s1]
+        _copy(y[t, perm[i], s0:s1], row)
+        if i < rows_next:
+            _copy(hnext[i, s0:s1], row)
+        else:
+            _copy(h_n[perm[i], s0:s1], row)  # the sequence ends here
+    for i in range(rows, rows_next):  # reverse with lengths: sequences starting next step
+        _copy(hnext[i, s0:s1], h0s[i, s0:s1])
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def lstm_proj_forward(npan, X, Wih, Wblk, Whr, WhrT, bounds, sbounds, bias, h0s, c, perm, bs, off,
+                      reverse, training, y, h_n, xg, h_prev, c_prev, m, hbuf, mbuf, hstep, acc, scr,
+                      limit):  # fmt: skip
+    """The LSTM with projections: fills y [T,B,S] (padded rows untouched), h_n [B,S] (pre-filled
+    with h0), c [B,H] (sorted, in place), xg [N,4H]; in training also h_prev [N,S], c_prev [N,H] and
+    m [N,H] (o * tanh(c_t)). Wblk [4H, S]: W_hh's rows grouped by the unit blocks of bounds (over
+    H); sbounds: the column blocks of the projection (over S), as many; Whr [S,H], WhrT = Whr^T;
+    hbuf [2,B,S], mbuf [B,H], hstep [B,S] scratch; acc [nblk, B, 4*max block]; scr [nblk, 4, *]."""
+    T = bs.shape[0]
+    H = c.shape[1]
+    nblk = bounds.shape[0] - 1
+    WblkT = np.ascontiguousarray(Wblk.T) if bs.min() <= 2 else Wblk[:1, :1].copy()
+    dummy = np.empty((1, H), c.dtype)
+    if X.shape[1] == 0:
+        for n in range(xg.shape[0]):
+            for j in range(xg.shape[1]):
+                xg[n, j] = 0
+    elif nblk == 1:
+        for p in range(npan):
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
+    else:
+        for p in prange(npan):
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
+    t0 = T - 1 if reverse else 0
+    if training:
+        _copy_rows(h_prev[off[t0] : off[t0] + bs[t0]], h0s[: bs[t0]])
+    else:
+        _copy_rows(hbuf[0], h0s)
+        _copy_rows(hbuf[1], h0s)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows, o = bs[t], off[t]
+        last = s == T - 1
+        tn = t if last else (t - 1 if reverse else t + 1)
+        rows_next = 0 if last else bs[tn]
+        hcur = h_prev[o : o + rows] if training else hbuf[s % 2, :rows]
+        hnext = h_prev[off[tn] : off[tn] + bs[tn]] if training else hbuf[(s + 1) % 2]
+        mcur = m[o : o + rows] if training else mbuf[:rows]
+        if nblk == 1:
+            _proj_gates_block(training, np.int64(0), bounds, rows, o, hcur, Wblk, WblkT, xg, bias, c,
+                              c_prev, dummy, mcur, acc, scr)  # fmt: skip
+            _proj_out_block(np.int64(0), sbounds, t, rows, rows_next, mcur, Whr, WhrT, hstep, hnext, y,
+                            h_n, h0s, perm)  # fmt: skip
+        else:
+            for b in prange(nblk):
+                _proj_gates_block(training, np.int64(b), bounds, rows, o, hcur, Wblk, WblkT, xg, bias,
+                                  c, c_prev, dummy, mcur, acc, scr)  # fmt: skip
+            for b in prange(nblk):
+                _proj_out_block(np.int64(b), sbounds, t, rows, rows_next, mcur, Whr, WhrT, hstep, hnext,
+                                y, h_n, h0s, perm)  # fmt: skip
+
+
+@njit(**_OPTS)
+def _proj_backward_block(b, bounds, rows, o, xg, c_prev, dH, WhrT, Whr, dm, zrow, dummy, dc, dg, scr):
+    """Units bounds[b]:bounds[b+1] of one backward step: dm = dL/dh_t W_hr for them, then the LSTM's
+    pointwise pass with dm as the gradient of o * tanh(c_t)."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
+    H = dc.shape[1]
+    step_product(dH[o : o + rows], WhrT, Whr, u0, dm, u0, n, False)
+    for i in range(rows):
+        _pointwise_backward(np.int64(LSTM), H, u0, xg[o + i], zrow[u0:u1], c_prev[o + i, u0:u1],
+                            dummy[0, :n], dm[i, u0:u1], zrow[u0:u1], dc[i, u0:u1], dg[o + i],
+                            dummy[0, :n], scr[b])  # fmt: skip
+
+
+@njit(**_OPTS)
+def _proj_weight_grad(p, npan, dH, m, dW_hr, limit):
+    """Rows s0:s1 (panel p of S) of dW_hr = dH^T m over every packed row."""
+    s0, s1 = _panel(dH.shape[1], p, npan)
+    if s1 > s0:
+        gemm(True, False, dH[:, s0:s1], m, dW_hr[s0:s1], 0, limit)
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def lstm_proj_backward(npan, X, Wih, Whh, WhhT, Whr, WhrT, bounds, sbounds, xg, h_prev, c_prev, m, dy,
+                       dh, dc, perm, bs, off, reverse, dg, dH, dm, dW_ih, dW_hh, dW_hr, db_ih, db_hh,
+                       dX, scr, limit):  # fmt: skip
+    """The LSTM with projections: dh [B,S], dc [B,H] (sorted rows) hold dL/dh_n, dL/dc_n on entry
+    and dL/dh0, dL/dc0 on exit; fills dg [N,4H], dH [N,S] (dL/dh_t of every step), the weight and
+    bias gradients and dX [N,I] (packed). WhhT [S,4H], WhrT [H,S]: the transposes (contiguous);
+    dm [B,H] scratch; bounds (over H) and sbounds (over S) as in lstm_proj_forward."""
+    T = bs.shape[0]
+    S, H = dh.shape[1], dc.shape[1]
+    nblk = bounds.shape[0] - 1
+    zrow = np.zeros(H, dc.dtype)
+    dummy = np.empty((1, H), dc.dtype)
+    for s in range(T - 1, -1, -1):
+        t = T - 1 - s if reverse else s
+        rows, o = bs[t], off[t]
+        for i in range(rows):  # dL/dh_t = dy_t + dL/dh_t from step t+1
+            for j in range(S):
+                dH[o + i, j] = dy[t, perm[i], j] + dh[i, j]
+        if nblk == 1:
+            _proj_backward_block(np.int64(0), bounds, rows, o, xg, c_prev, dH, WhrT, Whr, dm, zrow,
+                                 dummy, dc, dg, scr)  # fmt: skip
+            _dh_block(np.int64(LSTM), np.int64(0), sbounds, rows, o, dg, WhhT, Whh, dh)
+        else:
+            for b in prange(nblk):
+                _proj_backward_block(np.int64(b), bounds, rows, o, xg, c_prev, dH, WhrT, Whr, dm, zrow,
+                                     dummy, dc, dg, scr)  # fmt: skip
+            for b in prange(nblk):
+                _dh_block(np.int64(LSTM), np.int64(b), sbounds, rows, o, dg, WhhT, Whh, dh)
+    if nblk == 1:
+        for p in range(npan):
+            _weight_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, h_prev, X, dW_hh, dW_ih, db_hh,
+                          db_ih, limit)  # fmt: skip
+            _proj_weight_grad(np.int64(p), npan, dH, m, dW_hr, limit)
+        for p in range(npan):
+            _input_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, Wih, dX, limit)
+    else:
+        for p in prange(npan):
+            _weight_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, h_prev, X, dW_hh, dW_ih, db_hh,
+                          db_ih, limit)  # fmt: skip
+            _proj_weight_grad(np.int64(p), npan, dH, m, dW_hr, limit)
+        for p in prange(npan):
+            _input_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, Wih, dX, limit)
