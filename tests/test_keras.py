@@ -347,6 +347,8 @@ def test_to_keras_errors():
         rk.to_keras(lstm, L.LSTM(H, go_backwards=True, name="l"))
     with pytest.raises(ValueError, match=r"LSTM layer 'l' has go_backwards=False"):
         rk.to_keras(rk.GoBackwards(lstm), L.LSTM(H, name="l"))
+    with pytest.raises(ValueError, match=r"LSTM layer 'l' has no projection, the rnnkit.LSTM has proj_size=2"):
+        rk.to_keras(rnnkit.LSTM(I, H, proj_size=2), L.LSTM(H, name="l"))
     with pytest.raises(ValueError, match=r"LSTM layer 'l' holds one layer, the rnnkit layer has num_layers=2"):
         rk.to_keras(rnnkit.LSTM(I, H, num_layers=2), L.LSTM(H, name="l"))
     with pytest.raises(ValueError, match=r"Bidirectional layer 'bi' takes a bidirectional=True rnnkit layer, got bidirectional=False"):

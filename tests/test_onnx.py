@@ -80,3 +80,9 @@ def test_unsupported_forms_name_the_attribute():
     node = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3, clip=1.0)
     with pytest.raises(NotImplementedError, match="clip"):
         ro._Node(node, {"W": rng.standard_normal((1, 12, 2)), "R": rng.standard_normal((1, 12, 3))}.get)
+
+
+def test_export_refuses_projections(tmp_path):
+    """ONNX's LSTM operator has no projection weight: a clear error, not a wrong file."""
+    with pytest.raises(NotImplementedError, match=r"LSTM\(proj_size=2\): an LSTM with projections has no ONNX form"):
+        rnnkit.onnx.export(rnnkit.LSTM(3, 5, proj_size=2), tmp_path / "p.onnx")

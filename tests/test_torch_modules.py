@@ -179,11 +179,59 @@ def test_modules_are_torch_modules(cell):
     assert isinstance(cell_cls[0](4, 3), cell_cls[1])
 
 
-def test_proj_size_is_refused_clearly():
-    with pytest.raises(NotImplementedError, match="proj_size=2"):
-        rt.LSTM(4, 3, proj_size=2)
-    with pytest.raises(ValueError, match="proj_size must be a non-negative int"):
+def test_proj_size_arguments_are_checked_as_torch_checks_them():
+    with pytest.raises(ValueError, match="proj_size must be smaller than hidden_size = 3, got 3"):
+        rt.LSTM(4, 3, proj_size=3)
+    with pytest.raises(ValueError, match="proj_size must be >= 0, got -1"):
         rt.LSTM(4, 3, proj_size=-1)
+    with pytest.raises(TypeError, match="proj_size must be an integer, got float"):
+        rt.LSTM(4, 3, proj_size=1.5)
+    for cls in (rt.RNN, rt.GRU):
+        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+            cls(4, 3, proj_size=2)
+    m = rt.LSTM(4, 6, proj_size=2)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(num_layers \* num_directions, B, proj_size\) = \(1, 3, 2\)"):
+        m(torch.randn(5, 3, 4), (torch.zeros(1, 3, 6), torch.zeros(1, 3, 6)))
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True, batch_first=True), dict(bias=False)])
+def test_proj_size_matches_torch_lstm(backend, kw):
+    """torch.nn.LSTM(proj_size=P) and rnnkit.torch.LSTM(proj_size=P) with the same state_dict:
+    same outputs, states and every gradient; padded and packed input; the NumPy layer too."""
+    if backend not in rnnkit.available_backends():
+        pytest.skip(f"{backend} unavailable")
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(5, 7, proj_size=3, dtype=torch.float64, **kw)
+    ours = rt.LSTM(5, 7, proj_size=3, dtype=torch.float64, backend=backend, **kw)
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    ours.load_state_dict(ref.state_dict())
+    bf = kw.get("batch_first", False)
+    x = torch.randn(4, 6, 5, dtype=torch.float64) if bf else torch.randn(6, 4, 5, dtype=torch.float64)
+    LD = kw.get("num_layers", 1) * (2 if kw.get("bidirectional") else 1)
+    hx = (torch.randn(LD, 4, 3, dtype=torch.float64), torch.randn(LD, 4, 7, dtype=torch.float64))
+    outs = []
+    for m in (ref, ours):
+        m.zero_grad()
+        xi = x.clone().requires_grad_()
+        y, (h, c) = m(xi, hx)
+        (y.square().sum() + h.sum() + 2 * c.sum()).backward()
+        outs.append((y, h, c, xi.grad, [p.grad for p in m.parameters()]))
+    (y0, h0, c0, dx0, g0), (y1, h1, c1, dx1, g1) = outs
+    assert y1.shape[-1] == 3 * (2 if kw.get("bidirectional") else 1) and h1.shape[-1] == 3 and c1.shape[-1] == 7
+    for a, b in [(y1, y0), (h1, h0), (c1, c0), (dx1, dx0), *zip(g1, g0)]:
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    lens = torch.tensor([6, 2, 5, 1])
+    packed = pack_padded_sequence(x, lens, batch_first=bf, enforce_sorted=False)
+    (p0, (ph0, pc0)), (p1, (ph1, pc1)) = ref(packed), ours(packed)
+    torch.testing.assert_close(p1.data, p0.data, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ph1, ph0, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(pc1, pc0, rtol=1e-10, atol=1e-12)
+    layer = rnnkit.LSTM(5, 7, proj_size=3, dtype=np.float64, backend=backend, **kw)
+    layer.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    yl, (hl, cl) = layer(x.numpy(), tuple(s.numpy() for s in hx))
+    np.testing.assert_allclose(yl, y0.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hl, h0.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])

@@ -19,21 +19,25 @@ G = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 MODULES = {"rnn_tanh": rt.RNN, "lstm": rt.LSTM, "gru": rt.GRU}
 
 
-def _op_args(cell, backend, D, lengths, bias=True, T=5, B=3, I=4, H=6, training=True, seed=0, states=True):  # noqa: E741
+def _op_args(cell, backend, D, lengths, bias=True, T=5, B=3, I=4, H=6, training=True, seed=0, states=True,  # noqa: E741
+             proj=None):  # fmt: skip
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape):
         return torch.randn(*shape, dtype=torch.float64, generator=g).requires_grad_(training)
 
+    S = proj or H
     params = []
     for _ in range(D):
-        params += [r(G[cell] * H, I), r(G[cell] * H, H)] + ([r(G[cell] * H), r(G[cell] * H)] if bias else [])
-    h0 = [r(B, H) for _ in range(D)] if states else []  # [] means zeros
+        params += [r(G[cell] * H, I), r(G[cell] * H, S)] + ([r(G[cell] * H), r(G[cell] * H)] if bias else [])
+        params += [r(S, H)] if proj else []  # W_hr last
+    h0 = [r(B, S) for _ in range(D)] if states else []  # [] means zeros
     c0 = [r(B, H) for _ in range(D)] if cell == "lstm" and states else []
     lens = None if lengths is None else torch.tensor(lengths, dtype=torch.int64)
     return (cell, backend, r(T, B, I), params, h0, c0, lens, [False, True][:D], bias, training)
 
 
+PROJ = "projections"  # an LSTM with proj_size 2 (bias, initial states)
 CASES = [  # (cell, backend, directions, lengths, bias)
     *[(c, "cpp", D, lens, True) for c in ("rnn_tanh", "lstm", "gru") for D in (1, 2) for lens in (None, [5, 2, 0])],
     ("lstm", "cpp", 2, [5, 2, 3], "no initial state"),
@@ -42,7 +46,17 @@ CASES = [  # (cell, backend, directions, lengths, bias)
     ("gru", "numba", 1, None, True),
     ("lstm", "numpy", 2, [5, 2, 3], True),
     ("rnn_relu", "numpy", 1, None, False),
+    ("lstm", "cpp", 2, [5, 2, 0], PROJ),
+    ("lstm", "numba", 1, [5, 2, 3], PROJ),
+    ("lstm", "numpy", 1, None, PROJ),
 ]
+
+
+def _case_args(cell, backend, D, lengths, bias, **kw):
+    """_op_args for one CASES row (bias may name a variant instead)."""
+    proj = 2 if bias == PROJ else None
+    return _op_args(cell, backend, D, lengths, bias is True or bias == PROJ, states=bias != "no initial state",
+                    proj=proj, **kw)  # fmt: skip
 
 
 def _need(backend):
@@ -55,15 +69,14 @@ def test_opcheck_forward(cell, backend, D, lengths, bias):
     """Schema, fake tensors (shapes and dtypes from the inputs alone, a data-dependent row count
     with lengths), the autograd registration and AOT dispatch, static and dynamic shapes."""
     _need(backend)
-    states = bias != "no initial state"
-    args = _op_args(cell, backend, D, lengths, bool(bias), states=states)
+    args = _case_args(cell, backend, D, lengths, bias)
     torch.library.opcheck(torch.ops.rnnkit.layer_forward.default, args)
 
 
-@pytest.mark.parametrize("cell, backend, D, lengths, bias", CASES[:4] + CASES[-4:])
+@pytest.mark.parametrize("cell, backend, D, lengths, bias", CASES[:4] + CASES[-7:])
 def test_opcheck_backward(cell, backend, D, lengths, bias):
     _need(backend)
-    args = _op_args(cell, backend, D, lengths, bias, training=False)
+    args = _case_args(cell, backend, D, lengths, bias, training=False)
     cell, backend, x, params, h0, c0, lens, reverses, bias, _ = args
     y, h_n, c_n, cache = torch.ops.rnnkit.layer_forward(cell, backend, x, params, h0, c0, lens, reverses, bias, True)
     dy = torch.randn_like(y)
@@ -72,9 +85,12 @@ def test_opcheck_backward(cell, backend, D, lengths, bias):
     torch.library.opcheck(torch.ops.rnnkit.layer_backward.default, bargs)
 
 
-def test_op_gradients_match_gradcheck():
-    """The registered autograd formula against finite differences (float64, lengths, both directions)."""
-    cell, backend, x, params, h0, c0, lens, reverses, bias, _ = _op_args("lstm", rnnkit.available_backends()[0], 2, [4, 2, 3], T=4, H=3)
+@pytest.mark.parametrize("proj", [None, 2])
+def test_op_gradients_match_gradcheck(proj):
+    """The registered autograd formula against finite differences (float64, lengths, both
+    directions; with and without projections)."""
+    cell, backend, x, params, h0, c0, lens, reverses, bias, _ = _op_args("lstm", rnnkit.available_backends()[0], 2,
+                                                                         [4, 2, 3], T=4, H=3, proj=proj)  # fmt: skip
 
     def f(x, *flat):
         n = len(params)
@@ -93,7 +109,7 @@ class _Model(torch.nn.Module):
         D = 2 if kw.get("bidirectional") else 1
         self.inp = torch.nn.Linear(5, 8)
         self.rnn = MODULES[cell](8, 6, **kw)
-        self.out = torch.nn.Linear(6 * D, 3)
+        self.out = torch.nn.Linear((kw.get("proj_size") or 6) * D, 3)
 
     def forward(self, x, lengths=None):
         y, state = self.rnn(torch.tanh(self.inp(x)), lengths=lengths)
@@ -124,6 +140,7 @@ def _grads(model, out):
     ("lstm", dict(num_layers=2, bidirectional=True), [7, 3, 5, 1]),
     ("gru", dict(num_layers=2, dropout=0.0), None),
     ("rnn_tanh", dict(bidirectional=True, bias=False), [2, 7, 7, 4]),
+    ("lstm", dict(num_layers=2, bidirectional=True, proj_size=3), [7, 3, 5, 1]),
 ])  # fmt: skip
 def test_fullgraph_compile_matches_eager(backend, cell, kw, lengths):
     """torch.compile(fullgraph=True) compiles a model holding rnnkit's module (no graph break),
@@ -169,9 +186,10 @@ def test_fullgraph_compile_of_a_cell_loop():
 
 
 @pytest.mark.parametrize("lengths", [None, [7, 3, 5, 1]])
-def test_export_round_trip(lengths):
+@pytest.mark.parametrize("proj_size", [0, 4])
+def test_export_round_trip(lengths, proj_size):
     torch.manual_seed(0)
-    model = _Model("lstm", num_layers=2, bidirectional=True)
+    model = _Model("lstm", num_layers=2, bidirectional=True, proj_size=proj_size)
     x = torch.randn(7, 4, 5)
     args = (x,) if lengths is None else (x, torch.tensor(lengths))
     ep = torch.export.export(model, args)
@@ -274,3 +292,10 @@ def test_onnx_export_refuses_training_mode():
 
     with pytest.raises(ValueError, match="inference only"):
         _layer_forward("lstm", "auto", None, [None, torch.empty(4, 2)], [], [], None, [False], True, True)
+
+
+def test_onnx_export_refuses_projections(tmp_path):
+    pytest.importorskip("onnxscript")
+    model = rt.LSTM(5, 6, proj_size=2).eval()
+    with pytest.raises(NotImplementedError, match="model: an LSTM with projections"):
+        rt.export_onnx(model, (torch.randn(4, 2, 5),), tmp_path / "p.onnx")

@@ -345,6 +345,21 @@ def positive_int(name: str, value, maximum: Optional[int] = None) -> int:
     return n
 
 
+def proj_size_of(proj_size, hidden_size) -> int:
+    """An LSTM's proj_size: an int in [0, hidden_size) (0: no projections), as torch.nn.LSTM's."""
+    if isinstance(proj_size, (bool, np.bool_)):
+        raise TypeError(f"proj_size must be an integer, got bool {proj_size!r}")
+    try:
+        n = operator.index(proj_size)
+    except TypeError:
+        raise TypeError(f"proj_size must be an integer, got {type(proj_size).__name__}") from None
+    if n < 0:
+        raise ValueError(f"proj_size must be >= 0, got {n}")
+    if n and isinstance(hidden_size, int) and n >= hidden_size:
+        raise ValueError(f"proj_size must be smaller than hidden_size = {hidden_size}, got {n}")
+    return n
+
+
 # Most threads rnnkit accepts (the C++ side takes an int; more than this is a typo, not a machine).
 MAX_THREADS = 4096
 

@@ -133,9 +133,14 @@ def forward(
         PyTorch's layout and gate order (LSTM: i, f, g, o; GRU: r, z, n). ``b_ih`` and ``b_hh``
         may be None (no bias). "lstm_peephole" takes a fifth array, ``P`` of shape (3*H,): the
         peephole weights ``(p_i, p_f, p_o)``, and `backward` returns its gradient fifth.
+        "lstm" may take a fifth array ``W_hr`` of shape (S, H) with ``S < H``: the LSTM with
+        projections (torch's ``proj_size = S``), ``h_t = W_hr (o * tanh(c_t))``. ``W_hh`` is
+        then (4*H, S), and h, ``y`` and their gradients are S wide (c stays H wide);
+        `backward` returns ``dW_hr`` fifth. Every backend runs it.
     state : ndarray or tuple of ndarray, optional
         The initial state: ``h0``, shape (B, H), for the RNN and the GRU; ``(h0, c0)``, each of
-        shape (B, H), for the LSTM. None, or None for one part of the pair, means zeros.
+        shape (B, H), for the LSTM (``h0`` (B, S) with projections). None, or None for one part
+        of the pair, means zeros.
     lengths : array of int, shape (B,), optional
         The number of valid steps of each sequence, ``0 <= lengths[b] <= T``, for a padded batch.
         Steps ``t >= lengths[b]`` keep the state and output zeros; the reverse direction starts
@@ -156,7 +161,8 @@ def forward(
     Returns
     -------
     y : ndarray, shape (T, B, H)
-        The output of every step (the hidden state ``h_t``; zeros at padded steps).
+        The output of every step (the hidden state ``h_t``; zeros at padded steps); (T, B, S)
+        with projections.
     state_n : ndarray or tuple of ndarray
         The final state, ``h_n`` of shape (B, H), or ``(h_n, c_n)`` for the LSTM: the state after
         each sequence's last valid step.
@@ -226,7 +232,7 @@ def _forward_group(
     impl = _backends.get(name)
     views: Optional[List[Array]] = None
     if y_out is not None:
-        views = [y_out[..., j * p.H : (j + 1) * p.H] for j, p in enumerate(ps)]
+        views = [y_out[..., j * p.S : (j + 1) * p.S] for j, p in enumerate(ps)]
     group = getattr(impl, "forward_group", None)
     if group is not None:
         outs = group(ps, views)
@@ -349,7 +355,8 @@ def backward(
         ``(dh0, dc0)`` for the LSTM.
     dweights : tuple
         ``(dW_ih, dW_hh, db_ih, db_hh)``, shaped like the weights; None where the forward's bias
-        was None. Each step's gradient is summed into the shared weights (BPTT).
+        was None; a fifth, ``dP`` or ``dW_hr``, where the weights had one. Each step's gradient
+        is summed into the shared weights (BPTT).
     norms : ndarray, shape (T, B)
         Only with ``dh_norms=True``: the Euclidean norm of dL/dh_t for every step and sequence
         (zero past a sequence's length).

@@ -340,6 +340,8 @@ def _expect_recurrent(rk: Any, cell: str, bidirectional: bool, label: str, units
         want = "reset_after=True" if cell == "gru" else "reset_after=False"
         raise ValueError(f"to_keras: {label} has {want}, the rnnkit.GRU is of the other form "
                          f"(linear_before_reset={rk._cell == 'gru'})")  # fmt: skip
+    if rk.proj_size:
+        raise ValueError(f"to_keras: {label} has no projection, the rnnkit.LSTM has proj_size={rk.proj_size}")
     if rk.num_layers != 1:
         raise ValueError(f"to_keras: {label} holds one layer, the rnnkit layer has num_layers={rk.num_layers}")
     if rk.bidirectional != bidirectional:

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from ._buffers import InnerOutputs
-from ._validate import LSTM_CELLS, flag, positive_int
+from ._validate import LSTM_CELLS, flag, positive_int, proj_size_of
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding"]
 
@@ -179,6 +179,7 @@ _Tape = Tuple[List[Tuple[List[Optional[F.Context]], Optional[Array], Tuple[int, 
 class _RecurrentLayer(_Module):
     _gates = 1
     _cell: str
+    proj_size = 0  # the LSTM's projections (h has proj_size units when > 0)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
@@ -193,18 +194,20 @@ class _RecurrentLayer(_Module):
         self.dtype = _float_dtype(dtype)
         self.backend = backend
         self._rng = _rng(seed)
-        G, H, D = self._gates, self.hidden_size, self.num_directions
+        G, H, D, S = self._gates, self.hidden_size, self.num_directions, self._out_size
         shapes: Dict[str, Tuple[int, ...]] = {}
         for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else H * D
+            in_size = self.input_size if layer == 0 else S * D
             for sfx in self._suffixes(layer):
                 shapes[f"weight_ih{sfx}"] = (G * H, in_size)
-                shapes[f"weight_hh{sfx}"] = (G * H, H)
+                shapes[f"weight_hh{sfx}"] = (G * H, S)
                 if self.bias:
                     shapes[f"bias_ih{sfx}"] = (G * H,)
                     shapes[f"bias_hh{sfx}"] = (G * H,)
                 if self._cell == "lstm_peephole":
                     shapes[f"weight_peephole{sfx}"] = (3 * H,)  # p_i, p_f, p_o
+                if self.proj_size:
+                    shapes[f"weight_hr{sfx}"] = (S, H)  # h_t = W_hr (o * tanh(c_t))
         self._init_params(shapes, H, self._rng)
         self._tape: Optional[_Tape] = None
         self._consumed = False
@@ -215,11 +218,18 @@ class _RecurrentLayer(_Module):
         """2 for a bidirectional layer, else 1."""
         return 2 if self.bidirectional else 1
 
+    @property
+    def _out_size(self) -> int:
+        """Units of h and of each direction's y: proj_size, or hidden_size without projections."""
+        return self.proj_size or self.hidden_size
+
     def _suffixes(self, layer: int) -> List[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
 
     def _names(self, sfx: str) -> List[str]:
         names = [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}"]
+        if self.proj_size:
+            return names + [f"weight_hr{sfx}"]
         return names + [f"weight_peephole{sfx}"] if self._cell == "lstm_peephole" else names
 
     @property
@@ -230,8 +240,9 @@ class _RecurrentLayer(_Module):
         return tuple(self.params.get(n) for n in self._names(sfx))
 
     def _split_state(self, state: Any, name: str, B: int) -> List[_PartState]:
-        """(h, c) per (layer, direction) from torch-shaped states [L*D, B, H] (None: zeros)."""
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        """(h, c) per (layer, direction) from torch-shaped states [L*D, B, H] (None: zeros; h has
+        proj_size units with projections)."""
+        LD, H, S = self.num_layers * self.num_directions, self.hidden_size, self._out_size
         lstm = self._lstm
         if state is None:
             return [None] * LD
@@ -244,10 +255,12 @@ class _RecurrentLayer(_Module):
                 arrays.append(None)
                 continue
             a = np.asarray(a)
-            if a.shape != (LD, B, H):
+            w = S if label == "h" else H
+            if a.shape != (LD, B, w):
+                letter = "proj_size" if w != H else "H"
                 raise ValueError(
-                    f"{name} ({label}) must have shape (num_layers * num_directions, B, H) = "
-                    f"({LD}, {B}, {H}), got {a.shape}"
+                    f"{name} ({label}) must have shape (num_layers * num_directions, B, {letter}) = "
+                    f"({LD}, {B}, {w}), got {a.shape}"
                 )
             arrays.append(a)
         if lstm:
@@ -343,7 +356,7 @@ class _RecurrentLayer(_Module):
                     if lstm:
                         c_all_list.append(st[1])
             else:  # both directions in one call (they run concurrently), writing into one output
-                y_out = self._outputs.get(layer, (inp.shape[0], B, self.num_directions * self.hidden_size), self.dtype,
+                y_out = self._outputs.get(layer, (inp.shape[0], B, self.num_directions * self._out_size), self.dtype,
                                           held, last=layer == self.num_layers - 1)  # fmt: skip
                 runs = F._forward_group([dict(cell=self._cell, x=inp, weights=self._weights(sfx), state=states[i0 + d],
                                               lengths=lengths, reverse=d == 1, training=self.training)
@@ -422,11 +435,11 @@ class _RecurrentLayer(_Module):
         self._consumed = not retain_graph
         if self.batch_first:
             dy = dy.transpose(1, 0, 2)
-        H, D, lstm = self.hidden_size, self.num_directions, self._lstm
+        H, D, lstm, S = self.hidden_size, self.num_directions, self._lstm, self._out_size
         B = dy.shape[1] if dy.ndim == 3 else 0
         dstates = self._split_state(dstate_n, "dstate_n", B)
         LD = self.num_layers * D
-        dh0 = np.zeros((LD, B, H), self.dtype)
+        dh0 = np.zeros((LD, B, S), self.dtype)
         dc0 = np.zeros((LD, B, H), self.dtype) if lstm else None
         dout = dy
         for layer in range(self.num_layers - 1, -1, -1):
@@ -434,7 +447,7 @@ class _RecurrentLayer(_Module):
             if mask is not None:
                 dout = dout * mask
             sfxs = self._suffixes(layer)
-            outs = F._backward_group([(ctxs[d], np.ascontiguousarray(dout[..., d * H : (d + 1) * H]), dstates[layer * D + d])
+            outs = F._backward_group([(ctxs[d], np.ascontiguousarray(dout[..., d * S : (d + 1) * S]), dstates[layer * D + d])
                                       for d in range(len(sfxs))])  # fmt: skip
             dinp = np.zeros(in_shape, self.dtype)
             for d, (sfx, (dx, ds0, dw)) in enumerate(zip(sfxs, outs)):
@@ -526,7 +539,9 @@ class LSTM(_RecurrentLayer):
 
     Each step computes the gates ``i, f, g, o`` (in this order, ``G = 4``) from
     ``W_ih x_t + b_ih + W_hh h_(t-1) + b_hh``, then ``c_t = f * c_(t-1) + i * g`` and
-    ``h_t = o * tanh(c_t)``; the output is ``h_t`` and the state the pair ``(h, c)``.
+    ``h_t = o * tanh(c_t)``; the output is ``h_t`` and the state the pair ``(h, c)``. With
+    ``proj_size = P > 0`` (torch's LSTM with projections), ``h_t = W_hr (o * tanh(c_t))`` has
+    ``P < H`` units: the output, ``h0`` and ``h_n`` are ``P`` wide and ``c`` stays ``H`` wide.
 
     Parameters
     ----------
@@ -546,6 +561,9 @@ class LSTM(_RecurrentLayer):
         (scaling the rest by ``1 / (1 - dropout)``); in [0, 1).
     bidirectional : bool, default False
         Run every layer in both directions, ``D = 2``, and concatenate the two outputs.
+    proj_size : int, default 0
+        With ``0 < proj_size < hidden_size``, project each ``h_t`` to ``proj_size`` units
+        through ``weight_hr_l{k}`` of shape (proj_size, H); every backend runs it.
     dtype : {numpy.float32, numpy.float64}, default numpy.float32
         The dtype of the parameters and of the computation.
     backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
@@ -564,7 +582,9 @@ class LSTM(_RecurrentLayer):
     params : dict of str to ndarray
         The parameters under torch's names: ``weight_ih_l{k}`` of shape (G*H, I) for the first
         layer and (G*H, D*H) for the others, ``weight_hh_l{k}`` (G*H, H), ``bias_ih_l{k}`` and
-        ``bias_hh_l{k}`` (G*H,), with the suffix ``_reverse`` for the reverse direction.
+        ``bias_hh_l{k}`` (G*H,), with the suffix ``_reverse`` for the reverse direction. With
+        projections (P = proj_size): ``weight_hr_l{k}`` (P, H), ``weight_hh_l{k}`` (G*H, P) and
+        ``weight_ih_l{k}`` (G*H, D*P) after the first layer, as torch's.
     grads : dict of str to ndarray
         The gradients of the parameters, under the same names; ``backward`` adds to them.
     training : bool
@@ -573,9 +593,11 @@ class LSTM(_RecurrentLayer):
     Raises
     ------
     ValueError
-        A size below 1 or a dropout outside [0, 1).
+        A size below 1, a dropout outside [0, 1), or a ``proj_size`` outside [0, hidden_size).
     TypeError
         A size that is not an integer, or a dtype other than float32 and float64.
+    NotImplementedError
+        ``peepholes=True`` together with ``proj_size > 0``.
 
     Examples
     --------
@@ -593,10 +615,13 @@ class LSTM(_RecurrentLayer):
     _cell, _gates = "lstm", 4
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 peepholes: bool = False, **kw: Any) -> None:  # fmt: skip
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, *, peepholes: bool = False, **kw: Any) -> None:  # fmt: skip
         self.peepholes = flag("peepholes", peepholes)
         self._cell = "lstm_peephole" if self.peepholes else "lstm"
+        self.proj_size = proj_size_of(proj_size, hidden_size)
+        if self.proj_size and self.peepholes:
+            raise NotImplementedError("an LSTM with both peepholes and projections (proj_size > 0) is not implemented")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, **kw)
 
 

@@ -110,6 +110,8 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
         ``layer`` is not an rnnkit RNN, LSTM or GRU.
     ImportError
         The onnx package is not installed.
+    NotImplementedError
+        An LSTM with projections (``proj_size > 0``): ONNX's LSTM operator has none.
 
     See Also
     --------
@@ -129,6 +131,9 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
     from onnx import TensorProto, helper, numpy_helper
 
     cell = _cell_of(layer)
+    if layer.proj_size:
+        raise NotImplementedError(f"{type(layer).__name__}(proj_size={layer.proj_size}): an LSTM with projections "
+                                  "has no ONNX form (ONNX's LSTM operator has no projection weight)")  # fmt: skip
     op, lstm = _OP[cell], cell in LSTM_CELLS
     L, D, H, I = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size  # noqa: E741
     et = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT

@@ -43,7 +43,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from .. import _backends, _threads
 from .. import functional as F
 from .._buffers import InnerOutputs
-from .._validate import positive_int
+from .._validate import positive_int, proj_size_of
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
 from ._ops import torch_threads as _torch_threads
 
@@ -103,8 +103,9 @@ def _check_tensor(name: str, t: object) -> None:
 
 class _Recurrent(torch.autograd.Function):
     """One layer, its D directions in one call (side by side on the C++ backend where a step is
-    too small to split): (x, then per direction W_ih, W_hh, b_ih, b_hh, h0, c0) -> (y [T, B, D*H],
-    then per direction h_n, c_n)."""
+    too small to split): (x, then per direction W_ih, W_hh, b_ih, b_hh, h0, c0, W_hr) -> (y [T, B, D*H],
+    then per direction h_n, c_n); W_hr is None except for an LSTM with projections (y and h are
+    then S = W_hr.shape[0] wide)."""
 
     @staticmethod
     def forward(ctx: Any, cell: str, backend: str, reverses: Tuple[bool, ...], lengths: Any, training: bool,
@@ -112,8 +113,9 @@ class _Recurrent(torch.autograd.Function):
         lstm = cell == "lstm"
         calls: List[dict[str, Any]] = []
         for d, reverse in enumerate(reverses):
-            w_ih, w_hh, b_ih, b_hh, h0, c0 = flat[6 * d : 6 * d + 6]
-            calls.append(dict(cell=cell, x=_np(x), weights=(_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)),
+            w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr = flat[7 * d : 7 * d + 7]
+            weights = (_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)) + (() if w_hr is None else (_np(w_hr),))
+            calls.append(dict(cell=cell, x=_np(x), weights=weights,
                               state=(_np(h0), _np(c0)) if lstm else _np(h0), lengths=lengths,
                               reverse=reverse, training=training))  # fmt: skip
         # y of every direction side by side, [T, B, D*H], written there by the kernels (a torch.cat
@@ -159,20 +161,23 @@ class _Recurrent(torch.autograd.Function):
         for d_x, ds0, dw in outs:
             dx = d_x if dx is None else dx + d_x
             dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
-            flat += [None if a is None else torch.from_numpy(a) for a in (*dw, dh0, dc0)]
+            dW_hr = dw[4] if len(dw) > 4 else None
+            flat += [None if a is None else torch.from_numpy(a) for a in (*dw[:4], dh0, dc0, dW_hr)]
         return (None, None, None, None, None, None, torch.from_numpy(cast(NDArray[Any], dx)), *flat)
 
 
 def _apply(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any = None, backend: str = "auto",
            y_out: Optional[NDArray[Any]] = None) -> _LayerOut:  # fmt: skip
-    """directions: (weights, h0, c0, reverse) each; returns y [T, B, D*H] and [(h_n, c_n)] per
-    direction. y_out: an array to write y into (rnnkit/_buffers.py), or None."""
+    """directions: (weights, h0, c0, reverse) each, weights (W_ih, W_hh, b_ih, b_hh[, W_hr]);
+    returns y [T, B, D*H] and [(h_n, c_n)] per direction. y_out: an array to write y into
+    (rnnkit/_buffers.py), or None."""
     _check_tensor("x", x)
     flat: List[Optional[Tensor]] = []
     for weights, h0, c0, _ in directions:
-        for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
-            _check_tensor(name, w)
-        flat += [*weights, h0, c0]
+        for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"), weights):
+            if w is not None:
+                _check_tensor(name, w)
+        flat += [*weights[:4], h0, c0, weights[4] if len(weights) > 4 else None]
     # Keep per-step activations only when autograd will ask for them (not under no_grad/inference).
     training = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *flat))
     reverses = tuple(bool(r) for *_, r in directions)
@@ -198,9 +203,12 @@ def _apply_op(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: O
     c0: List[Tensor] = []
     bias = directions[0][0][2] is not None
     for weights, h, c, _ in directions:
-        for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), weights):
-            _check_tensor(name, w)
-        params += list(weights if bias else weights[:2])
+        for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"), weights):
+            if w is not None:
+                _check_tensor(name, w)
+        params += list(weights[:4] if bias else weights[:2])
+        if len(weights) > 4 and weights[4] is not None:
+            params.append(weights[4])  # an LSTM with projections: W_hr last
         if h is not None:
             h0.append(h)
         if c is not None:
@@ -332,21 +340,19 @@ class _RNNBase(nn.RNNBase):
                  device: _Device = None, dtype: Optional[torch.dtype] = None, *, backend: str = "auto") -> None:  # fmt: skip
         _check_args(input_size, hidden_size, num_layers, dropout, bias=bias, batch_first=batch_first,
                     bidirectional=bidirectional)  # fmt: skip
-        if proj_size != 0:
-            if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
-                raise ValueError(f"proj_size must be a non-negative int, got {proj_size!r}")
-            raise NotImplementedError(f"proj_size={proj_size}: LSTM projections are not implemented in rnnkit yet "
-                                      "(use torch.nn.LSTM for them)")  # fmt: skip
+        proj_size = proj_size_of(proj_size, hidden_size)
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         _check_device(device)
         # torch warns about dropout with one layer, as it does for its own modules
         nn.RNNBase.__init__(self, mode, input_size, hidden_size, num_layers, bias, batch_first, float(dropout),
-                         bidirectional, 0, device, dtype)  # fmt: skip
+                         bidirectional, proj_size, device, dtype)  # fmt: skip
         self.backend = backend
         self._outputs = InnerOutputs()
 
     def _weights(self, i: int, dtype: torch.dtype) -> _Weights:
-        w = [_as(getattr(self, n), dtype) for n in self._all_weights[i]]
-        return tuple(w) if self.bias else (w[0], w[1], None, None)
+        w = [_as(getattr(self, n), dtype) for n in self._all_weights[i]]  # (W_hr last, with projections)
+        return tuple(w) if self.bias else (w[0], w[1], None, None, *w[2:])
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -393,6 +399,7 @@ class _RNNBase(nn.RNNBase):
         x = x.contiguous()
         B = x.shape[1]
         D, H, L = 2 if self.bidirectional else 1, self.hidden_size, self.num_layers
+        S = self.proj_size or H  # the width of h and of each direction's output
         lstm = cell == "lstm"
         h0: Optional[Tensor]
         c0: Optional[Tensor]
@@ -400,21 +407,22 @@ class _RNNBase(nn.RNNBase):
             h0 = c0 = None
         elif hx is None:
             zeros = x.new_zeros(L * D, B, H)
-            h0, c0 = zeros, (zeros if lstm else None)
+            h0, c0 = (zeros if S == H else x.new_zeros(L * D, B, S)), (zeros if lstm else None)
         elif lstm:
             h0, c0 = hx
         else:
             h0, c0 = hx, None
         h0, c0 = _as(h0, dt), _as(c0, dt)
-        for name, s in (("h0", h0), ("c0", c0)):
-            if s is not None and tuple(s.shape) != (L * D, B, H):
-                raise ValueError(f"{name} must have shape (num_layers * num_directions, B, H) = ({L * D}, {B}, {H}), got {tuple(s.shape)}")
+        for name, s, w in (("h0", h0, S), ("c0", c0, H)):
+            if s is not None and tuple(s.shape) != (L * D, B, w):
+                letter = "H" if w == H else "proj_size"
+                raise ValueError(f"{name} must have shape (num_layers * num_directions, B, {letter}) = ({L * D}, {B}, {w}), got {tuple(s.shape)}")
         inp = x
         hs: List[Tensor] = []
         cs: List[Tensor] = []
         # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py).
         infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        shape, npdt = (x.shape[0], B, D * H), _NP_DTYPES.get(x.dtype)
+        shape, npdt = (x.shape[0], B, D * S), _NP_DTYPES.get(x.dtype)
         with self._outputs.call(infer and L > 1 and npdt is not None and not compiling) as held:
             for layer in range(L):
                 dirs = [(self._weights(i, dt), None if h0 is None else h0[i].contiguous(),
@@ -486,7 +494,7 @@ class RNN(_RNNBase):
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
     proj_size : int, default 0
         Keyword only, accepted as 0 (an argument of ``torch.nn.RNNBase``); another value
-        raises ``NotImplementedError``.
+        raises ``ValueError``, as torch's (projections are the LSTM's).
     backend : str, default "auto"
         Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
         picks the fastest usable one).
@@ -583,8 +591,9 @@ class LSTM(_RNNBase):
         Add a direction running from the last step to the first (then D = 2, else D = 1); the
         output holds both directions' hidden states side by side.
     proj_size : int, default 0
-        Only 0: LSTM projections are not implemented in rnnkit (another value raises
-        ``NotImplementedError``; ``torch.nn.LSTM`` has them).
+        With ``0 < proj_size < hidden_size``, an LSTM with projections, as ``torch.nn.LSTM``'s:
+        ``h_t = W_hr (o * tanh(c_t))`` through ``weight_hr_l[k]`` of shape (proj_size, H);
+        the output and ``h_n`` are then proj_size wide per direction, ``c_n`` stays H wide.
     device : torch.device or str, optional
         The parameters' device: only the CPU (another device raises ``ValueError``).
     dtype : torch.dtype, optional
@@ -598,10 +607,8 @@ class LSTM(_RNNBase):
     Raises
     ------
     ValueError
-        A size that is not a positive integer, a dropout outside [0, 1], a negative
-        ``proj_size`` or a device other than the CPU.
-    NotImplementedError
-        A positive ``proj_size``.
+        A size that is not a positive integer, a dropout outside [0, 1], a ``proj_size``
+        outside [0, hidden_size) or a device other than the CPU.
     TypeError
         A size that is not an integer, or a flag that is not True or False.
 
@@ -698,7 +705,7 @@ class GRU(_RNNBase):
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
     proj_size : int, default 0
         Keyword only, accepted as 0 (an argument of ``torch.nn.RNNBase``); another value
-        raises ``NotImplementedError``.
+        raises ``ValueError``, as torch's (projections are the LSTM's).
     backend : str, default "auto"
         Keyword only: the rnnkit backend the kernels run on, resolved at each call (``"auto"``
         picks the fastest usable one).

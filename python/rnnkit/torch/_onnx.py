@@ -26,6 +26,9 @@ _ORDER = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "rnn_tanh": (0,), "rnn_relu": 
 _ONNX_OP = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
 
 
+_NO_PROJECTIONS = ("an LSTM with projections (proj_size > 0) has no ONNX form: ONNX's LSTM operator has no "
+                   "projection weight")
+
 # The values below are the exporter's symbolic ONNX values (onnxscript traces this function),
 # not torch tensors: they are typed Any.
 def _layer_forward(cell: str, backend: str, x: Any, params: Sequence[Any], h0: Sequence[Any], c0: Sequence[Any],
@@ -38,6 +41,8 @@ def _layer_forward(cell: str, backend: str, x: Any, params: Sequence[Any], h0: S
     order = _ORDER[cell]
     G, D, H = len(order), len(reverses), int(params[1].shape[1])
     k = 4 if bias else 2
+    if len(params) > k * D:
+        raise NotImplementedError(_NO_PROJECTIONS)
 
     def gates(w: Any) -> Any:  # torch's [G*H, ...] blocks reordered to ONNX's
         if G == 1:
@@ -132,6 +137,11 @@ def export_onnx(model: torch.nn.Module, args: tuple[Any, ...], path: Union[str, 
     torch.onnx.ONNXProgram or None
         What ``torch.onnx.export`` returns.
 
+    Raises
+    ------
+    NotImplementedError
+        The model holds an LSTM with projections (``proj_size > 0``): ONNX's LSTM has none.
+
     Examples
     --------
     >>> import torch
@@ -139,6 +149,9 @@ def export_onnx(model: torch.nn.Module, args: tuple[Any, ...], path: Union[str, 
     >>> model = GRU(8, 16, batch_first=True).eval()
     >>> program = export_onnx(model, (torch.randn(2, 5, 8),), "gru.onnx")  # doctest: +SKIP
     """
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.RNNBase) and getattr(m, "proj_size", 0):
+            raise NotImplementedError(f"{name or 'model'}: {_NO_PROJECTIONS}")
     table = {**onnx_translations(), **kwargs.pop("custom_translation_table", {})}
     with torch.no_grad():
         return torch.onnx.export(model, args, path, dynamo=True, custom_translation_table=table, **kwargs)
