@@ -2,7 +2,7 @@
 the check on a ratio that the in-process suite may have skewed.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/alone.py M lstm numba training
-      (CONFIG: S|M|L|XL, or a whole model of rnnkit.bench.MODELS (bi2|deep2000|stream, cell lstm);
+      (CONFIG: S|M|L|XL, or a whole model of rnnkit.bench.MODELS (bi2|deep2000|stream|lstmp, cell lstm);
       CELL: rnn_tanh|lstm|gru; IMPL: cpp|numba|torch|rnnkit_torch; MODE: inference|training)
       A model on cpp/numba runs the NumPy layers (rnnkit.LSTM): torch is never imported then.
 Prints the median (and the minimum) in ms over at least 5 calls and about --budget seconds;

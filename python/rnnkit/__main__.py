@@ -187,7 +187,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", type=_png, help="draw the speed-ups (and sweeps) here (needs matplotlib)")
     p.add_argument("--json", metavar="FILE", type=_output_path, help="save the figures here")
     p.add_argument("--cells", nargs="+", choices=["rnn_tanh", "lstm", "gru"], help="only these cells")
-    p.add_argument("--configs", nargs="+", choices=["S", "M", "L", "XL", "bi2", "deep2000", "stream"],
+    p.add_argument("--configs", nargs="+", choices=["S", "M", "L", "XL", "bi2", "deep2000", "stream", "lstmp"],
                    help="only these sizes and whole models (rnnkit.bench.MODELS, LSTM)")
     p.add_argument("--budget", type=float, default=0.5, help="seconds of timing per case (default 0.5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

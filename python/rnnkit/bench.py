@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 
 import numpy as np
 
@@ -28,6 +29,9 @@ MODELS = {
     "bi2": (293, 128, 2, True, 32, 60),  # 2-layer bidirectional, batch 32, 60 steps (a TensorRT report)
     "deep2000": (256, 256, 2, False, 8, 2000),  # 2 layers over 2000 steps (a torch CPU report)
     "stream": (40, 128, 1, False, 1, 100),  # streaming: batch 1
+    # an LSTM with projections (LSTMP, Sak et al. 2014: speech features in, 1024 cells projected
+    # to 256), torch.nn.LSTM(proj_size=256); torch has no oneDNN path for it
+    "lstmp": (320, 1024, 1, False, 8, 100, 256),
 }
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
@@ -199,31 +203,35 @@ class ModelCase:
 
     def __init__(self, name, seed=0):
         self.name = name
-        self.I, self.H, self.L, self.bi, self.B, self.T = MODELS[name]
+        self.I, self.H, self.L, self.bi, self.B, self.T, *proj = MODELS[name]
+        self.P = proj[0] if proj else 0  # proj_size
         self.x = np.random.default_rng(seed).standard_normal((self.T, self.B, self.I), dtype=np.float32)
         self._state = None
 
     def flops(self, training):
-        D = 2 if self.bi else 1
-        total = sum(forward_flops("lstm", self.T, self.B, self.I if layer == 0 else D * self.H, self.H)
+        D, S = 2 if self.bi else 1, self.P or self.H
+        # the products: 2*T*B*4H*(I + S) per layer and direction, and the projection's 2*T*B*S*H
+        total = sum(2 * self.T * self.B * (4 * self.H * ((self.I if layer == 0 else D * S) + S) + (S * self.H if self.P else 0))
                     for layer in range(self.L)) * D  # fmt: skip
         return total * (3 if training else 1)
 
     def _kw(self):
-        return dict(num_layers=self.L, bidirectional=self.bi)
+        return dict(num_layers=self.L, bidirectional=self.bi, proj_size=self.P)
 
     def state_dict(self):
         """torch.nn's initialisation, seeded, as NumPy arrays (shared by every implementation)."""
         if self._state is None:
             rng = np.random.default_rng(1)
             k = 1 / np.sqrt(self.H)
-            D, G = (2 if self.bi else 1), 4
+            D, G, S = (2 if self.bi else 1), 4, self.P or self.H
             self._state = {}
             for layer in range(self.L):
                 for sfx in [f"_l{layer}", f"_l{layer}_reverse"][:D]:
-                    I = self.I if layer == 0 else D * self.H  # noqa: E741
-                    for n, shape in (("weight_ih", (G * self.H, I)), ("weight_hh", (G * self.H, self.H)),
-                                     ("bias_ih", (G * self.H,)), ("bias_hh", (G * self.H,))):  # fmt: skip
+                    I = self.I if layer == 0 else D * S  # noqa: E741
+                    shapes = [("weight_ih", (G * self.H, I)), ("weight_hh", (G * self.H, S)),
+                              ("bias_ih", (G * self.H,)), ("bias_hh", (G * self.H,))]  # fmt: skip
+                    shapes += [("weight_hr", (S, self.H))] if self.P else []
+                    for n, shape in shapes:
                         self._state[n + sfx] = rng.uniform(-k, k, shape).astype(np.float32)
         return self._state
 
@@ -243,7 +251,16 @@ class ModelCase:
         return call
 
     def torch_fn(self, training):
-        return self._torch_call(torch.nn.LSTM(self.I, self.H, **self._kw()), training)
+        call = self._torch_call(torch.nn.LSTM(self.I, self.H, **self._kw()), training)
+        if not self.P:
+            return call
+
+        def quiet():  # torch says once that it runs projections without oneDNN: known, not news
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "LSTM with projections is not supported with oneDNN")
+                return call()
+
+        return quiet
 
     def bridge_fn(self, training):
         import rnnkit.torch as rt
@@ -574,7 +591,8 @@ def from_pytest_json(path):
 SUMMARY_CELLS = (("lstm", "LSTM"), ("gru", "GRU"), ("rnn_tanh", "RNN (tanh)"))
 SUMMARY_MODELS = (("bi2", "2-layer bidirectional LSTM, 293/128, B32, 60 steps"),
                   ("deep2000", "2-layer LSTM, 256/256, B8, 2000 steps"),
-                  ("stream", "streaming LSTM, 40/128, B1, 100 steps"))  # fmt: skip
+                  ("stream", "streaming LSTM, 40/128, B1, 100 steps"),
+                  ("lstmp", "LSTM with projections, 320/1024/256, B8, 100 steps"))  # fmt: skip
 
 
 def summary(results):
