@@ -195,7 +195,8 @@ def test_proj_size_arguments_are_checked_as_torch_checks_them():
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
-@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True, batch_first=True), dict(bias=False)])
+@pytest.mark.parametrize("kw", [dict(), dict(num_layers=2, bidirectional=True, batch_first=True), dict(bias=False),
+                                dict(num_layers=3, bidirectional=True)])
 def test_proj_size_matches_torch_lstm(backend, kw):
     """torch.nn.LSTM(proj_size=P) and rnnkit.torch.LSTM(proj_size=P) with the same state_dict:
     same outputs, states and every gradient; padded and packed input; the NumPy layer too."""
