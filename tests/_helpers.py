@@ -11,7 +11,8 @@ import numpy as np
 from rnnkit import functional as F
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}  # the last: numpy only so far
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_peephole": 4}
+LSTMS = ("lstm", "lstm_peephole")
 BACKENDS = ("numpy", "cpp", "numba")
 
 # rtol, and atol as a fraction of max(1, max|reference|). float32 results are compared with the
@@ -56,9 +57,11 @@ class Case:
         y, state_n, ctx = self.forward(backend)
         dx, dstate0, dw = F.backward(ctx, self.dy, self.dstate_n)
         out = {"y": y, "dx": dx}
-        out.update(zip(("h_n", "c_n"), state_n if self.cell == "lstm" else (state_n,)))
-        out.update(zip(("dh0", "dc0"), dstate0 if self.cell == "lstm" else (dstate0,)))
-        out.update((k, v) for k, v in zip(("dW_ih", "dW_hh", "db_ih", "db_hh", "dW_hr"), dw) if v is not None)
+        lstm = self.cell in LSTMS
+        out.update(zip(("h_n", "c_n"), state_n if lstm else (state_n,)))
+        out.update(zip(("dh0", "dc0"), dstate0 if lstm else (dstate0,)))
+        fifth = "dP" if self.cell == "lstm_peephole" else "dW_hr"
+        out.update((k, v) for k, v in zip(("dW_ih", "dW_hh", "db_ih", "db_hh", fifth), dw) if v is not None)
         return out
 
 
@@ -82,6 +85,8 @@ def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, rever
     if proj is not None:
         assert cell == "lstm" and 1 <= proj < H
         weights += (r(S, H),)
+    if cell == "lstm_peephole":
+        weights += (r(3 * H),)  # p_i, p_f, p_o
     if lengths == "spread":
         lengths = np.linspace(max(T // 4, 0), T, B).round().astype(np.int64) if B else np.zeros(0, np.int64)
         lengths = rng.permutation(lengths)
@@ -89,8 +94,8 @@ def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, rever
         lengths = np.asarray(lengths, np.int64)
     st = dst = None
     if state:
-        st = (r(B, S), r(B, H)) if cell == "lstm" else r(B, H)
-        dst = (r(B, S), r(B, H)) if cell == "lstm" else r(B, H)
+        st = (r(B, S), r(B, H)) if cell in LSTMS else r(B, H)
+        dst = (r(B, S), r(B, H)) if cell in LSTMS else r(B, H)
     return Case(cell, r(T, B, I), weights, st, lengths, reverse, r(T, B, S), dst)
 
 

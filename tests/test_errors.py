@@ -369,6 +369,7 @@ def test_lstm_peephole_weights_are_checked():
         F.forward("lstm", x, (*w, np.zeros(6)))
     with pytest.raises(TypeError, match=r"weights must be a tuple \(W_ih, W_hh, b_ih, b_hh\) or \(W_ih, W_hh, b_ih, b_hh, W_hr\) for cell 'lstm'"):
         F.forward("lstm", x, (*w, None, None))
-    if "cpp" in rnnkit.available_backends():
-        with pytest.raises(NotImplementedError, match="'lstm_peephole' is not implemented by backend 'cpp'"):
-            F.forward("lstm_peephole", x, (*w, np.zeros(6)), backend="cpp")
+    if "cpp" in rnnkit.available_backends():  # a form the C++ backend does not run (yet)
+        gw = (rng.standard_normal((6, 3)), rng.standard_normal((6, 2)), None, None)
+        with pytest.raises(NotImplementedError, match="'gru_reset_before' is not implemented by backend 'cpp'"):
+            F.forward("gru_reset_before", x, gw, backend="cpp")

@@ -108,7 +108,7 @@ class Args {
 // The cell id, sizes and length plan (perm a permutation of the batch; batch_sizes non-increasing
 // in [0, B], all B when dense; offsets their running sums from 0).
 Problem make_problem(const Args& c, int cell, const py::object& x, const py::object& W_hh,
-                     const py::object& W_hr, const py::object& perm, const py::object& batch_sizes, const py::object& offsets,
+                     const py::object& W_hr, const py::object& P, const py::object& perm, const py::object& batch_sizes, const py::object& offsets,
                      bool reverse, bool training, bool dense) {
   if (cell < 0 || cell > 3) c.fail("cell must be 0 (rnn_tanh), 1 (rnn_relu), 2 (lstm) or 3 (gru), got " + std::to_string(cell));
   Problem p;
@@ -124,6 +124,11 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
     if (!py::isinstance<py::array>(W_hr) || ra.ndim() != 2 || ra.shape(0) < 1 || ra.shape(0) >= ra.shape(1))
       c.fail("W_hr must be a 2-D array [S, H] with 1 <= S < H");
     p.S = ra.shape(0), p.H = ra.shape(1);
+  }
+  if (!P.is_none()) {  // an LSTM with peepholes
+    if (p.cell != Cell::kLstm) c.fail("P (peepholes) is for the LSTM only");
+    if (p.projected()) c.fail("an LSTM with both peepholes and projections is not implemented");
+    p.peephole = true;
   }
   p.reverse = reverse, p.training = training, p.dense = dense;
   p.perm = c.index(perm, "perm", {p.B});
@@ -147,14 +152,14 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
 
 // One call's arguments, in the order of rnnkit._core.forward (see _core.pyi):
 //   cell, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0,
-//   perm, batch_sizes, offsets, reverse, training, dense, threads, m, W_hr
+//   perm, batch_sizes, offsets, reverse, training, dense, threads, m, W_hr, P
 // (threads: the most threads this call may use, 0 for rnnkit's setting; see Problem::threads;
-// m, W_hr: an LSTM with projections, else None)
-constexpr size_t kForwardArgs = 25, kForwardThreads = 22;
+// m, W_hr: an LSTM with projections, else None; P: an LSTM with peepholes, else None)
+constexpr size_t kForwardArgs = 26, kForwardThreads = 22;
 // ... and of rnnkit._core.backward:
 //   cell, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp, h_prev, c_prev,
-//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads, dW_hr, m, W_hr
-constexpr size_t kBackwardArgs = 30, kBackwardThreads = 26;
+//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads, dW_hr, m, W_hr, dP, P
+constexpr size_t kBackwardArgs = 32, kBackwardThreads = 26;
 
 template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const Args& c, const py::tuple& t) {
   const int64_t T = p.T, B = p.B, I = p.I, H = p.H, S = p.S, GH = p.G * p.H, N = p.N();
@@ -178,6 +183,7 @@ template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const A
   a.c0 = c.get<F>(t[15], "c0", {B, H}, lstm, false);
   a.m = c.get<F>(t[23], "m", {N, H}, tr && proj, true);
   a.W_hr = c.get<F>(t[24], "W_hr", {S, H}, proj, false);
+  a.P = c.get<F>(t[25], "P", {3 * H}, p.peephole, false);
   return a;
 }
 
@@ -208,6 +214,8 @@ template <class F> rnnkit::BackwardArgs<F> backward_args(const Problem& p, const
   a.dW_hr = c.get<F>(t[27], "dW_hr", {S, H}, proj, true);
   a.m = c.get<F>(t[28], "m", {N, H}, proj, false);
   a.W_hr = c.get<F>(t[29], "W_hr", {S, H}, proj, false);
+  a.dP = c.get<F>(t[30], "dP", {3 * H}, p.peephole, true);
+  a.P = c.get<F>(t[31], "P", {3 * H}, p.peephole, false);
   return a;
 }
 
@@ -219,10 +227,10 @@ template <class F, bool Fwd> void run_calls(const Args& c, const std::vector<py:
   std::vector<A> as;
   for (const py::tuple& t : calls) {
     if (Fwd) {
-      ps.push_back(make_problem(c, t[0].cast<int>(), t[9], t[11], t[24], t[16], t[17], t[18],
+      ps.push_back(make_problem(c, t[0].cast<int>(), t[9], t[11], t[24], t[25], t[16], t[17], t[18],
                                 t[19].cast<bool>(), t[20].cast<bool>(), t[21].cast<bool>()));
     } else {
-      ps.push_back(make_problem(c, t[0].cast<int>(), t[10], t[12], t[29], t[21], t[22], t[23],
+      ps.push_back(make_problem(c, t[0].cast<int>(), t[10], t[12], t[29], t[31], t[21], t[22], t[23],
                                 t[24].cast<bool>(), true, t[25].cast<bool>()));
     }
     const int cap = t[Fwd ? kForwardThreads : kBackwardThreads].cast<int>();

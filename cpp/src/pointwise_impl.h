@@ -99,7 +99,8 @@ template <class T, bool Relu> __attribute__((flatten)) void rnn_bwd_t(const Step
   }
 }
 
-template <class T, bool Train> __attribute__((flatten)) void lstm_fwd_t(const StepFwd<T>& s) {
+// Peep: the LSTM with peepholes, i and f also see c_{t-1}, o sees c_t (through s.P).
+template <class T, bool Train, bool Peep> __attribute__((flatten)) void lstm_fwd_t(const StepFwd<T>& s) {
   const int64_t H = s.H, acc0 = s.blk0 * 4 * kBlock;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* acc = s.acc + i * s.ld_acc - acc0;
@@ -110,12 +111,16 @@ template <class T, bool Train> __attribute__((flatten)) void lstm_fwd_t(const St
       for_lanes<T>(wb, [&](int64_t u, int64_t n) {
         T* gx = xg + col;
         const T* ga = acc + col;
-        const V<T> ig = sigmoid_<T>(ld(gx + u, n) + ld(ga + u, n) + ld(s.b + 0 * H + u0 + u, n));
-        const V<T> fg = sigmoid_<T>(ld(gx + wb + u, n) + ld(ga + wb + u, n) + ld(s.b + 1 * H + u0 + u, n));
-        const V<T> gg = tanh_<T>(ld(gx + 2 * wb + u, n) + ld(ga + 2 * wb + u, n) + ld(s.b + 2 * H + u0 + u, n));
-        const V<T> og = sigmoid_<T>(ld(gx + 3 * wb + u, n) + ld(ga + 3 * wb + u, n) + ld(s.b + 3 * H + u0 + u, n));
         const V<T> cp = ld(c + u0 + u, n);
+        V<T> ai = ld(gx + u, n) + ld(ga + u, n) + ld(s.b + 0 * H + u0 + u, n);
+        V<T> af = ld(gx + wb + u, n) + ld(ga + wb + u, n) + ld(s.b + 1 * H + u0 + u, n);
+        if (Peep) ai += ld(s.P + u0 + u, n) * cp, af += ld(s.P + H + u0 + u, n) * cp;
+        const V<T> ig = sigmoid_<T>(ai), fg = sigmoid_<T>(af);
+        const V<T> gg = tanh_<T>(ld(gx + 2 * wb + u, n) + ld(ga + 2 * wb + u, n) + ld(s.b + 2 * H + u0 + u, n));
         const V<T> cn = fg * cp + ig * gg;  // c_t = f * c_{t-1} + i * g
+        V<T> ao = ld(gx + 3 * wb + u, n) + ld(ga + 3 * wb + u, n) + ld(s.b + 3 * H + u0 + u, n);
+        if (Peep) ao += ld(s.P + 2 * H + u0 + u, n) * cn;
+        const V<T> og = sigmoid_<T>(ao);
         st(c + u0 + u, cn, n);
         st(y + u0 + u, og * tanh_<T>(cn), n);  // h_t = o * tanh(c_t)
         if (Train) {
@@ -131,7 +136,7 @@ template <class T, bool Train> __attribute__((flatten)) void lstm_fwd_t(const St
   }
 }
 
-template <class T, bool Dy> __attribute__((flatten)) void lstm_bwd_t(const StepBwd<T>& s) {
+template <class T, bool Dy, bool Peep> __attribute__((flatten)) void lstm_bwd_t(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 4 * H;
@@ -149,12 +154,17 @@ template <class T, bool Dy> __attribute__((flatten)) void lstm_bwd_t(const StepB
         const V<T> c_prev = ld(cp + u0 + u, n);
         const V<T> tc = tanh_<T>(fg * c_prev + ig * gg);  // tanh(c_t), recomputed rather than stored
         const V<T> dht = Dy ? ld(dy + u0 + u, n) + ld(dh + u0 + u, n) : ld(dh + u0 + u, n);
-        const V<T> dct = ld(dc + u0 + u, n) + dht * og * (T(1) - tc * tc);
-        st(d + u, dct * gg * ig * (T(1) - ig), n);
-        st(d + wb + u, dct * c_prev * fg * (T(1) - fg), n);
+        const V<T> dao = dht * tc * og * (T(1) - og);
+        V<T> dct = ld(dc + u0 + u, n) + dht * og * (T(1) - tc * tc);
+        if (Peep) dct += dao * ld(s.P + 2 * H + u0 + u, n);  // o peeps at c_t
+        const V<T> dai = dct * gg * ig * (T(1) - ig), daf = dct * c_prev * fg * (T(1) - fg);
+        st(d + u, dai, n);
+        st(d + wb + u, daf, n);
         st(d + 2 * wb + u, dct * ig * (T(1) - gg * gg), n);
-        st(d + 3 * wb + u, dht * tc * og * (T(1) - og), n);
-        st(dc + u0 + u, dct * fg, n);
+        st(d + 3 * wb + u, dao, n);
+        V<T> dcp = dct * fg;
+        if (Peep) dcp += dai * ld(s.P + u0 + u, n) + daf * ld(s.P + H + u0 + u, n);  // i, f peep at c_{t-1}
+        st(dc + u0 + u, dcp, n);
       });
     });
   }
@@ -225,10 +235,16 @@ template <class T> void rnn_bwd(const StepBwd<T>& s, bool relu) {
   relu ? rnn_bwd_t<T, true>(s) : rnn_bwd_t<T, false>(s);
 }
 template <class T> void lstm_bwd(const StepBwd<T>& s) {
-  s.dy ? lstm_bwd_t<T, true>(s) : lstm_bwd_t<T, false>(s);
+  if (s.P)
+    s.dy ? lstm_bwd_t<T, true, true>(s) : lstm_bwd_t<T, false, true>(s);
+  else
+    s.dy ? lstm_bwd_t<T, true, false>(s) : lstm_bwd_t<T, false, false>(s);
 }
 template <class T> void lstm_fwd(const StepFwd<T>& s) {
-  s.training ? lstm_fwd_t<T, true>(s) : lstm_fwd_t<T, false>(s);
+  if (s.P)
+    s.training ? lstm_fwd_t<T, true, true>(s) : lstm_fwd_t<T, false, true>(s);
+  else
+    s.training ? lstm_fwd_t<T, true, false>(s) : lstm_fwd_t<T, false, false>(s);
 }
 template <class T> void gru_fwd(const StepFwd<T>& s) {
   s.training ? gru_fwd_t<T, true>(s) : gru_fwd_t<T, false>(s);

@@ -383,6 +383,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;
     st.acc = acc + sp.col0, st.b = bias, st.b_hn = b_hn, st.ld_y = a.ld_y;
     st.c = c, st.h_n = proj ? nullptr : a.h_n, st.perm = proj ? iota : p.perm, st.training = p.training;
+    st.P = p.peephole ? a.P : nullptr;
     Chunk ch{0, 0, 0, 0};
     T* xg = nullptr;  // row r0 of the current chunk
     for (int64_t s = 0; s < p.T; ++s) {
@@ -453,6 +454,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     std::fill(a.dW_ih, a.dW_ih + GH * I, T(0));
     std::fill(a.dW_hh, a.dW_hh + GH * S, T(0));
     if (proj) std::fill(a.dW_hr, a.dW_hr + S * H, T(0));
+    if (p.peephole) std::fill(a.dP, a.dP + 3 * H, T(0));
     std::fill(a.db_ih, a.db_ih + GH, T(0));
     std::fill(a.db_hh, a.db_hh + GH, T(0));
     return;
@@ -503,7 +505,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     tc.lap(Phase::kSetup);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
-    st.dh = proj ? dm : dh, st.dc = dc;
+    st.dh = proj ? dm : dh, st.dc = dc, st.P = p.peephole ? a.P : nullptr;
     for (int64_t s = p.T - 1; s >= 0; --s) {
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t], o = p.offsets[t];
       st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = proj ? nullptr : a.dy + t * B * H;
@@ -545,6 +547,19 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
               dWhp + q.col0 * S, S);
     });
     unpack_rows(a.dW_hh, dWhp, G, H, S, sp);
+    if (p.peephole)  // dP = sums over steps of (da_i * c_{t-1}, da_f * c_{t-1}, da_o * c_t), in row order
+      for (int64_t u = sp.u0; u < sp.u1; ++u) {
+        const int64_t ci = packed_index(0, u, G, H), cf = packed_index(1, u, G, H);
+        const int64_t cg = packed_index(2, u, G, H), co = packed_index(3, u, G, H);
+        T si = 0, sf = 0, so = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const T* g = a.xg + n * GH;
+          const T* d = dg + n * GH;
+          const T cp = a.c_prev[n * H + u];
+          si += d[ci] * cp, sf += d[cf] * cp, so += d[co] * (g[cf] * cp + g[ci] * g[cg]);
+        }
+        a.dP[u] = si, a.dP[H + u] = sf, a.dP[2 * H + u] = so;
+      }
     if (proj)  // dW_hr = sum over steps of dL/dh_t^T m_t, this thread's rows
       for_panels(k, nt, S, 1, [&](const Split& q) {
         gemm<T>(true, false, q.u1 - q.u0, H, N, T(1), dhs + q.u0, S, a.m, H, T(0), a.dW_hr + q.u0 * H, H);

@@ -35,6 +35,7 @@ def forward(
     b_ih: Optional[np.ndarray], b_hh: Optional[np.ndarray], h0: np.ndarray, c0: Optional[np.ndarray],
     perm: np.ndarray, batch_sizes: np.ndarray, offsets: np.ndarray, reverse: bool, training: bool,
     dense: bool, threads: int, m: Optional[np.ndarray], W_hr: Optional[np.ndarray],
+    P: Optional[np.ndarray],
 ) -> None: ...
 def backward(
     cell: int, dx: np.ndarray, dh0: np.ndarray, dc0: Optional[np.ndarray], dW_ih: np.ndarray,
@@ -43,5 +44,6 @@ def backward(
     h_prev: np.ndarray, c_prev: Optional[np.ndarray], hn: Optional[np.ndarray], dy: np.ndarray,
     dh_n: np.ndarray, dc_n: Optional[np.ndarray], perm: np.ndarray, batch_sizes: np.ndarray,
     offsets: np.ndarray, reverse: bool, dense: bool, threads: int, dW_hr: Optional[np.ndarray],
-    m: Optional[np.ndarray], W_hr: Optional[np.ndarray],
+    m: Optional[np.ndarray], W_hr: Optional[np.ndarray], dP: Optional[np.ndarray],
+    P: Optional[np.ndarray],
 ) -> None: ...

@@ -18,7 +18,7 @@ from . import _threads
 from ._native import core as _core
 from ._plan import Plan, plan, unpack
 
-_CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
+_CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "lstm_peephole": 2}  # (peepholes: P given)
 
 
 class CppCache(NamedTuple):
@@ -46,9 +46,9 @@ def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     of these sizes (N: packed rows; S: the LSTM's projection size, None without one); None where
     the field is None. The plan is rebuilt from the problem. Used where the cache travels as
     tensors (rnnkit.torch's registered ops)."""
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    G = {"lstm": 4, "lstm_peephole": 4, "gru": 3}.get(cell, 1)
     return {"xg": (N, G * H), "xp": None if dense else (N, I), "h_prev": (N, S or H),
-            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None,
+            "c_prev": (N, H) if cell in ("lstm", "lstm_peephole") else None, "hn": (N, H) if cell == "gru" else None,
             "m": (N, H) if S else None}  # fmt: skip
 
 
@@ -74,7 +74,7 @@ def _forward_call(p, y=None):
     bidirectional layer's output); None allocates it."""
     pl = plan(p)
     T, B, I, H, G, dt, N, S = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N, p.S
-    lstm, gru, proj = p.cell == "lstm", p.cell == "gru", p.W_hr is not None
+    lstm, gru, proj = p.is_lstm, p.cell == "gru", p.W_hr is not None
     if y is None:
         y = _empty((T, B, S), dt) if pl.dense else np.zeros((T, B, S), dt)
     elif not pl.dense:
@@ -90,7 +90,7 @@ def _forward_call(p, y=None):
     m = _empty((N, H), dt) if train and proj else None
     call = (_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh, p.b_ih,
             p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense,
-            _threads.call_cap(), m, p.W_hr)  # fmt: skip
+            _threads.call_cap(), m, p.W_hr, p.P)  # fmt: skip
     cache = CppCache(pl, xg, xp, h_prev, c_prev, hn, m) if train else None
     return call, (y, h_n, c_n, cache)
 
@@ -138,7 +138,7 @@ def forward_group(ps, ys=None):
 def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     pl = cache.plan
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
-    lstm, gru, proj = p.cell == "lstm", p.cell == "gru", p.W_hr is not None
+    lstm, gru, proj = p.is_lstm, p.cell == "gru", p.W_hr is not None
     dx = _empty((T, B, I), dt) if pl.dense else np.zeros((T, B, I), dt)
     dh0 = np.empty((B, p.S), dt)
     dc0 = np.empty((B, H), dt) if lstm else None
@@ -147,12 +147,14 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     dg = None  # a workspace the C++ driver keeps between calls (fresh pages fault in every call)
     dn = _empty((N, H), dt) if gru else None
     dW_hr = np.empty(p.W_hr.shape, dt) if proj else None
+    dP = None if p.P is None else np.empty(p.P.shape, dt)
     call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
             cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,
             pl.batch_sizes, pl.offsets, p.reverse, pl.dense, _threads.call_cap(), dW_hr, cache.m,
-            p.W_hr)  # fmt: skip
+            p.W_hr, dP, p.P)  # fmt: skip
     out = (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)
-    return call, (out if dW_hr is None else out + (dW_hr,))
+    fifth = dW_hr if dW_hr is not None else dP  # the fifth weight's gradient, if any
+    return call, (out if fifth is None else out + (fifth,))
 
 
 def _backward(p, cache: CppCache, dy, dh_n, dc_n):
@@ -172,8 +174,8 @@ def backward_group(items):
     return [out for _, out in calls]
 
 
-rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
-rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward
+rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = lstm_peephole_forward = _forward
+rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = lstm_peephole_backward = _backward
 
 
 def entering_cell_state(p, cache):

@@ -38,6 +38,7 @@ template <class T> struct ForwardArgs {
   // LSTM with projections only (null otherwise)
   T* m = nullptr;           // [N, H] training: o * tanh(c_t), the projection's input
   const T* W_hr = nullptr;  // [S, H]
+  const T* P = nullptr;     // [3H] LSTM with peepholes: (p_i, p_f, p_o); null otherwise
 };
 
 template <class T> struct BackwardArgs {
@@ -69,6 +70,9 @@ template <class T> struct BackwardArgs {
   T* dW_hr = nullptr;       // [S, H] out
   const T* m = nullptr;     // [N, H] the forward's cache
   const T* W_hr = nullptr;  // [S, H]
+  // LSTM with peepholes only (null otherwise)
+  T* dP = nullptr;          // [3H] out
+  const T* P = nullptr;     // [3H]
 };
 
 template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a);

@@ -33,6 +33,7 @@ template <class T> struct StepFwd {
                               // driver projects and routes itself)
   const int64_t* perm = nullptr;
   bool training = false;
+  const T* P = nullptr;  // [3H] LSTM with peepholes (p_i, p_f, p_o), original order; else null
 };
 
 // One backward step for the rows [0, rows) and unit blocks [blk0, blk1).
@@ -50,6 +51,7 @@ template <class T> struct StepBwd {
   T* dg = nullptr;            // [rows, G*H] packed gradient of the recurrent pre-activations, out
   T* dn = nullptr;            // [rows, H] GRU: gradient of the input-side n pre-activation, out
   const int64_t* perm = nullptr;
+  const T* P = nullptr;       // [3H] LSTM with peepholes (p_i, p_f, p_o), original order; else null
 };
 
 template <class T> struct PointwiseTable {

@@ -22,6 +22,7 @@ struct Problem {
   // Width of the state h and of y: H, or for an LSTM with projections (torch's proj_size) S < H,
   // h_t = W_hr (o * tanh(c_t)) with W_hr [S, H] and W_hh [G*H, S]; c stays H wide.
   int64_t S = 0;
+  bool peephole = false;  // an LSTM whose gates see c (ONNX's input P): i, f see c_{t-1}, o sees c_t
   bool reverse = false;   // visit t = T-1 .. 0
   bool training = false;  // keep what backward reads
   bool dense = true;      // no lengths: perm is the identity and every step has B rows
