@@ -120,11 +120,12 @@ def forward(
     ----------
     cell : {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_peephole"}
         The recurrent cell: an Elman RNN with tanh or ReLU, an LSTM or a GRU (torch's). Two
-        more forms run on the NumPy reference only so far: "gru_reset_before", the GRU with the
-        reset gate before the recurrent product, ``n = tanh(W_in x + b_in + W_hn (r * h) +
-        b_hn)`` (ONNX's default GRU, Keras's ``reset_after=False``; same weights), and
+        more forms: "gru_reset_before", the GRU with the reset gate before the recurrent
+        product, ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)`` (ONNX's default GRU, Keras's
+        ``reset_after=False``; same weights; on the NumPy reference only so far), and
         "lstm_peephole", the LSTM whose input and forget gates also see ``c_(t-1)`` and whose
-        output gate sees ``c_t`` through diagonal weights (ONNX's LSTM with input P).
+        output gate sees ``c_t`` through diagonal weights (ONNX's LSTM with input P; the C++
+        backend and the reference run it).
     x : ndarray, shape (T, B, I)
         The input sequence, time-major, float32 or float64. Every other array of the call must
         have the same dtype.
