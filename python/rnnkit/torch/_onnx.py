@@ -150,7 +150,7 @@ def export_onnx(model: torch.nn.Module, args: tuple[Any, ...], path: Union[str, 
     >>> program = export_onnx(model, (torch.randn(2, 5, 8),), "gru.onnx")  # doctest: +SKIP
     """
     for name, m in model.named_modules():
-        if isinstance(m, torch.nn.RNNBase) and getattr(m, "proj_size", 0):
+        if isinstance(m, torch.nn.RNNBase) and m.proj_size > 0:
             raise NotImplementedError(f"{name or 'model'}: {_NO_PROJECTIONS}")
     table = {**onnx_translations(), **kwargs.pop("custom_translation_table", {})}
     with torch.no_grad():

@@ -69,7 +69,7 @@ def _directions(cell: str, x: Tensor, params: Sequence[Tensor], h0: Sequence[Ten
     out: list[dict[str, Any]] = []
     for d, reverse in enumerate(reverses):
         mine = [_np(t) for t in params[k * d : k * d + k]]
-        w: list[Optional[NDArray[Any]]] = mine[:4] if bias else [*mine[:2], None, None]
+        w: list[Optional[NDArray[Any]]] = list(mine[:4]) if bias else [*mine[:2], None, None]
         if proj:
             w.append(mine[-1])
         h, c = (_np(h0[d]) if h0 else None), (_np(c0[d]) if c0 else None)  # none given: zeros
