@@ -22,6 +22,8 @@ from .._plan import Plan, packed_rows, plan, unpack
 from . import blas
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
 from .sequence import lstm_proj_backward, lstm_proj_forward  # the LSTM with projections
+from .sequence import lstm_peephole_backward as _peephole_backward_kernel
+from .sequence import lstm_peephole_forward as _peephole_forward_kernel
 
 
 def _choose_threading_layer():
@@ -93,8 +95,8 @@ _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
 
 class NumbaCache(NamedTuple):
     """What backward reads: the plan; X [N, I] packed x; xg [N, G*H] activated gates (RNN: h_t);
-    h_prev [N, H] ([N, S] with a projection); c_prev [N, H] (LSTM); hn [N, H] (GRU); m [N, H]
-    (LSTM with a projection: o * tanh(c_t), the projection's input)."""
+    h_prev [N, H] ([N, S] with a projection); c_prev [N, H] (LSTM, with or without peepholes);
+    hn [N, H] (GRU); m [N, H] (LSTM with a projection: o * tanh(c_t), the projection's input)."""
 
     plan: Plan
     X: np.ndarray
@@ -110,13 +112,13 @@ def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     call of these sizes (S: the LSTM's projection size, None without one); None where the field is
     None; "x" for X without lengths, a view of x. The plan is rebuilt from the problem (see
     rnnkit._cpp.cache_layout)."""
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    G = {"lstm": 4, "lstm_peephole": 4, "gru": 3}.get(cell, 1)
     if not (T and B):
         return dict.fromkeys(("X", "xg", "h_prev", "c_prev", "hn", "m"))
     proj = S is not None and cell == "lstm"
     return {"X": "x" if dense else (N, I), "xg": (N, G * H), "h_prev": (N, S if proj else H),
-            "c_prev": (N, H) if cell == "lstm" else None, "hn": (N, H) if cell == "gru" else None,
-            "m": (N, H) if proj else None}  # fmt: skip
+            "c_prev": (N, H) if cell in ("lstm", "lstm_peephole") else None,
+            "hn": (N, H) if cell == "gru" else None, "m": (N, H) if proj else None}  # fmt: skip
 
 
 def cache_restore(p, arrays):
@@ -345,6 +347,68 @@ def _backward_proj(p, cache: NumbaCache, dy, dh_n, dc_n):
     return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr
 
 
+def _forward_peephole(p):
+    """The LSTM with peepholes (p.P [3H] = p_i, p_f, p_o): y [T,B,H], h_n, c_n [B,H]; its cache is
+    the plain LSTM's (X, xg, h_prev, c_prev)."""
+    pl = plan(p)
+    T, B, H, dt, N = p.T, p.B, p.H, p.dtype, pl.N
+    train = p.training
+    y = np.zeros((T, B, H), dt)
+    h_n = p.h0.copy()  # sequences of length 0 keep their state
+    c = p.c0[pl.perm]
+    cache = None
+    if T and B:
+        X = _packed_x(p, pl)
+        bias = np.zeros(4 * H, dt)
+        if p.b_ih is not None:
+            bias += p.b_ih
+        if p.b_hh is not None:
+            bias += p.b_hh
+        xg = np.empty((N, 4 * H), dt)
+        h_prev = np.empty((N, H) if train else (1, H), dt)
+        c_prev = np.empty((N, H) if train else (1, H), dt)
+        bounds = _blocks(B, H, 4)
+        acc, scr = _scratch(bounds, B, 4, dt), _scratch(bounds, 4, 4, dt)
+        with _kernel_call():
+            _peephole_forward_kernel(_panels(N, 4, H, p.I), X, _ro(p.W_ih), _ro(_packed_whh(p.W_hh, bounds, H, 4)),
+                                     bounds, bias, _ro(p.P), p.h0[pl.perm], c, pl.perm, pl.batch_sizes, pl.offsets,
+                                     p.reverse, train, y, h_n, xg, h_prev, c_prev, np.empty((2, B, H), dt), acc,
+                                     scr, blas.LIMIT)  # fmt: skip
+        if train:
+            cache = NumbaCache(pl, X, xg, h_prev, c_prev, None)
+    elif train:
+        cache = NumbaCache(pl, None, None, None, None, None)
+    c_n = p.c0.copy()
+    c_n[pl.perm] = c
+    return y, h_n, c_n, cache
+
+
+def _backward_peephole(p, cache: NumbaCache, dy, dh_n, dc_n):
+    """The LSTM with peepholes: the plain LSTM's 7 gradients, then dP [3H]."""
+    pl = cache.plan
+    T, B, I, H, dt, N = p.T, p.B, p.I, p.H, p.dtype, pl.N
+    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    db_ih, db_hh, dP = np.zeros(4 * H, dt), np.zeros(4 * H, dt), np.zeros(3 * H, dt)
+    dx = np.zeros((T, B, I), dt)
+    if not (T and B):
+        return dx, dh_n.copy(), dc_n.copy(), dW_ih, dW_hh, db_ih, db_hh, dP
+    dh, dc = dh_n[pl.perm], dc_n[pl.perm]
+    dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
+    bounds = _blocks(B, H, 4)
+    with _kernel_call():
+        _peephole_backward_kernel(_panels(N, 4, H, H + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
+                                  _ro(np.ascontiguousarray(p.W_hh.T)), bounds, cache.xg, cache.h_prev, cache.c_prev,
+                                  _ro(p.P), _ro(dy), dh, dc, pl.perm, pl.batch_sizes, pl.offsets, p.reverse,
+                                  np.empty((N, 4 * H), dt), dW_ih, dW_hh, db_ih, db_hh, dP, dX,
+                                  _scratch(bounds, 4, 4, dt), blas.LIMIT)  # fmt: skip
+    if not pl.dense:
+        dx.reshape(T * B, I)[packed_rows(pl, B)] = dX
+    dh0, dc0 = np.empty_like(dh), np.empty_like(dc)
+    dh0[pl.perm] = dh
+    dc0[pl.perm] = dc
+    return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dP
+
+
 def _apply_threads(n):
     """Numba's threads run the step blocks and the product panels."""
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -354,6 +418,7 @@ _threads.register(_apply_threads)
 
 rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
 rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward
+lstm_peephole_forward, lstm_peephole_backward = _forward_peephole, _backward_peephole
 
 
 def entering_cell_state(p, cache):

@@ -517,3 +517,195 @@ def lstm_proj_backward(npan, X, Wih, Whh, WhhT, Whr, WhrT, bounds, sbounds, xg, 
             _proj_weight_grad(np.int64(p), npan, dH, m, dW_hr, limit)
         for p in prange(npan):
             _input_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, Wih, dX, limit)
+
+
+# The LSTM with peepholes (cell "lstm_peephole"; P [3H] = (p_i, p_f, p_o)): i and f see c_{t-1},
+# o sees c_t, each through a diagonal weight. Drivers of their own, as for the projections, so that
+# the plain kernels (and their compiled code) stay as they are; the same schedule, packed layout,
+# cache (xg: activated gates, h_prev, c_prev) and helpers, with pointwise passes of their own.
+# Backward recomputes c_t = f * c_{t-1} + i * g from the saved gates (dP's output part and tanh(c_t))
+# and adds each row's share of dP = (sum dai c_{t-1}, sum daf c_{t-1}, sum dao c_t) inside its unit
+# block: a unit's sum runs over the steps (in backward order) and the rows (in order) whatever the
+# blocks, so the results do not depend on the thread count.
+
+
+@njit(**_OPTS)
+def _peep_pointwise_forward(training, H, u0, xg_row, a_row, bias, P, c_row, c_prev_row, y_row, scr):
+    """One row of one step, units u0 .. u0+n-1 (n = len(y_row)), as _pointwise_forward's LSTM with
+    the peepholes: i, f = sigmoid(. + p_{i,f} c_{t-1}), o = sigmoid(. + p_o c_t)."""
+    n = y_row.shape[0]
+    g = scr[0, : 4 * n]
+    k, s = scr[1], scr[2]
+    tc = scr[3, :n]
+    for q in range(4):
+        for u in range(n):
+            g[q * n + u] = xg_row[q * H + u0 + u] + a_row[q * n + u] + bias[q * H + u0 + u]
+    for u in range(n):
+        cp = c_row[u]
+        g[u] += P[u0 + u] * cp  # i peeps at c_{t-1}
+        g[n + u] += P[H + u0 + u] * cp  # f peeps at c_{t-1}
+    sigmoid_inplace(g[: 2 * n], k)  # i, f
+    tanh_inplace(g[2 * n : 3 * n], k, s)  # g
+    for u in range(n):
+        cp = c_row[u]
+        cn = g[n + u] * cp + g[u] * g[2 * n + u]  # c_t = f * c_{t-1} + i * g
+        if training:
+            c_prev_row[u] = cp
+        c_row[u] = cn
+        tc[u] = cn
+        g[3 * n + u] += P[2 * H + u0 + u] * cn  # o peeps at c_t
+    sigmoid_inplace(g[3 * n :], k)  # o
+    tanh_inplace(tc, k, s)
+    for u in range(n):
+        y_row[u] = g[3 * n + u] * tc[u]  # h_t = o * tanh(c_t)
+    if training:
+        for q in range(4):
+            for u in range(n):
+                xg_row[q * H + u0 + u] = g[q * n + u]  # activated gates for backward
+
+
+@njit(**_OPTS)
+def _peep_forward_block(training, b, bounds, t, rows, o, rows_next, hcur, hnext, Wblk, WblkT, xg, bias, P,
+                        c, c_prev, y, h_n, h0s, perm, acc, scr):  # fmt: skip
+    """Block b of one step: its rows of the recurrent product, then its units' pointwise pass."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
+    H = h0s.shape[1]
+    ab = acc[b]
+    step_product(hcur, Wblk, WblkT, 4 * u0, ab, 0, 4 * n, False)
+    for i in range(rows):
+        y_row = y[t, perm[i], u0:u1]
+        _peep_pointwise_forward(training, H, u0, xg[o + i], ab[i, : 4 * n], bias, P, c[i, u0:u1],
+                                c_prev[o + i, u0:u1] if training else c_prev[0, :n], y_row, scr[b])  # fmt: skip
+        if i < rows_next:
+            _copy(hnext[i, u0:u1], y_row)
+        else:
+            _copy(h_n[perm[i], u0:u1], y_row)  # the sequence ends here
+    for i in range(rows, rows_next):  # reverse with lengths: sequences starting next step
+        _copy(hnext[i, u0:u1], h0s[i, u0:u1])
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def lstm_peephole_forward(npan, X, Wih, Wblk, bounds, bias, P, h0s, c, perm, bs, off, reverse, training,
+                          y, h_n, xg, h_prev, c_prev, hbuf, acc, scr, limit):  # fmt: skip
+    """The LSTM with peepholes (P [3H]): fills y [T,B,H] (padded rows untouched), h_n [B,H]
+    (pre-filled with h0), c [B,H] (sorted, in place), xg [N,4H]; in training also h_prev and
+    c_prev [N,H]. The other arguments as sequence_forward's."""
+    T = bs.shape[0]
+    nblk = bounds.shape[0] - 1
+    WblkT = np.ascontiguousarray(Wblk.T) if bs.min() <= 2 else Wblk[:1, :1].copy()
+    if X.shape[1] == 0:
+        for n in range(xg.shape[0]):
+            for j in range(xg.shape[1]):
+                xg[n, j] = 0
+    elif nblk == 1:
+        for p in range(npan):
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
+    else:
+        for p in prange(npan):
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
+    t0 = T - 1 if reverse else 0
+    if training:
+        _copy_rows(h_prev[off[t0] : off[t0] + bs[t0]], h0s[: bs[t0]])
+    else:
+        _copy_rows(hbuf[0], h0s)
+        _copy_rows(hbuf[1], h0s)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows, o = bs[t], off[t]
+        last = s == T - 1
+        tn = t if last else (t - 1 if reverse else t + 1)
+        rows_next = 0 if last else bs[tn]
+        hcur = h_prev[o : o + rows] if training else hbuf[s % 2, :rows]
+        hnext = h_prev[off[tn] : off[tn] + bs[tn]] if training else hbuf[(s + 1) % 2]
+        if nblk == 1:
+            _peep_forward_block(training, np.int64(0), bounds, t, rows, o, rows_next, hcur, hnext, Wblk, WblkT,
+                                xg, bias, P, c, c_prev, y, h_n, h0s, perm, acc, scr)  # fmt: skip
+        else:
+            for b in prange(nblk):
+                _peep_forward_block(training, np.int64(b), bounds, t, rows, o, rows_next, hcur, hnext, Wblk,
+                                    WblkT, xg, bias, P, c, c_prev, y, h_n, h0s, perm, acc, scr)  # fmt: skip
+
+
+@njit(**_OPTS)
+def _peep_pointwise_backward(H, u0, g, c_prev_row, dy_row, dh_row, dc_row, dg_row, P, dP, scr):
+    """One row of one backward step, units u0 .. u0+n-1: the gates' pre-activation gradients
+    (dg_row, the block's entries of [4H]) from dL/dh and dL/dc leaving the step, dL/dc_{t-1} into
+    dc_row, and the row's share of dP (its entries u0+u, H+u0+u, 2H+u0+u) added."""
+    n = dy_row.shape[0]
+    one = dy_row.dtype.type(1)
+    tc, ct = scr[0, :n], scr[3, :n]
+    for u in range(n):
+        cn = g[H + u0 + u] * c_prev_row[u] + g[u0 + u] * g[2 * H + u0 + u]  # c_t, recomputed
+        ct[u] = cn
+        tc[u] = cn
+    tanh_inplace(tc, scr[1], scr[2])
+    for u in range(n):
+        j = u0 + u
+        ig, fg, gg, og = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
+        cp = c_prev_row[u]
+        dht = dy_row[u] + dh_row[u]
+        dao = dht * tc[u] * og * (one - og)  # h_t = o * tanh(c_t), through the sigmoid
+        dct = dc_row[u] + dht * og * (one - tc[u] * tc[u]) + dao * P[2 * H + j]  # o peeps at c_t
+        dai = dct * gg * ig * (one - ig)
+        daf = dct * cp * fg * (one - fg)
+        dg_row[j] = dai
+        dg_row[H + j] = daf
+        dg_row[2 * H + j] = dct * ig * (one - gg * gg)
+        dg_row[3 * H + j] = dao
+        dc_row[u] = dct * fg + dai * P[j] + daf * P[H + j]  # to c_{t-1}, the peepholes too
+        dP[j] += dai * cp
+        dP[H + j] += daf * cp
+        dP[2 * H + j] += dao * ct[u]
+
+
+@njit(**_OPTS)
+def _peep_backward_block(b, bounds, t, rows, o, xg, c_prev, P, dy, dh, dc, perm, dg, dP, scr):
+    """Block b of one backward step: the pointwise pass of its units for every running row."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    if u1 == u0:
+        return
+    H = dh.shape[1]
+    for i in range(rows):
+        _peep_pointwise_backward(H, u0, xg[o + i], c_prev[o + i, u0:u1], dy[t, perm[i], u0:u1], dh[i, u0:u1],
+                                 dc[i, u0:u1], dg[o + i], P, dP, scr[b])  # fmt: skip
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def lstm_peephole_backward(npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, P, dy, dh, dc, perm, bs,
+                           off, reverse, dg, dW_ih, dW_hh, db_ih, db_hh, dP, dX, scr, limit):  # fmt: skip
+    """The LSTM with peepholes: dh, dc [B,H] (sorted rows) hold dL/dh_n, dL/dc_n on entry and
+    dL/dh0, dL/dc0 on exit; fills dg [N,4H], the weight and bias gradients, dP [3H] (zeroed here)
+    and dX [N,I] (packed). The other arguments as sequence_backward's."""
+    T = bs.shape[0]
+    H = WhhT.shape[0]
+    nblk = bounds.shape[0] - 1
+    dummy = np.empty((1, H), dc.dtype)
+    for j in range(dP.shape[0]):
+        dP[j] = 0
+    for s in range(T - 1, -1, -1):
+        t = T - 1 - s if reverse else s
+        rows, o = bs[t], off[t]
+        if nblk == 1:
+            _peep_backward_block(np.int64(0), bounds, t, rows, o, xg, c_prev, P, dy, dh, dc, perm, dg, dP, scr)
+            _dh_block(np.int64(LSTM), np.int64(0), bounds, rows, o, dg, WhhT, Whh, dh)
+        else:
+            for b in prange(nblk):
+                _peep_backward_block(np.int64(b), bounds, t, rows, o, xg, c_prev, P, dy, dh, dc, perm, dg, dP,
+                                     scr)  # fmt: skip
+            for b in prange(nblk):
+                _dh_block(np.int64(LSTM), np.int64(b), bounds, rows, o, dg, WhhT, Whh, dh)
+    if nblk == 1:
+        for p in range(npan):
+            _weight_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, h_prev, X, dW_hh, dW_ih, db_hh, db_ih,
+                          limit)  # fmt: skip
+        for p in range(npan):
+            _input_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, Wih, dX, limit)
+    else:
+        for p in prange(npan):
+            _weight_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, h_prev, X, dW_hh, dW_ih, db_hh, db_ih,
+                          limit)  # fmt: skip
+        for p in prange(npan):
+            _input_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, Wih, dX, limit)
