@@ -2,7 +2,7 @@
 
 Every backend module exposes ``<cell>_forward(p)`` and ``<cell>_backward(p, cache, dy, dh_n, dc_n)``
 for cell in rnn_tanh, rnn_relu, lstm, gru (the NumPy reference also gru_reset_before and
-lstm_peephole, the C++ backend also lstm_peephole), with the signatures of rnnkit.reference.
+lstm_peephole, the C++ and Numba backends also lstm_peephole), with the signatures of rnnkit.reference.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def forward(
         ``reset_after=False``; same weights; on the NumPy reference only so far), and
         "lstm_peephole", the LSTM whose input and forget gates also see ``c_(t-1)`` and whose
         output gate sees ``c_t`` through diagonal weights (ONNX's LSTM with input P; the C++
-        backend and the reference run it).
+        and Numba backends and the reference run it).
     x : ndarray, shape (T, B, I)
         The input sequence, time-major, float32 or float64. Every other array of the call must
         have the same dtype.

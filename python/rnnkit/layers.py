@@ -574,8 +574,8 @@ class LSTM(_RecurrentLayer):
     peepholes : bool, default False
         The input and forget gates also see ``c_(t-1)`` and the output gate ``c_t``, through the
         diagonal weights ``weight_peephole_l{k}`` of shape (3*H,), ordered ``p_i, p_f, p_o``
-        (ONNX's LSTM with input ``P``; cell ``"lstm_peephole"``). The C++ backend and the NumPy
-        reference run this form (``backend="auto"`` picks the C++ one where it is built).
+        (ONNX's LSTM with input ``P``; cell ``"lstm_peephole"``). Every backend runs this form
+        (``backend="auto"`` picks the C++ one where it is built, else Numba).
 
     Attributes
     ----------
