@@ -369,7 +369,32 @@ def test_lstm_peephole_weights_are_checked():
         F.forward("lstm", x, (*w, np.zeros(6)))
     with pytest.raises(TypeError, match=r"weights must be a tuple \(W_ih, W_hh, b_ih, b_hh\) or \(W_ih, W_hh, b_ih, b_hh, W_hr\) for cell 'lstm'"):
         F.forward("lstm", x, (*w, None, None))
-    if "cpp" in rnnkit.available_backends():  # a form the C++ backend does not run (yet)
-        gw = (rng.standard_normal((6, 3)), rng.standard_normal((6, 2)), None, None)
-        with pytest.raises(NotImplementedError, match="'gru_reset_before' is not implemented by backend 'cpp'"):
-            F.forward("gru_reset_before", x, gw, backend="cpp")
+
+
+def test_a_cell_a_backend_does_not_implement_is_refused_by_name(monkeypatch):
+    """A form a compiled backend lacks (every backend runs every form today, so one is taken away):
+    an explicit backend names the cell and where it runs; auto falls back to the reference, with
+    a warning once."""
+    import warnings
+
+    from rnnkit import _backends
+
+    x = np.random.default_rng(0).standard_normal((2, 1, 3))
+    gw = (np.ones((6, 3)), np.ones((6, 2)), None, None)
+    fast = [b for b in ("cpp", "numba") if b in rnnkit.available_backends()]
+    if not fast:
+        pytest.skip("no compiled backend here")
+    for b in fast:
+        monkeypatch.delattr(_backends._load(b), "gru_reset_before_forward", raising=False)
+    with pytest.raises(NotImplementedError, match=f"cell 'gru_reset_before' is not implemented by backend '{fast[0]}' "
+                                                  r"yet; it runs on 'numpy' \(or backend='auto'\)"):
+        F.forward("gru_reset_before", x, gw, backend=fast[0])
+    monkeypatch.setattr(_backends, "_warned", set())
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        y, _, _ = F.forward("gru_reset_before", x, gw)
+        F.forward("gru_reset_before", x, gw)
+    assert [str(m.message) for m in w if "NumPy reference only" in str(m.message)] == [
+        "cell 'gru_reset_before' is implemented by the NumPy reference only so far (backend 'numpy'): it runs far "
+        "slower than the other cells"]
+    np.testing.assert_array_equal(y, F.forward("gru_reset_before", x, gw, backend="numpy")[0])

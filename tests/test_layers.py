@@ -215,13 +215,10 @@ def test_many_to_one_backward_takes_only_the_final_state_gradient(cell):
         layer.backward(None)
 
 
-@pytest.mark.filterwarnings("ignore:cell 'gru_reset_before' is implemented by the NumPy reference")
 def test_gru_with_the_reset_before_the_product_steps_like_its_layer():
-    """linear_before_reset=False (ONNX's default GRU; the reference only so far): the cell stepped
-    over a sequence gives the layer's outputs, the fast backends refuse it by name, and auto warns."""
-    import warnings
-
-    layer = rnnkit.GRU(3, 4, linear_before_reset=False, dtype=np.float64, seed=0)
+    """linear_before_reset=False (ONNX's default GRU): the cell stepped over a sequence gives the
+    layer's outputs, and every backend's layer gives the reference's."""
+    layer = rnnkit.GRU(3, 4, linear_before_reset=False, dtype=np.float64, seed=0, backend="numpy")
     cell = rnnkit.GRUCell(3, 4, linear_before_reset=False, dtype=np.float64, seed=1)
     cell.load_state_dict({k[:-3]: v for k, v in layer.state_dict().items()})  # weight_ih_l0 -> weight_ih
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
@@ -232,19 +229,11 @@ def test_gru_with_the_reset_before_the_product_steps_like_its_layer():
         np.testing.assert_allclose(h, y[t], rtol=1e-12, atol=1e-14)
     torch_form = rnnkit.GRU(3, 4, dtype=np.float64, seed=0)
     assert np.abs(torch_form(x)[0] - y).max() > 1e-3  # a different cell, same parameters
-    for backend in [b for b in ("cpp", "numba") if b in rnnkit.available_backends()]:
-        with pytest.raises(NotImplementedError, match="'gru_reset_before' is not implemented by backend"):
-            rnnkit.GRU(3, 4, linear_before_reset=False, backend=backend)(x.astype(np.float32))
+    for backend in rnnkit.available_backends():
+        fast = rnnkit.GRU(3, 4, linear_before_reset=False, dtype=np.float64, seed=0, backend=backend)
+        np.testing.assert_allclose(fast(x)[0], y, rtol=1e-12, atol=1e-14, err_msg=backend)
     with pytest.raises(TypeError, match="linear_before_reset must be True or False"):
         rnnkit.GRU(3, 4, linear_before_reset=0)
-    from rnnkit import _backends
-
-    _backends._warned.discard("gru_reset_before")
-    if len(rnnkit.available_backends()) > 1:
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            rnnkit.GRU(3, 4, linear_before_reset=False)(x.astype(np.float32))
-        assert any("NumPy reference only" in str(m.message) for m in w), [str(m.message) for m in w]
 
 
 @pytest.mark.filterwarnings("ignore:cell 'lstm_peephole' is implemented by the NumPy reference")

@@ -110,9 +110,12 @@ class Args {
 Problem make_problem(const Args& c, int cell, const py::object& x, const py::object& W_hh,
                      const py::object& W_hr, const py::object& P, const py::object& perm, const py::object& batch_sizes, const py::object& offsets,
                      bool reverse, bool training, bool dense) {
-  if (cell < 0 || cell > 3) c.fail("cell must be 0 (rnn_tanh), 1 (rnn_relu), 2 (lstm) or 3 (gru), got " + std::to_string(cell));
+  if (cell < 0 || cell > 4)
+    c.fail("cell must be 0 (rnn_tanh), 1 (rnn_relu), 2 (lstm), 3 (gru) or 4 (gru with the reset gate before "
+           "the product), got " + std::to_string(cell));
   Problem p;
-  p.cell = static_cast<Cell>(cell);
+  p.cell = static_cast<Cell>(cell == 4 ? 3 : cell);
+  p.reset_before = cell == 4;
   p.G = rnnkit::gate_count(p.cell);
   auto xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(W_hh);
   if (!py::isinstance<py::array>(x) || xa.ndim() != 3) c.fail("x must be a 3-D array [T, B, I]");
@@ -416,7 +419,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("backward", [](const py::args& a) { dispatch_calls<false>("backward", one_call(a)); },
         "Sequence BPTT (float32 or float64, the dtype of x); see rnnkit/kernels.h.");
   m.def("threads_for", [](int cell, int64_t B, int64_t H, int threads) {
-          if (cell < 0 || cell > 3) throw py::value_error("rnnkit._core.threads_for: cell must be 0 .. 3");
+          if (cell < 0 || cell > 4) throw py::value_error("rnnkit._core.threads_for: cell must be 0 .. 4");
+          if (cell == 4) cell = 3;  // the GRU with the reset gate before the product: the same work
           Problem p;
           p.cell = static_cast<Cell>(cell), p.G = rnnkit::gate_count(p.cell), p.B = B, p.H = p.S = H;
           p.threads = threads < 0 ? 0 : threads;

@@ -225,6 +225,107 @@ template <class T> __attribute__((flatten)) void gru_bwd_t(const StepBwd<T>& s) 
   }
 }
 
+// The GRU with the reset gate before the product, forward: first r, z and r * h_prev (acc: the r
+// and z products, packed as for G = 2), then, once the driver has W_hn (r * h_prev) in acc_n, n and
+// h_t. The gates go to xg in either mode (in inference it is the chunk workspace): the second pass
+// reads z back from there.
+template <class T> __attribute__((flatten)) void grb_fwd_rz_t(const StepFwd<T>& s) {
+  const int64_t H = s.H, acc0 = s.blk0 * 2 * kBlock;
+  for (int64_t i = 0; i < s.rows; ++i) {
+    const T* acc = s.acc + i * s.ld_acc - acc0;
+    T* xg = s.xg + i * 3 * H;
+    const T* hp = s.h_prev + i * H;
+    T* rh = s.rh + i * H;
+    for_blocks(H, 3, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        T* gx = xg + col;
+        const T* ga = acc + 2 * u0;  // block b's columns in the G = 2 layout start at 2 * b * kBlock
+        const V<T> r = sigmoid_<T>(ld(gx + u, n) + ld(ga + u, n) + ld(s.b + u0 + u, n));
+        const V<T> z = sigmoid_<T>(ld(gx + wb + u, n) + ld(ga + wb + u, n) + ld(s.b + H + u0 + u, n));
+        st(rh + u0 + u, r * ld(hp + u0 + u, n), n);  // reset before the product
+        st(gx + u, r, n);
+        st(gx + wb + u, z, n);
+      });
+    });
+  }
+}
+
+template <class T, bool Train> __attribute__((flatten)) void grb_fwd_n_t(const StepFwd<T>& s) {
+  const int64_t H = s.H;
+  for (int64_t i = 0; i < s.rows; ++i) {
+    T* xg = s.xg + i * 3 * H;
+    const T* an = s.acc_n + i * H;
+    const T* hp = s.h_prev + i * H;
+    T* y = s.y + s.perm[i] * s.ld_y;
+    for_blocks(H, 3, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        T* gx = xg + col;
+        const V<T> z = ld(gx + wb + u, n);
+        // s.b holds b_in + b_hn here: both add straight to the pre-activation
+        const V<T> nv = tanh_<T>(ld(gx + 2 * wb + u, n) + ld(s.b + 2 * H + u0 + u, n) + ld(an + u0 + u, n));
+        st(y + u0 + u, (T(1) - z) * nv + z * ld(hp + u0 + u, n), n);  // h_t = (1 - z) * n + z * h_prev
+        if (Train) st(gx + 2 * wb + u, nv, n);
+      });
+    });
+    route_h(s, i, y);
+  }
+}
+
+// ... backward: first dz, dn and the direct path dh_t * z (dn also compact, for d(r*h) = dn W_hn),
+// then, once the driver has d(r*h) in drh, dr and the path through r * h_prev.
+template <class T> __attribute__((flatten)) void grb_bwd_zn_t(const StepBwd<T>& s) {
+  const int64_t H = s.H;
+  for (int64_t i = 0; i < s.rows; ++i) {
+    const T* xg = s.xg + i * 3 * H;
+    const T* hp = s.h_prev + i * H;
+    const T* dy = s.dy + s.perm[i] * H;
+    T* dh = s.dh + i * H;
+    T* dg = s.dg + i * 3 * H;
+    T* dn = s.dn + i * H;
+    T* dgrz = s.dgrz + i * 2 * H;
+    for_blocks(H, 3, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        const T* g = xg + col;
+        T* d = dg + col;
+        const V<T> z = ld(g + wb + u, n), nv = ld(g + 2 * wb + u, n);
+        const V<T> dht = ld(dy + u0 + u, n) + ld(dh + u0 + u, n);
+        const V<T> dnv = dht * (T(1) - z) * (T(1) - nv * nv);
+        const V<T> dz = dht * (ld(hp + u0 + u, n) - nv) * z * (T(1) - z);
+        st(d + wb + u, dz, n);
+        st(dgrz + 2 * u0 + wb + u, dz, n);
+        st(d + 2 * wb + u, dnv, n);
+        st(dn + u0 + u, dnv, n);
+        st(dh + u0 + u, dht * z, n);  // direct path h_t = .. + z * h_{t-1}
+      });
+    });
+  }
+}
+
+template <class T> __attribute__((flatten)) void grb_bwd_r_t(const StepBwd<T>& s) {
+  const int64_t H = s.H;
+  for (int64_t i = 0; i < s.rows; ++i) {
+    const T* xg = s.xg + i * 3 * H;
+    const T* hp = s.h_prev + i * H;
+    const T* drh = s.drh + i * H;
+    T* dh = s.dh + i * H;
+    T* dg = s.dg + i * 3 * H;
+    T* dgrz = s.dgrz + i * 2 * H;
+    for_blocks(H, 3, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
+      for_lanes<T>(wb, [&](int64_t u, int64_t n) {
+        const V<T> r = ld(xg + col + u, n), d_rh = ld(drh + u0 + u, n);
+        const V<T> dr = d_rh * ld(hp + u0 + u, n) * r * (T(1) - r);
+        st(dg + col + u, dr, n);
+        st(dgrz + 2 * u0 + u, dr, n);
+        st(dh + u0 + u, ld(dh + u0 + u, n) + d_rh * r, n);  // through r * h_{t-1}
+      });
+    });
+  }
+}
+
+template <class T> void grb_fwd_n(const StepFwd<T>& s) {
+  s.training ? grb_fwd_n_t<T, true>(s) : grb_fwd_n_t<T, false>(s);
+}
+
 template <class T> void rnn_fwd(const StepFwd<T>& s, bool relu) {
   if (relu)
     s.training ? rnn_fwd_t<T, true, true>(s) : rnn_fwd_t<T, true, false>(s);
@@ -262,11 +363,13 @@ template <class T> void activation(int kind, T* x, int64_t n) {
 
 extern const PointwiseTable<float> table_f32 = {
     rnn_fwd<float>, rnn_bwd<float>, lstm_fwd<float>, lstm_bwd<float>, gru_fwd<float>,
-    gru_bwd_t<float>, gemm_packed<float>, pack_panels<float>, GemmShape<float>::NR,
+    gru_bwd_t<float>, grb_fwd_rz_t<float>, grb_fwd_n<float>, grb_bwd_zn_t<float>, grb_bwd_r_t<float>,
+    gemm_packed<float>, pack_panels<float>, GemmShape<float>::NR,
     activation<float>};
 extern const PointwiseTable<double> table_f64 = {
     rnn_fwd<double>, rnn_bwd<double>, lstm_fwd<double>, lstm_bwd<double>, gru_fwd<double>,
-    gru_bwd_t<double>, gemm_packed<double>, pack_panels<double>, GemmShape<double>::NR,
+    gru_bwd_t<double>, grb_fwd_rz_t<double>, grb_fwd_n<double>, grb_bwd_zn_t<double>, grb_bwd_r_t<double>,
+    gemm_packed<double>, pack_panels<double>, GemmShape<double>::NR,
     activation<double>};
 
 }  // namespace RNNKIT_ISA_NS

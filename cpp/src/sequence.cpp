@@ -303,6 +303,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H, S = p.S;
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
   const bool relu = p.cell == Cell::kRnnRelu, proj = p.projected();
+  const bool grb = gru && p.reset_before;  // two products per step: r and z, then W_hn (r * h)
   copy(a.h_n, a.h0, B * S);  // sequences of length 0 keep their state
   if (lstm) copy(a.c_n, a.c0, B * H);
   if (p.T == 0 || B == 0) return;
@@ -316,15 +317,17 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   T* const Wih = ws.get<T>(kWih, GH * I);
   T* const Whh = ws.get<T>(kWhh, GH * S);
   pack_rows(Wih, a.W_ih, G, H, I);
-  pack_rows(Whh, a.W_hh, G, H, S);
+  pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
   // Per thread, W_hh^T and W_ih^T as panels of its own packed columns (and W_hr^T of its own
-  // columns of h).
-  T* const Whh_panels = ws.get<T>(kWhhPanels, (GH + nthreads * pw.nr) * S);
+  // columns of h; grb: W_{hr,hz}^T of its columns of the G = 2 layout, then W_hn^T of its units).
+  T* const Whh_panels = ws.get<T>(kWhhPanels, (GH + (grb ? 2 : 1) * nthreads * pw.nr) * S);
   T* const Whr_panels = proj ? ws.get<T>(kWhrPanels, (S + nthreads * pw.nr) * H) : nullptr;
   T* const Wih_panels = ws.get<T>(kWihPanels, (GH + nthreads * pw.nr) * I);
   const int64_t cap = std::max(B, kChunkRows);
   T* const chunk = p.training ? nullptr : ws.get<T>(kChunk, cap * GH);
-  T* const acc = ws.get<T>(kAcc, B * GH);
+  T* const acc = ws.get<T>(kAcc, B * GH);  // grb: [B, 2H] the r, z products, then [B, H] W_hn (r * h)
+  T* const acc_n = grb ? acc + B * 2 * H : nullptr;
+  T* const rh_inf = grb && !p.training ? ws.get<T>(kProj, B * H) : nullptr;  // r * h_prev (inference)
   // Combined biases, sorted initial states, and in inference the two [B, H] GEMM operands used in
   // turn (a thread may only overwrite one after the next barrier); in training the operand of each
   // step is the packed h_prev cache itself.
@@ -342,10 +345,10 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   for (int64_t i = 0; proj && i < B; ++i) iota[i] = i;
   for (int64_t j = 0; j < GH; ++j) {
     T v = a.b_ih ? a.b_ih[j] : T(0);
-    if (a.b_hh && !(gru && j >= 2 * H)) v += a.b_hh[j];
+    if (a.b_hh && !(gru && !grb && j >= 2 * H)) v += a.b_hh[j];  // grb: b_hn adds straight in
     bias[j] = v;
   }
-  for (int64_t u = 0; u < H; ++u) b_hn[u] = gru && a.b_hh ? a.b_hh[2 * H + u] : T(0);
+  for (int64_t u = 0; u < H; ++u) b_hn[u] = gru && !grb && a.b_hh ? a.b_hh[2 * H + u] : T(0);
   copy_rows_permuted(h0s, a.h0, p.perm, B, S, true);
   if (lstm) copy_rows_permuted(c, a.c0, p.perm, B, H, true);
 
@@ -370,18 +373,22 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     PhaseClock tc;
     const Split sp = split_for(k, nt, H, G);
     const Split sh = split_for(k, nt, S, 1);  // with projections: this thread's columns of h
-    const int64_t ncols = sp.col1 - sp.col0, hcols = sh.u1 - sh.u0;
-    T* const Wp = Whh_panels + (sp.col0 + k * pw.nr) * S;
+    const Split sr = grb ? split_for(k, nt, H, 2) : sp;  // the columns of the recurrent product
+    const int64_t ncols = sp.col1 - sp.col0, hcols = sh.u1 - sh.u0, rcols = sr.col1 - sr.col0;
+    const int64_t units = sp.u1 - sp.u0, ld_acc = grb ? 2 * H : GH;
+    T* const Wp = Whh_panels + (sr.col0 + k * pw.nr) * S;
     T* const Wip = Wih_panels + (sp.col0 + k * pw.nr) * I;
-    pw.pack_panels(Wp, Whh + sp.col0 * S, S, true, S, ncols);
+    pw.pack_panels(Wp, Whh + sr.col0 * S, S, true, S, rcols);
     pw.pack_panels(Wip, Wih + sp.col0 * I, I, true, I, ncols);
+    T* const Wnp = grb ? Whh_panels + (2 * H + nthreads * pw.nr + sp.u0 + k * pw.nr) * S : nullptr;
+    if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + (2 * H + sp.u0) * S, S, true, S, units);
     T* const Wrp = proj ? Whr_panels + (sh.u0 + k * pw.nr) * H : nullptr;
     if (proj && hcols > 0) pw.pack_panels(Wrp, a.W_hr + sh.u0 * H, H, true, H, hcols);
     tc.lap(Phase::kSetup);
 
     StepFwd<T> st;
-    st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = GH;
-    st.acc = acc + sp.col0, st.b = bias, st.b_hn = b_hn, st.ld_y = a.ld_y;
+    st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.ld_acc = ld_acc;
+    st.acc = acc + sr.col0, st.acc_n = acc_n, st.b = bias, st.b_hn = b_hn, st.ld_y = a.ld_y;
     st.c = c, st.h_n = proj ? nullptr : a.h_n, st.perm = proj ? iota : p.perm, st.training = p.training;
     st.P = p.peephole ? a.P : nullptr;
     Chunk ch{0, 0, 0, 0};
@@ -399,7 +406,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       const T* hcur = p.training ? a.h_prev + p.offsets[t] * S : hbuf + (s % 2) * B * S;
       T* hnext = p.training ? (last ? nullptr : a.h_prev + p.offsets[tn] * S)
                             : hbuf + ((s + 1) % 2) * B * S;
-      pw.gemm_packed(rows, ncols, S, hcur, S, Wp, acc + sp.col0, GH, false);
+      pw.gemm_packed(rows, rcols, S, hcur, S, Wp, acc + sr.col0, ld_acc, false);
       tc.lap(Phase::kStepGemm);
       st.rows = rows, st.rows_next = rows_next;
       st.xg = xg + (p.offsets[t] - ch.r0) * GH, st.h_prev = hcur, st.h_next = hnext;
@@ -410,10 +417,21 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
         if (lstm) st.c_prev_out = a.c_prev + p.offsets[t] * H;
         if (gru) st.hn_out = a.hn + p.offsets[t] * H;
       }
-      switch (p.cell) {
-        case Cell::kLstm: pw.lstm_fwd(st); break;
-        case Cell::kGru: pw.gru_fwd(st); break;
-        default: pw.rnn_fwd(st, relu);
+      if (grb) {  // r, z and r * h_prev; once every unit's are there, W_hn (r * h_prev), n and h_t
+        st.rh = p.training ? a.hn + p.offsets[t] * H : rh_inf;
+        pw.grb_fwd_rz(st);
+        tc.lap(Phase::kPointwise);
+        barrier.wait();
+        tc.lap(Phase::kWait);
+        if (units > 0) pw.gemm_packed(rows, units, H, st.rh, H, Wnp, acc_n + sp.u0, H, false);
+        tc.lap(Phase::kStepGemm);
+        pw.grb_fwd_n(st);
+      } else {
+        switch (p.cell) {
+          case Cell::kLstm: pw.lstm_fwd(st); break;
+          case Cell::kGru: pw.gru_fwd(st); break;
+          default: pw.rnn_fwd(st, relu);
+        }
       }
       if (proj) {  // h_t = m_t W_hr^T, this thread's columns, once every unit's m_t is there
         tc.lap(Phase::kPointwise);
@@ -448,6 +466,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const int64_t B = p.B, I = p.I, H = p.H, G = p.G, GH = G * H, S = p.S;
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
   const bool relu = p.cell == Cell::kRnnRelu, proj = p.projected();
+  const bool grb = gru && p.reset_before;  // d(r*h) = dn W_hn first, then dr and dh_{t-1}
   if (p.T == 0 || B == 0) {
     copy(a.dh0, a.dh_n, B * S);
     if (lstm) copy(a.dc0, a.dc_n, B * H);
@@ -469,7 +488,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   T* const Wih = ws.get<T>(kWih, GH * I);
   T* const Whh = ws.get<T>(kWhh, GH * S);
   pack_rows(Wih, a.W_ih, G, H, I);
-  pack_rows(Whh, a.W_hh, G, H, S);
+  pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
 
   T* const dh = ws.get<T>(kStates, B * S + B * H);  // gradients of the running state, sorted rows
   T* const dc = dh + B * S;
@@ -487,8 +506,14 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   T* const dxp = p.dense ? nullptr : ws.get<T>(kDx, N * I);
   bool report = false, marginal = false;
   const int nthreads = call_threads(p, &report, &marginal);
-  T* const Whh_panels = ws.get<T>(kWhhPanels, (S + nthreads * pw.nr) * GH);  // W_hh, per thread
+  const int64_t GK = grb ? 2 * H : GH;  // the depth of the dh_{t-1} product (grb: r and z only)
+  T* const Whh_panels = ws.get<T>(kWhhPanels, (S + nthreads * pw.nr) * GK);  // W_hh, per thread
   T* const Whr_panels = proj ? ws.get<T>(kWhrPanels, (H + nthreads * pw.nr) * S) : nullptr;
+  // grb: W_hn per thread (its units), the r and z columns of dg twice (steps in turn: a thread may
+  // only overwrite one after the next barrier) and d(r*h) [B, H].
+  T* const Wn_panels = grb ? ws.get<T>(kWhrPanels, (H + nthreads * pw.nr) * H) : nullptr;
+  T* const dgrz_buf = grb ? ws.get<T>(kProj, 2 * B * 2 * H + B * H) : nullptr;
+  T* const drh = grb ? dgrz_buf + 2 * B * 2 * H : nullptr;
 
   clock.lap(Phase::kSetup);
   Barrier barrier(nthreads);
@@ -498,8 +523,10 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     const Split sp = split_for(k, nt, H, G);
     const Split sh = split_for(k, nt, S, 1);  // this thread's columns of h (its units without projections)
     const int64_t hcols = sh.u1 - sh.u0, units = sp.u1 - sp.u0;
-    T* const Wp = Whh_panels + (sh.u0 + k * pw.nr) * GH;
-    pw.pack_panels(Wp, Whh + sh.u0, S, false, GH, hcols);
+    T* const Wp = Whh_panels + (sh.u0 + k * pw.nr) * GK;
+    pw.pack_panels(Wp, Whh + sh.u0, S, false, GK, hcols);
+    T* const Wnp = grb ? Wn_panels + (sp.u0 + k * pw.nr) * H : nullptr;
+    if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + 2 * H * S + sp.u0, S, false, H, units);
     T* const Wrp = proj ? Whr_panels + (sp.u0 + k * pw.nr) * S : nullptr;
     if (proj && units > 0) pw.pack_panels(Wrp, a.W_hr + sp.u0, H, false, S, units);
     tc.lap(Phase::kSetup);
@@ -524,17 +551,30 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       }
       if (lstm) st.c_prev = a.c_prev + o * H;
       if (gru) st.h_prev = a.h_prev + o * H, st.hn = a.hn + o * H, st.dn = a.dn + o * H;
-      switch (p.cell) {
-        case Cell::kLstm: pw.lstm_bwd(st); break;
-        case Cell::kGru: pw.gru_bwd(st); break;
-        default: pw.rnn_bwd(st, relu);
+      T* const dgrz = grb ? dgrz_buf + (s % 2) * B * 2 * H : nullptr;
+      if (grb) {  // dz, dn and dh_t * z; once every unit's dn is there, d(r*h) = dn W_hn, then dr
+        st.dgrz = dgrz, st.drh = drh;
+        pw.grb_bwd_zn(st);
+        tc.lap(Phase::kPointwise);
+        barrier.wait();
+        tc.lap(Phase::kWait);
+        if (units > 0) pw.gemm_packed(rows, units, H, a.dn + o * H, H, Wnp, drh + sp.u0, H, false);
+        tc.lap(Phase::kStepGemm);
+        pw.grb_bwd_r(st);
+      } else {
+        switch (p.cell) {
+          case Cell::kLstm: pw.lstm_bwd(st); break;
+          case Cell::kGru: pw.gru_bwd(st); break;
+          default: pw.rnn_bwd(st, relu);
+        }
       }
       tc.lap(Phase::kPointwise);
       barrier.wait();
       tc.lap(Phase::kWait);
-      // dh_{t-1} for this thread's columns = dgates (all columns) @ W_hh[:, columns]; rows past
-      // their length are not touched, so their gradient passes through unchanged.
-      if (hcols > 0) pw.gemm_packed(rows, hcols, GH, dg + o * GH, GH, Wp, dh + sh.u0, S, gru);
+      // dh_{t-1} for this thread's columns = dgates (all columns; grb: those of r and z) @
+      // W_hh[:, columns]; rows past their length are not touched, so their gradient passes through.
+      if (hcols > 0)
+        pw.gemm_packed(rows, hcols, GK, grb ? dgrz : dg + o * GH, GK, Wp, dh + sh.u0, S, gru);
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();
@@ -547,6 +587,10 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
               dWhp + q.col0 * S, S);
     });
     unpack_rows(a.dW_hh, dWhp, G, H, S, sp);
+    if (grb)  // W_hn multiplies r * h_prev (the hn cache): its rows again, this thread's units
+      for_panels(k, nt, H, 1, [&](const Split& q) {
+        gemm<T>(true, false, q.u1 - q.u0, S, N, T(1), a.dn + q.u0, H, a.hn, H, T(0), a.dW_hh + (2 * H + q.u0) * S, S);
+      });
     if (p.peephole)  // dP = sums over steps of (da_i * c_{t-1}, da_f * c_{t-1}, da_o * c_t), in row order
       for (int64_t u = sp.u0; u < sp.u1; ++u) {
         const int64_t ci = packed_index(0, u, G, H), cf = packed_index(1, u, G, H);
@@ -566,7 +610,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       });
     column_sums(dbp, dg, N, GH, sp.col0, sp.col1);
     unpack_rows(a.db_hh, dbp, G, H, 1, sp);
-    if (gru) {  // the input side of the n gate differs: dn, not dn * r
+    if (gru && !grb) {  // the input side of the n gate differs: dn, not dn * r
       for (int64_t n = 0; n < N; ++n)
         for (int64_t b = sp.blk0; b < sp.blk1; ++b) {
           const int64_t u0 = b * kBlock, wb = std::min(kBlock, H - u0);

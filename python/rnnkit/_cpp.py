@@ -18,13 +18,15 @@ from . import _threads
 from ._native import core as _core
 from ._plan import Plan, plan, unpack
 
-_CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "lstm_peephole": 2}  # (peepholes: P given)
+# (peepholes: P given; 4: the GRU with the reset gate before the product, Problem::reset_before)
+_CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "lstm_peephole": 2, "gru_reset_before": 4}
+_GRUS = ("gru", "gru_reset_before")
 
 
 class CppCache(NamedTuple):
     """What backward reads: the plan; xg [N, G*H] activated gates (packed columns, RNN: h_t);
     xp [N, I] packed x (lengths only); h_prev [N, H] ([N, S] with projections); c_prev [N, H]
-    (LSTM); hn [N, H] (GRU); m [N, H] (LSTM with projections: o * tanh(c_t))."""
+    (LSTM); hn [N, H] (GRU: W_hn h + b_hn; with the reset gate before the product: r * h_prev); m [N, H] (LSTM with projections: o * tanh(c_t))."""
 
     plan: Plan
     xg: np.ndarray
@@ -46,9 +48,9 @@ def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     of these sizes (N: packed rows; S: the LSTM's projection size, None without one); None where
     the field is None. The plan is rebuilt from the problem. Used where the cache travels as
     tensors (rnnkit.torch's registered ops)."""
-    G = {"lstm": 4, "lstm_peephole": 4, "gru": 3}.get(cell, 1)
+    G = {"lstm": 4, "lstm_peephole": 4, "gru": 3, "gru_reset_before": 3}.get(cell, 1)
     return {"xg": (N, G * H), "xp": None if dense else (N, I), "h_prev": (N, S or H),
-            "c_prev": (N, H) if cell in ("lstm", "lstm_peephole") else None, "hn": (N, H) if cell == "gru" else None,
+            "c_prev": (N, H) if cell in ("lstm", "lstm_peephole") else None, "hn": (N, H) if cell in _GRUS else None,
             "m": (N, H) if S else None}  # fmt: skip
 
 
@@ -74,7 +76,7 @@ def _forward_call(p, y=None):
     bidirectional layer's output); None allocates it."""
     pl = plan(p)
     T, B, I, H, G, dt, N, S = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N, p.S
-    lstm, gru, proj = p.is_lstm, p.cell == "gru", p.W_hr is not None
+    lstm, gru, proj = p.is_lstm, p.cell in _GRUS, p.W_hr is not None
     if y is None:
         y = _empty((T, B, S), dt) if pl.dense else np.zeros((T, B, S), dt)
     elif not pl.dense:
@@ -138,7 +140,7 @@ def forward_group(ps, ys=None):
 def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     pl = cache.plan
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
-    lstm, gru, proj = p.is_lstm, p.cell == "gru", p.W_hr is not None
+    lstm, gru, proj = p.is_lstm, p.cell in _GRUS, p.W_hr is not None
     dx = _empty((T, B, I), dt) if pl.dense else np.zeros((T, B, I), dt)
     dh0 = np.empty((B, p.S), dt)
     dc0 = np.empty((B, H), dt) if lstm else None
@@ -174,8 +176,10 @@ def backward_group(items):
     return [out for _, out in calls]
 
 
-rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = lstm_peephole_forward = _forward
-rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = lstm_peephole_backward = _backward
+rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
+rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward
+lstm_peephole_forward = gru_reset_before_forward = _forward
+lstm_peephole_backward = gru_reset_before_backward = _backward
 
 
 def entering_cell_state(p, cache):

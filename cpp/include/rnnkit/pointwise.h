@@ -34,6 +34,11 @@ template <class T> struct StepFwd {
   const int64_t* perm = nullptr;
   bool training = false;
   const T* P = nullptr;  // [3H] LSTM with peepholes (p_i, p_f, p_o), original order; else null
+  // The GRU with the reset gate before the product (two passes per step, grb_fwd_rz then
+  // grb_fwd_n): acc then holds h_prev @ W_{hr,hz}^T in the packed layout of G = 2 (ld_acc = 2H),
+  // acc_n [rows, H] (r * h_prev) @ W_hn^T by unit; rh [rows, H] r * h_prev, out of the first pass.
+  const T* acc_n = nullptr;
+  T* rh = nullptr;
 };
 
 // One backward step for the rows [0, rows) and unit blocks [blk0, blk1).
@@ -52,6 +57,12 @@ template <class T> struct StepBwd {
   T* dn = nullptr;            // [rows, H] GRU: gradient of the input-side n pre-activation, out
   const int64_t* perm = nullptr;
   const T* P = nullptr;       // [3H] LSTM with peepholes (p_i, p_f, p_o), original order; else null
+  // The GRU with the reset gate before the product (grb_bwd_zn, then grb_bwd_r): hn holds
+  // r * h_prev; dn [rows, H] gets dL/dn's pre-activation (the operand of d(r*h) = dn W_hn);
+  // drh [rows, H] that product, in; dgrz [rows, 2H] the r and z columns of dg again, in the packed
+  // layout of G = 2 (the operand of dh_{t-1} += dgrz W_{hr,hz}).
+  const T* drh = nullptr;
+  T* dgrz = nullptr;
 };
 
 template <class T> struct PointwiseTable {
@@ -61,6 +72,10 @@ template <class T> struct PointwiseTable {
   void (*lstm_bwd)(const StepBwd<T>&);
   void (*gru_fwd)(const StepFwd<T>&);
   void (*gru_bwd)(const StepBwd<T>&);
+  void (*grb_fwd_rz)(const StepFwd<T>&);  // the GRU with the reset gate before the product
+  void (*grb_fwd_n)(const StepFwd<T>&);
+  void (*grb_bwd_zn)(const StepBwd<T>&);
+  void (*grb_bwd_r)(const StepBwd<T>&);
   // C[M,N] = (or +=, with accumulate) A[M,K] (row stride lda) @ Bp, Bp packed by pack_panels with
   // panel width nr (cpp/src/gemm_impl.h).
   void (*gemm_packed)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* Bp, T* C,

@@ -23,6 +23,10 @@ struct Problem {
   // h_t = W_hr (o * tanh(c_t)) with W_hr [S, H] and W_hh [G*H, S]; c stays H wide.
   int64_t S = 0;
   bool peephole = false;  // an LSTM whose gates see c (ONNX's input P): i, f see c_{t-1}, o sees c_t
+  // A GRU with the reset gate before the recurrent product (ONNX's linear_before_reset=0, Keras's
+  // reset_after=False): n = tanh(W_in x + b_in + W_hn (r * h_{t-1}) + b_hn). Each step then runs
+  // two products, r and z first, W_hn (r * h) once every unit's r is known.
+  bool reset_before = false;
   bool reverse = false;   // visit t = T-1 .. 0
   bool training = false;  // keep what backward reads
   bool dense = true;      // no lengths: perm is the identity and every step has B rows
