@@ -52,6 +52,13 @@ class Problem:
     # lstm with projections (torch's proj_size): [S, H]; h_t = W_hr (o * tanh(c_t)) has S < H units,
     # and W_hh is [4H, S], h0 [B, S], y [T, B, S] (c stays [B, H])
     W_hr: Optional[np.ndarray] = None
+    # ONNX's options of the cell, beyond torch's: acts, the activation of each position (RNN: f;
+    # GRU: f, g; LSTM: f, g, h) as (name, alpha, beta) with ONNX's names in lower case, () for the
+    # cell's defaults (torch's); clip, the bound of every gate's pre-activation, or None; input_forget
+    # (LSTM): f = 1 - i.
+    acts: Tuple[Tuple[str, float, float], ...] = ()
+    clip: Optional[float] = None
+    input_forget: bool = False
 
     @property
     def is_lstm(self) -> bool:

@@ -16,10 +16,10 @@ def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     """The shape of each array of the cell's cache, in field order, for a training call of these
     sizes (see rnnkit._cpp.cache_layout; S: the LSTM's projection size, None without one)."""
     if cell in LSTM_CELLS:
-        return {"h_prev": (T, B, S or H), "c_prev": (T, B, H), "gates": (T, B, 4 * H), "tanh_c": (T, B, H)}
+        return {"h_prev": (T, B, S or H), "c_prev": (T, B, H), "a": (T, B, 4 * H), "c": (T, B, H)}
     if cell in ("gru", "gru_reset_before"):
-        return {"h_prev": (T, B, H), "gates": (T, B, 3 * H), "hn": (T, B, H)}
-    return {"h_prev": (T, B, H), "h": (T, B, H)}
+        return {"h_prev": (T, B, H), "a": (T, B, 3 * H), "hn": (T, B, H)}
+    return {"h_prev": (T, B, H), "a": (T, B, H)}
 
 
 def cache_restore(p, arrays):

@@ -6,6 +6,9 @@ The recurrence::
     z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
     n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
     h_t = (1 - z) * n + z * h_{t-1},   y_t = h_t
+
+(sigmoid and tanh may be others of ONNX's activations, and the pre-activations clipped: see
+_common.gate.)
 """
 
 # Tested by tests/test_reference_fd.py, tests/test_reference_torch.py, tests/test_reference_onnx.py.
@@ -16,14 +19,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import bias, sigmoid, step_input, time_steps, valid
+from ._common import bias, gate, gate_backprop, step_input, time_steps, valid
 
 
 class GRUCache(NamedTuple):
-    """What gru_backward reads. h_prev [T,B,H]; gates [T,B,3H]: r, z, n; hn [T,B,H]: W_hn h + b_hn."""
+    """What gru_backward reads. h_prev [T,B,H]; a [T,B,3H]: the pre-activations of r, z, n;
+    hn [T,B,H]: W_hn h + b_hn (gru_reset_before: r * h_{t-1})."""
 
     h_prev: np.ndarray
-    gates: np.ndarray
+    a: np.ndarray
     hn: np.ndarray
 
 
@@ -40,14 +44,15 @@ def gru_forward(p):
         x_t = step_input(p, t, m)
         ai = x_t @ p.W_ih.T + b_ih  # input part of the three gates
         ah = h @ p.W_hh.T + b_hh  # recurrent part, kept apart: r multiplies its n block
-        r = sigmoid(ai[:, :H] + ah[:, :H])  # reset gate
-        z = sigmoid(ai[:, H : 2 * H] + ah[:, H : 2 * H])  # update gate
+        a = ai + ah  # pre-activations of r and z (and, below, of n)
+        r = gate(p, 0, a[:, :H])  # reset gate
+        z = gate(p, 0, a[:, H : 2 * H])  # update gate
         hn = ah[:, 2 * H :]
-        n = np.tanh(ai[:, 2 * H :] + r * hn)  # candidate state
+        a[:, 2 * H :] = ai[:, 2 * H :] + r * hn
+        n = gate(p, 1, a[:, 2 * H :])  # candidate state
         h_t = (1 - z) * n + z * h  # h_t = (1 - z) * n + z * h_{t-1}
         if cache is not None:
-            cache.h_prev[t], cache.hn[t] = h, hn
-            cache.gates[t] = np.concatenate([r, z, n], axis=1)
+            cache.h_prev[t], cache.a[t], cache.hn[t] = h, a, hn
         y[t] = np.where(m, h_t, 0)  # a padded step outputs zeros
         h = np.where(m, h_t, h)  # ... and leaves the state unchanged
     return y, h, None, cache
@@ -62,15 +67,15 @@ def gru_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
     for t in reversed(time_steps(p.T, p.reverse)):
         m = valid(p, t)
         x_t = step_input(p, t, m)
-        gates = cache.gates[t]
-        r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+        a = cache.a[t]
+        r, z, n = gate(p, 0, a[:, :H]), gate(p, 0, a[:, H : 2 * H]), gate(p, 1, a[:, 2 * H :])
         h_prev = cache.h_prev[t]
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
         if dh_norms is not None:
             dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
-        dn = dh_t * (1 - z) * (1 - n * n)  # h_t = (1-z)*n + z*h_{t-1}, then tanh'
-        dz = dh_t * (h_prev - n) * z * (1 - z)
-        dr = dn * cache.hn[t] * r * (1 - r)  # n = tanh(.. + r * hn)
+        dn = gate_backprop(p, 1, a[:, 2 * H :], dh_t * (1 - z))  # h_t = (1-z)*n + z*h_{t-1}, then tanh'
+        dz = gate_backprop(p, 0, a[:, H : 2 * H], dh_t * (h_prev - n))
+        dr = gate_backprop(p, 0, a[:, :H], dn * cache.hn[t])  # n = tanh(.. + r * hn)
         dai = np.concatenate([dr, dz, dn], axis=1)  # gradient of the input part of the gates
         dah = np.concatenate([dr, dz, dn * r], axis=1)  # ... and of the recurrent part
         dW_ih += dai.T @ x_t  # BPTT: every step adds its share to the shared weights
@@ -102,16 +107,16 @@ def gru_reset_before_forward(p):
     for t in time_steps(p.T, p.reverse):
         m = valid(p, t)
         x_t = step_input(p, t, m)
-        ai = x_t @ p.W_ih.T + b_ih  # input part of the three gates
-        arz = h @ W_hrz.T + b_hh[: 2 * H]  # recurrent part of r and z
-        r = sigmoid(ai[:, :H] + arz[:, :H])  # reset gate
-        z = sigmoid(ai[:, H : 2 * H] + arz[:, H:])  # update gate
+        a = x_t @ p.W_ih.T + b_ih  # input part of the three gates
+        a[:, : 2 * H] += h @ W_hrz.T + b_hh[: 2 * H]  # recurrent part of r and z
+        r = gate(p, 0, a[:, :H])  # reset gate
+        z = gate(p, 0, a[:, H : 2 * H])  # update gate
         rh = r * h  # reset before the product
-        n = np.tanh(ai[:, 2 * H :] + rh @ W_hn.T + b_hh[2 * H :])  # candidate state
+        a[:, 2 * H :] += rh @ W_hn.T + b_hh[2 * H :]
+        n = gate(p, 1, a[:, 2 * H :])  # candidate state
         h_t = (1 - z) * n + z * h  # h_t = (1 - z) * n + z * h_{t-1}
         if cache is not None:
-            cache.h_prev[t], cache.hn[t] = h, rh
-            cache.gates[t] = np.concatenate([r, z, n], axis=1)
+            cache.h_prev[t], cache.a[t], cache.hn[t] = h, a, rh
         y[t] = np.where(m, h_t, 0)  # a padded step outputs zeros
         h = np.where(m, h_t, h)  # ... and leaves the state unchanged
     return y, h, None, cache
@@ -127,16 +132,16 @@ def gru_reset_before_backward(p, cache, dy, dh_n, dc_n=None, dh_norms=None):
     for t in reversed(time_steps(p.T, p.reverse)):
         m = valid(p, t)
         x_t = step_input(p, t, m)
-        gates = cache.gates[t]
-        r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+        a = cache.a[t]
+        r, z, n = gate(p, 0, a[:, :H]), gate(p, 0, a[:, H : 2 * H]), gate(p, 1, a[:, 2 * H :])
         h_prev, rh = cache.h_prev[t], cache.hn[t]
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
         if dh_norms is not None:
             dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
-        dn = dh_t * (1 - z) * (1 - n * n)  # h_t = (1-z)*n + z*h_{t-1}, then tanh'
-        dz = dh_t * (h_prev - n) * z * (1 - z)
+        dn = gate_backprop(p, 1, a[:, 2 * H :], dh_t * (1 - z))  # h_t = (1-z)*n + z*h_{t-1}, then tanh'
+        dz = gate_backprop(p, 0, a[:, H : 2 * H], dh_t * (h_prev - n))
         drh = dn @ W_hn  # n = tanh(.. + W_hn (r * h_{t-1}) ..)
-        dr = drh * h_prev * r * (1 - r)
+        dr = gate_backprop(p, 0, a[:, :H], drh * h_prev)
         dai = np.concatenate([dr, dz, dn], axis=1)  # gradient of the pre-activations
         dW_ih += dai.T @ x_t  # BPTT: every step adds its share to the shared weights
         dW_hh[: 2 * H] += dai[:, : 2 * H].T @ h_prev

@@ -8,6 +8,17 @@ The recurrence::
 
 With projections (torch's proj_size; weight W_hr [S, H], S < H) the state h shrinks to S units:
 h_t = W_hr (o * tanh(c_t)), and W_hh is [4H, S].
+
+With peepholes (cell "lstm_peephole", ONNX's LSTM with input P; Gers & Schmidhuber) the input
+and forget gates also see c_{t-1}, the output gate sees c_t, each through a diagonal weight,
+p.P [3H] = (p_i, p_f, p_o)::
+
+    i = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi + p_i * c_{t-1}),  f likewise with p_f
+    o = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho + p_o * c_t)
+
+ONNX's other options: input_forget couples the forget gate to the input gate, f = 1 - i (f's own
+weights then have no effect); sigmoid and the two tanh (ONNX's f, g, h) may be others of ONNX's
+activations, and the gates' pre-activations clipped (see _common.gate; c_t itself is not clipped).
 """
 
 # Tested by tests/test_reference_fd.py, tests/test_reference_torch.py, tests/test_reference_onnx.py.
@@ -18,20 +29,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import bias, sigmoid, step_input, time_steps, valid
+from ._common import act, act_backprop, bias, gate, gate_backprop, step_input, time_steps, valid
 
 
 class LSTMCache(NamedTuple):
-    """What lstm_backward reads, each [T,B,H] (gates [T,B,4H] after their nonlinearities).
+    """What lstm_backward reads, each [T,B,H] (a [T,B,4H]).
 
-    h_prev, c_prev: the state entering step t (h_prev [T,B,S] with a projection); gates: i, f,
-    g, o; tanh_c: tanh(c_t).
+    h_prev, c_prev: the state entering step t (h_prev [T,B,S] with a projection); a: the
+    pre-activations of i, f, g, o (with the peephole terms); c: c_t.
     """
 
     h_prev: np.ndarray
     c_prev: np.ndarray
-    gates: np.ndarray
-    tanh_c: np.ndarray
+    a: np.ndarray
+    c: np.ndarray
+
+
+def _gates(p, a):
+    """i, f, g from the pre-activations (f = 1 - i with input_forget)."""
+    H = p.H
+    i = gate(p, 0, a[:, :H])  # input gate
+    f = 1 - i if p.input_forget else gate(p, 0, a[:, H : 2 * H])  # forget gate
+    g = gate(p, 1, a[:, 2 * H : 3 * H])  # candidate cell
+    return i, f, g
 
 
 def lstm_forward(p):
@@ -47,17 +67,19 @@ def lstm_forward(p):
         m = valid(p, t)
         x_t = step_input(p, t, m)
         a = x_t @ p.W_ih.T + h @ p.W_hh.T + b  # all four gates' pre-activations
-        i = sigmoid(a[:, 0 * H : 1 * H])  # input gate
-        f = sigmoid(a[:, 1 * H : 2 * H])  # forget gate
-        g = np.tanh(a[:, 2 * H : 3 * H])  # candidate cell
-        o = sigmoid(a[:, 3 * H : 4 * H])  # output gate
+        if p.P is not None:  # i and f peep at c_{t-1}
+            a[:, :H] += p.P[:H] * c
+            a[:, H : 2 * H] += p.P[H : 2 * H] * c
+        i, f, g = _gates(p, a)
         c_t = f * c + i * g  # c_t = f * c_{t-1} + i * g
-        h_t = o * np.tanh(c_t)  # h_t = o * tanh(c_t)
+        if p.P is not None:  # o peeps at c_t
+            a[:, 3 * H :] += p.P[2 * H :] * c_t
+        o = gate(p, 0, a[:, 3 * H :])  # output gate
+        h_t = o * act(p, 2, c_t)  # h_t = o * tanh(c_t)
         if p.W_hr is not None:
             h_t = h_t @ p.W_hr.T  # h_t = W_hr (o * tanh(c_t)), the projection
         if cache is not None:
-            cache.h_prev[t], cache.c_prev[t], cache.tanh_c[t] = h, c, np.tanh(c_t)
-            cache.gates[t] = np.concatenate([i, f, g, o], axis=1)
+            cache.h_prev[t], cache.c_prev[t], cache.a[t], cache.c[t] = h, c, a, c_t
         y[t] = np.where(m, h_t, 0)  # a padded step outputs zeros
         h, c = np.where(m, h_t, h), np.where(m, c_t, c)  # ... and leaves the state unchanged
     return y, h, c, cache
@@ -67,106 +89,48 @@ def lstm_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
     H = p.H
     dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
     dW_hr = None if p.W_hr is None else np.zeros_like(p.W_hr)
+    dP = None if p.P is None else np.zeros(3 * H, p.dtype)
     db = np.zeros(4 * H, p.dtype)
     dx = np.zeros_like(p.x)
     dh, dc = dh_n.copy(), dc_n.copy()
     for t in reversed(time_steps(p.T, p.reverse)):
         m = valid(p, t)
         x_t = step_input(p, t, m)
-        gates = cache.gates[t]
-        i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
-        tanh_c = cache.tanh_c[t]
+        a, c_prev, c_t = cache.a[t], cache.c_prev[t], cache.c[t]
+        i, f, g = _gates(p, a)
+        o = gate(p, 0, a[:, 3 * H :])
+        hc = act(p, 2, c_t)  # tanh(c_t)
         dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
         if dh_norms is not None:
             dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
         dm = dh_t  # dL/d(o * tanh(c_t))
         if dW_hr is not None:  # h_t = W_hr (o * tanh(c_t))
-            dW_hr += dh_t.T @ (o * tanh_c)
+            dW_hr += dh_t.T @ (o * hc)
             dm = dh_t @ p.W_hr
-        dc_t = np.where(m, dc, 0) + dm * o * (1 - tanh_c**2)  # o * tanh(c_t)
-        di = dc_t * g  # c_t = f*c_{t-1} + i*g
-        df = dc_t * cache.c_prev[t]
-        dg = dc_t * i
-        do = dm * tanh_c
-        da = np.concatenate(  # through the nonlinearities: sigmoid' = s(1-s), tanh' = 1-g^2
-            [di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1
-        )
-        dW_ih += da.T @ x_t  # BPTT: every step adds its share to the shared weights
-        dW_hh += da.T @ cache.h_prev[t]
-        db += da.sum(axis=0)
-        dx[t] = da @ p.W_ih
-        dh = da @ p.W_hh + np.where(m, 0, dh)  # to h_{t-1}; a padded step passes it through
-        dc = dc_t * f + np.where(m, 0, dc)  # to c_{t-1}
-    out = (dx, dh, dc, dW_ih, dW_hh, db, db.copy())
-    return out if dW_hr is None else out + (dW_hr,)
-
-
-# The LSTM with peepholes (ONNX's LSTM with input P; Gers & Schmidhuber): the input and forget
-# gates also see c_{t-1}, the output gate sees c_t, each through a diagonal weight, p.P [3H] =
-# (p_i, p_f, p_o)::
-#
-#     i = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi + p_i * c_{t-1}),  f likewise with p_f
-#     o = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho + p_o * c_t)
-#
-# g, c_t and h_t as above.
-
-
-def lstm_peephole_forward(p):
-    H = p.H
-    b = bias(p.b_ih, p) + bias(p.b_hh, p)
-    p_i, p_f, p_o = p.P[:H], p.P[H : 2 * H], p.P[2 * H :]
-    y = np.zeros((p.T, p.B, H), p.dtype)
-    cache = None
-    if p.training:
-        cache = LSTMCache(np.zeros_like(y), np.zeros_like(y), np.zeros((p.T, p.B, 4 * H), p.dtype), np.zeros_like(y))
-    h, c = p.h0, p.c0
-    for t in time_steps(p.T, p.reverse):
-        m = valid(p, t)
-        x_t = step_input(p, t, m)
-        a = x_t @ p.W_ih.T + h @ p.W_hh.T + b  # all four gates' pre-activations
-        i = sigmoid(a[:, 0 * H : 1 * H] + p_i * c)  # input gate, peeping at c_{t-1}
-        f = sigmoid(a[:, 1 * H : 2 * H] + p_f * c)  # forget gate, peeping at c_{t-1}
-        g = np.tanh(a[:, 2 * H : 3 * H])  # candidate cell
-        c_t = f * c + i * g  # c_t = f * c_{t-1} + i * g
-        o = sigmoid(a[:, 3 * H : 4 * H] + p_o * c_t)  # output gate, peeping at c_t
-        h_t = o * np.tanh(c_t)  # h_t = o * tanh(c_t)
-        if cache is not None:
-            cache.h_prev[t], cache.c_prev[t], cache.tanh_c[t] = h, c, np.tanh(c_t)
-            cache.gates[t] = np.concatenate([i, f, g, o], axis=1)
-        y[t] = np.where(m, h_t, 0)  # a padded step outputs zeros
-        h, c = np.where(m, h_t, h), np.where(m, c_t, c)  # ... and leaves the state unchanged
-    return y, h, c, cache
-
-
-def lstm_peephole_backward(p, cache, dy, dh_n, dc_n, dh_norms=None):
-    H = p.H
-    p_i, p_f, p_o = p.P[:H], p.P[H : 2 * H], p.P[2 * H :]
-    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
-    db = np.zeros(4 * H, p.dtype)
-    dP = np.zeros(3 * H, p.dtype)
-    dx = np.zeros_like(p.x)
-    dh, dc = dh_n.copy(), dc_n.copy()
-    for t in reversed(time_steps(p.T, p.reverse)):
-        m = valid(p, t)
-        x_t = step_input(p, t, m)
-        gates = cache.gates[t]
-        i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))
-        tanh_c, c_prev = cache.tanh_c[t], cache.c_prev[t]
-        c_t = f * c_prev + i * g
-        dh_t = np.where(m, dy[t] + dh, 0)  # dL/dh_t from the output and from step t+1
-        if dh_norms is not None:
-            dh_norms[t] = np.sqrt(np.sum(dh_t * dh_t, axis=1))
-        dao = dh_t * tanh_c * o * (1 - o)  # h_t = o*tanh(c_t), through the sigmoid
-        dc_t = np.where(m, dc, 0) + dh_t * o * (1 - tanh_c**2) + dao * p_o  # o peeps at c_t
-        dai = dc_t * g * i * (1 - i)  # c_t = f*c_{t-1} + i*g, through the nonlinearities
-        daf = dc_t * c_prev * f * (1 - f)
-        dag = dc_t * i * (1 - g * g)
+        dao = gate_backprop(p, 0, a[:, 3 * H :], dm * hc)  # through the output gate's sigmoid
+        dc_t = np.where(m, dc, 0) + act_backprop(p, 2, c_t, dm * o)  # o * tanh(c_t)
+        if p.P is not None:
+            dc_t = dc_t + dao * p.P[2 * H :]  # o peeps at c_t
+        # c_t = f*c_{t-1} + i*g, through the nonlinearities (sigmoid' = s(1-s), tanh' = 1-g^2);
+        # with input_forget f = 1 - i, so i also gets f's share, negated
+        dai = gate_backprop(p, 0, a[:, :H], dc_t * (g - c_prev) if p.input_forget else dc_t * g)
+        daf = np.zeros_like(dai) if p.input_forget else gate_backprop(p, 0, a[:, H : 2 * H], dc_t * c_prev)
+        dag = gate_backprop(p, 1, a[:, 2 * H : 3 * H], dc_t * i)
         da = np.concatenate([dai, daf, dag, dao], axis=1)
         dW_ih += da.T @ x_t  # BPTT: every step adds its share to the shared weights
         dW_hh += da.T @ cache.h_prev[t]
         db += da.sum(axis=0)
-        dP += np.concatenate([(dai * c_prev).sum(0), (daf * c_prev).sum(0), (dao * c_t).sum(0)])
         dx[t] = da @ p.W_ih
         dh = da @ p.W_hh + np.where(m, 0, dh)  # to h_{t-1}; a padded step passes it through
-        dc = dc_t * f + dai * p_i + daf * p_f + np.where(m, 0, dc)  # to c_{t-1}
-    return dx, dh, dc, dW_ih, dW_hh, db, db.copy(), dP
+        dc_prev = dc_t * f
+        if dP is not None:  # i and f peep at c_{t-1}
+            dP += np.concatenate([(dai * c_prev).sum(0), (daf * c_prev).sum(0), (dao * c_t).sum(0)])
+            dc_prev = dc_prev + dai * p.P[:H] + daf * p.P[H : 2 * H]
+        dc = dc_prev + np.where(m, 0, dc)  # to c_{t-1}
+    out = (dx, dh, dc, dW_ih, dW_hh, db, db.copy())
+    fifth = dW_hr if dW_hr is not None else dP
+    return out if fifth is None else out + (fifth,)
+
+
+# The LSTM with peepholes is the same pair (P given).
+lstm_peephole_forward, lstm_peephole_backward = lstm_forward, lstm_backward
