@@ -36,6 +36,7 @@ class Case:
     dy: np.ndarray
     dstate_n: object
     meta: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # functional.forward's activations, clip, input_forget
 
     def astype(self, dtype):
         def cv(a):
@@ -46,11 +47,11 @@ class Case:
             return a.astype(dtype)
 
         return Case(self.cell, cv(self.x), cv(self.weights), cv(self.state), self.lengths,
-                    self.reverse, cv(self.dy), cv(self.dstate_n), self.meta)  # fmt: skip
+                    self.reverse, cv(self.dy), cv(self.dstate_n), self.meta, self.options)  # fmt: skip
 
     def forward(self, backend="numpy", training=True):
         return F.forward(self.cell, self.x, self.weights, self.state, lengths=self.lengths,
-                         reverse=self.reverse, training=training, backend=backend)  # fmt: skip
+                         reverse=self.reverse, training=training, backend=backend, **self.options)  # fmt: skip
 
     def run(self, backend="numpy"):
         """forward + backward; returns a dict name -> array of every output and gradient."""
@@ -66,10 +67,11 @@ class Case:
 
 
 def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, reverse=False,
-              bias="both", state=True, seed=0, scale=None, proj=None) -> Case:  # fmt: skip
+              bias="both", state=True, seed=0, scale=None, proj=None, options=None) -> Case:  # fmt: skip
     """A seeded random case. lengths: None, "spread" (from 0/1 up to T, one sequence of length T),
     or an explicit list. bias: "both", "none", "ih", "hh". proj: an LSTM with projections of this
-    size S < H (a fifth weight W_hr [S, H]; h, y and their gradients S wide)."""
+    size S < H (a fifth weight W_hr [S, H]; h, y and their gradients S wide). options:
+    functional.forward's ONNX options (activations, clip, input_forget)."""
     rng = np.random.default_rng(seed)
     G = GATES[cell]
     # Like torch's init (~1/sqrt(H)): larger recurrent weights make the recurrence chaotic, and
@@ -96,7 +98,7 @@ def make_case(cell, T=5, B=3, I=4, H=3, dtype=np.float64, *, lengths=None, rever
     if state:
         st = (r(B, S), r(B, H)) if cell in LSTMS else r(B, H)
         dst = (r(B, S), r(B, H)) if cell in LSTMS else r(B, H)
-    return Case(cell, r(T, B, I), weights, st, lengths, reverse, r(T, B, S), dst)
+    return Case(cell, r(T, B, I), weights, st, lengths, reverse, r(T, B, S), dst, options=dict(options or {}))
 
 
 def assert_close(name, got, want, dtype=None, rtol=None, atol=None):

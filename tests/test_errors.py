@@ -398,3 +398,37 @@ def test_a_cell_a_backend_does_not_implement_is_refused_by_name(monkeypatch):
         "cell 'gru_reset_before' is implemented by the NumPy reference only so far (backend 'numpy'): it runs far "
         "slower than the other cells"]
     np.testing.assert_array_equal(y, F.forward("gru_reset_before", x, gw, backend="numpy")[0])
+
+
+def test_onnx_options_are_checked():
+    """functional.forward's activations, clip and input_forget: each bad value names the argument,
+    what was expected and what was given."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 3))
+    lw = (rng.standard_normal((8, 3)), rng.standard_normal((8, 2)), None, None)
+    gw = (rng.standard_normal((6, 3)), rng.standard_normal((6, 2)), None, None)
+    cases = [
+        (dict(activations="tanh"), TypeError, r"activations must be a list of 3 activation\(s\) for cell 'lstm' \(f \(i, f "
+                                              r"and o\), g \(the candidate cell\), h \(the output\)\), got 'tanh'"),
+        (dict(activations=["Sigmoid", "Tanh"]), ValueError, r"activations must have 3 entries for cell 'lstm'.*got 2"),
+        (dict(activations=["Sigmoid", "Gelu", "Tanh"]), ValueError,
+         r"activations\[1\]: unknown activation 'Gelu'; expected one of Sigmoid, Tanh, Relu, Softsign, Softplus"),
+        (dict(activations=["Sigmoid", 3, "Tanh"]), TypeError,
+         r"activations\[1\] must be an activation name or a tuple \(name, alpha\[, beta\]\), got 3"),
+        (dict(activations=["Sigmoid", "ScaledTanh", "Tanh"]), ValueError,
+         r"activations\[1\]: ScaledTanh needs alpha \(it has no default\)"),
+        (dict(activations=[("Relu", 1.0), "Tanh", "Tanh"]), ValueError, r"activations\[0\]: Relu takes no parameters, got 1"),
+        (dict(activations=[("Elu", 1.0, 2.0), "Tanh", "Tanh"]), ValueError, r"activations\[0\]: Elu takes at most 1 \(alpha\), got 2"),
+        (dict(activations=[("LeakyRelu", float("nan")), "Tanh", "Tanh"]), ValueError,
+         r"activations\[0\]: LeakyRelu's alpha must be a finite number, got nan"),
+        (dict(clip=0), ValueError, r"clip must be a positive finite number \(the bound of every gate's input\) or None, got 0"),
+        (dict(clip="1"), ValueError, r"clip must be a positive finite number .* got '1'"),
+        (dict(input_forget=1), TypeError, r"input_forget must be True or False, got 1"),
+    ]
+    for kw, kind, msg in cases:
+        with pytest.raises(kind, match=msg):
+            F.forward("lstm", x, lw, **kw)
+    with pytest.raises(ValueError, match=r"input_forget \(f = 1 - i\) is an option of the LSTM, not of cell 'gru'"):
+        F.forward("gru", x, gw, input_forget=True)
+    with pytest.raises(ValueError, match=r"activations must have 2 entries for cell 'gru' \(f \(r and z\), g \(n\)\), got 3"):
+        F.forward("gru", x, gw, activations=["Sigmoid", "Tanh", "Tanh"])

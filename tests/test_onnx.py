@@ -77,9 +77,20 @@ def test_unsupported_forms_name_the_attribute():
     node = helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=3, linear_before_reset=2)
     with pytest.raises(ValueError, match="linear_before_reset must be 0 or 1, got 2"):
         ro._Node(node, {"W": W, "R": R}.get)
-    node = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3, clip=1.0)
-    with pytest.raises(NotImplementedError, match="clip"):
-        ro._Node(node, {"W": rng.standard_normal((1, 12, 2)), "R": rng.standard_normal((1, 12, 3))}.get)
+    lw = {"W": rng.standard_normal((1, 12, 2)), "R": rng.standard_normal((1, 12, 3))}.get
+    bad = [(dict(clip=-1.0), ValueError, "attribute clip must be a positive number, got -1.0"),
+           (dict(input_forget=2), ValueError, "attribute input_forget must be 0 or 1"),
+           (dict(activations=["Sigmoid", "Tanh"]), ValueError, "attribute activations has 2 entries, expected 3"),
+           (dict(activations=["Sigmoid", "Gelu", "Tanh"]), NotImplementedError, "activation 'Gelu' is not one of"),
+           (dict(activations=["Sigmoid", "ScaledTanh", "Tanh"]), ValueError, "activation ScaledTanh needs activation_alpha")]
+    for attrs, kind, msg in bad:
+        with pytest.raises(kind, match=f"LSTM node 'l': {msg}"):
+            ro._Node(helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3, name="l", **attrs), lw)
+    node = ro._Node(helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3, clip=1.5, input_forget=1,
+                                     activations=["HardSigmoid", "ScaledTanh", "Elu"], activation_alpha=[0.25, 2.0, 0.5],
+                                     activation_beta=[0.375, 0.625]), lw)  # fmt: skip
+    assert node.options == [dict(activations=[("hardsigmoid", 0.25, 0.375), ("scaledtanh", 2.0, 0.625), ("elu", 0.5)],
+                                 clip=1.5, input_forget=True)]  # fmt: skip
 
 
 def test_export_refuses_projections(tmp_path):

@@ -77,31 +77,36 @@ def available_backends() -> Backends:
     return Backends(usable, {n: _missing[n] for n in _MODULES if n in _missing})
 
 
-def _implements(name: str, cell: Optional[str]) -> bool:
+def _implements(name: str, cell: Optional[str], options: bool = False) -> bool:
+    """Whether backend `name` runs `cell` (with options: ONNX's options of a cell, activations,
+    clip or input_forget, which a backend declares by ONNX_OPTIONS = True)."""
     module = _load(name)
-    return module is not None and (cell is None or hasattr(module, f"{cell}_forward"))
+    return (module is not None and (cell is None or hasattr(module, f"{cell}_forward"))
+            and (not options or getattr(module, "ONNX_OPTIONS", False)))  # fmt: skip
 
 
-def resolve(backend: str, cell: Optional[str] = None) -> str:
+def resolve(backend: str, cell: Optional[str] = None, options: bool = False) -> str:
     """The concrete backend name for `backend` ("auto" picks the fastest usable one that
-    implements `cell`, when given; a cell only the NumPy reference implements says so, once)."""
+    implements `cell`, when given, with ONNX's options when `options`; a cell only the NumPy
+    reference implements says so, once)."""
+    what = f"cell {cell!r}" + (" with activations, clip or input_forget" if options else "")
     if backend == "auto":
         for name in _AUTO_ORDER:
-            if _implements(name, cell):
-                if (name == "numpy" and cell is not None and cell not in _warned
+            if _implements(name, cell, options):
+                if (name == "numpy" and cell is not None and what not in _warned
                         and any(_load(n) is not None for n in _AUTO_ORDER if n != "numpy")):  # fmt: skip
-                    _warned.add(cell)
-                    warnings.warn(f"cell {cell!r} is implemented by the NumPy reference only so far (backend "
+                    _warned.add(what)
+                    warnings.warn(f"{what} is implemented by the NumPy reference only so far (backend "
                                   f"'numpy'): it runs far slower than the other cells", RuntimeWarning, stacklevel=3)
                 return name
     if backend not in _MODULES:
         raise ValueError(f"backend must be 'auto' or one of {', '.join(map(repr, _MODULES))}; got {backend!r}")
     if _load(backend) is None:
         raise ValueError(f"backend {backend!r} is not available here: {_missing[backend]}")
-    if not _implements(backend, cell):
-        have = [n for n in _MODULES if _implements(n, cell)]
+    if not _implements(backend, cell, options):
+        have = [n for n in _MODULES if _implements(n, cell, options)]
         raise NotImplementedError(
-            f"cell {cell!r} is not implemented by backend {backend!r} yet; it runs on "
+            f"{what} is not implemented by backend {backend!r} yet; it runs on "
             f"{', '.join(map(repr, have))} (or backend='auto')"
         )
     return backend

@@ -20,6 +20,20 @@ GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 
 # The cells whose state is a pair (h, c); and the one whose weights carry a fifth array, P.
 LSTM_CELLS = ("lstm", "lstm_peephole")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# The activation positions of each cell (ONNX's f, g, h) and torch's choice for each: the RNN f;
+# the GRU f (r, z) and g (n); the LSTM f (i, f, o), g (the candidate cell) and h (the output).
+DEFAULT_ACTS = {"rnn_tanh": ("tanh",), "rnn_relu": ("relu",), "lstm": ("sigmoid", "tanh", "tanh"),
+                "lstm_peephole": ("sigmoid", "tanh", "tanh"), "gru": ("sigmoid", "tanh"),
+                "gru_reset_before": ("sigmoid", "tanh")}  # fmt: skip
+# ONNX's activation functions (lower case) and the defaults of their (alpha, beta), those of the
+# ONNX operators of the same names; None: no default, the caller gives it. (onnxruntime takes a
+# missing alpha or beta as 0 for ThresholdedRelu, Affine and ScaledTanh.)
+ACTIVATIONS = {"sigmoid": (), "tanh": (), "relu": (), "softsign": (), "softplus": (), "leakyrelu": (0.01,),
+               "thresholdedrelu": (1.0,), "elu": (1.0,), "hardsigmoid": (0.2, 0.5), "affine": (1.0, 0.0),
+               "scaledtanh": (None, None)}  # fmt: skip
+_ONNX_NAMES = ("Sigmoid", "Tanh", "Relu", "Softsign", "Softplus", "LeakyRelu", "ThresholdedRelu", "Elu",
+               "HardSigmoid", "Affine", "ScaledTanh")  # fmt: skip
+_POSITIONS = {1: "f", 2: "f (r and z), g (n)", 3: "f (i, f and o), g (the candidate cell), h (the output)"}
 
 
 @dataclass
@@ -59,6 +73,12 @@ class Problem:
     acts: Tuple[Tuple[str, float, float], ...] = ()
     clip: Optional[float] = None
     input_forget: bool = False
+
+    @property
+    def options(self) -> bool:
+        """Whether the problem uses ONNX's options (activations other than the cell's, clip,
+        input_forget), which only some backends run."""
+        return bool(self.acts) or self.clip is not None or self.input_forget
 
     @property
     def is_lstm(self) -> bool:
@@ -169,10 +189,75 @@ def _fast_problem(cell, x, weights, state, lengths, reverse, training) -> Option
     )  # fmt: skip
 
 
-def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=True) -> Problem:
+def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=True, *, activations=None,
+            clip=None, input_forget=False) -> Problem:  # fmt: skip
     """Validate the arguments of `functional.forward`; return a normalised Problem."""
-    fast = _fast_problem(cell, x, weights, state, lengths, reverse, training)
-    return fast if fast is not None else _checked_problem(cell, x, weights, state, lengths, reverse, training)
+    if activations is None and clip is None and input_forget is False:  # torch's cell, the common case
+        fast = _fast_problem(cell, x, weights, state, lengths, reverse, training)
+        if fast is not None:
+            return fast
+        return _checked_problem(cell, x, weights, state, lengths, reverse, training)
+    cell, acts, clip, input_forget = form(cell_name(cell), activations, clip, input_forget)
+    p = _checked_problem(cell, x, weights, state, lengths, reverse, training)
+    p.acts, p.clip, p.input_forget = acts, clip, input_forget
+    return p
+
+
+def form(cell: str, activations, clip, input_forget) -> Tuple[str, Tuple[Tuple[str, float, float], ...], Optional[float], bool]:
+    """Check ONNX's options of a cell: activations (one per position of the cell: a name of ONNX's
+    list, or (name, alpha) or (name, alpha, beta)), clip (a positive bound, or None) and
+    input_forget (LSTM); return (cell, acts, clip, input_forget) as Problem holds them. The cell's
+    own activations become (); an RNN whose activation is tanh or relu becomes that cell."""
+    n = len(DEFAULT_ACTS[cell])
+    acts: Tuple[Tuple[str, float, float], ...] = ()
+    if activations is not None:
+        if isinstance(activations, (str, bytes)) or not isinstance(activations, (tuple, list)):
+            raise TypeError(f"activations must be a list of {n} activation(s) for cell {cell!r} "
+                            f"({_POSITIONS[n]}), got {activations!r}")  # fmt: skip
+        if len(activations) != n:
+            raise ValueError(f"activations must have {n} entr{'y' if n == 1 else 'ies'} for cell {cell!r} "
+                             f"({_POSITIONS[n]}), got {len(activations)}: {list(activations)!r}")  # fmt: skip
+        acts = tuple(_activation(f"activations[{k}]", a) for k, a in enumerate(activations))
+        if tuple((a, 0.0, 0.0) for a in DEFAULT_ACTS[cell]) == acts:
+            acts = ()
+        elif cell in ("rnn_tanh", "rnn_relu") and acts[0][0] in ("tanh", "relu"):
+            cell, acts = "rnn_" + acts[0][0], ()  # an RNN of torch's
+    if clip is not None:
+        if isinstance(clip, (bool, np.bool_)) or not isinstance(clip, (int, float, np.integer, np.floating)) \
+                or not (np.isfinite(clip) and clip > 0):  # fmt: skip
+            raise ValueError(f"clip must be a positive finite number (the bound of every gate's input) or None, "
+                             f"got {clip!r}")  # fmt: skip
+        clip = float(clip)
+    input_forget = flag("input_forget", input_forget)
+    if input_forget and cell not in LSTM_CELLS:
+        raise ValueError(f"input_forget (f = 1 - i) is an option of the LSTM, not of cell {cell!r}")
+    return cell, acts, clip, input_forget
+
+
+def _activation(name: str, a) -> Tuple[str, float, float]:
+    """One entry of activations as (lower-case name, alpha, beta)."""
+    spec = (a,) if isinstance(a, str) else a
+    if not isinstance(spec, (tuple, list)) or not spec or not isinstance(spec[0], str):
+        raise TypeError(f"{name} must be an activation name or a tuple (name, alpha[, beta]), got {a!r}")
+    key = spec[0].lower()
+    if key not in ACTIVATIONS:
+        raise ValueError(f"{name}: unknown activation {spec[0]!r}; expected one of {', '.join(_ONNX_NAMES)}")
+    defaults, given = ACTIVATIONS[key], spec[1:]
+    label = _ONNX_NAMES[list(ACTIVATIONS).index(key)]
+    if len(given) > len(defaults):
+        takes = f"at most {len(defaults)} ({', '.join(('alpha', 'beta')[: len(defaults)])})" if defaults else "no parameters"
+        raise ValueError(f"{name}: {label} takes {takes}, got {len(given)}: {a!r}")
+    params = []
+    for j, d in enumerate(defaults):
+        v = given[j] if j < len(given) else d
+        pname = ("alpha", "beta")[j]
+        if v is None:
+            raise ValueError(f"{name}: {label} needs {pname} (it has no default), got {a!r}")
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise ValueError(f"{name}: {label}'s {pname} must be a finite number, got {v!r}")
+        params.append(float(v))
+    params += [0.0] * (2 - len(params))
+    return key, params[0], params[1]
 
 
 def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Problem:

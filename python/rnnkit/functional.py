@@ -66,6 +66,9 @@ def forward(
     training: bool = True,
     backend: str = "auto",
     return_states: Literal[False] = False,
+    activations: Optional[Sequence[Any]] = None,
+    clip: Optional[float] = None,
+    input_forget: bool = False,
 ) -> ForwardResult: ...
 
 
@@ -81,6 +84,9 @@ def forward(
     training: bool = True,
     backend: str = "auto",
     return_states: Literal[True],
+    activations: Optional[Sequence[Any]] = None,
+    clip: Optional[float] = None,
+    input_forget: bool = False,
 ) -> ForwardStatesResult: ...
 
 
@@ -96,6 +102,9 @@ def forward(
     training: bool = True,
     backend: str = "auto",
     return_states: bool,
+    activations: Optional[Sequence[Any]] = None,
+    clip: Optional[float] = None,
+    input_forget: bool = False,
 ) -> Union[ForwardResult, ForwardStatesResult]: ...
 
 
@@ -110,6 +119,9 @@ def forward(
     training: bool = True,
     backend: str = "auto",
     return_states: bool = False,
+    activations: Optional[Sequence[Any]] = None,
+    clip: Optional[float] = None,
+    input_forget: bool = False,
 ) -> Union[ForwardResult, ForwardStatesResult]:
     """Run a recurrent cell over a sequence (one layer, one direction).
 
@@ -158,6 +170,25 @@ def forward(
         Also return the state after every step (which ``torch.nn`` does not offer). A padded
         step keeps the state it had: the final one, or in the reverse direction the initial
         state before the sequence starts.
+    activations : list, optional
+        ONNX's choice of nonlinearities, one per position of the cell: the RNN's f (default
+        tanh; relu for "rnn_relu"), the GRU's f (for r and z, default sigmoid) and g (for n,
+        default tanh), the LSTM's f (i, f and o: sigmoid), g (the candidate cell: tanh) and h
+        (the output ``o * h(c_t)``: tanh). Each entry is a name of ONNX's list (Sigmoid, Tanh,
+        Relu, HardSigmoid, LeakyRelu, ThresholdedRelu, Elu, Softsign, Softplus, ScaledTanh,
+        Affine; any case) or a tuple ``(name, alpha)`` / ``(name, alpha, beta)`` with ONNX's
+        meaning and defaults (ScaledTanh has none: give both). None: the cell's own.
+    clip : float, optional
+        Clip every gate's pre-activation (after the biases and peepholes) to ``[-clip, clip]``
+        before its nonlinearity, as ONNX's ``clip`` does (``c_t`` itself is not clipped); the
+        gradient stops where a pre-activation is clipped.
+    input_forget : bool, default False
+        LSTM: couple the forget gate to the input gate, ``f = 1 - i`` (ONNX's ``input_forget``);
+        the forget gate's weights then have no effect and get zero gradients.
+
+        These three options run on the NumPy reference only so far: ``backend="auto"`` picks it
+        (with a warning, once); "cpp" and "numba" raise NotImplementedError. The cell's own
+        activations (for example ``["Sigmoid", "Tanh", "Tanh"]`` for the LSTM) run anywhere.
 
     Returns
     -------
@@ -201,8 +232,9 @@ def forward(
     >>> y.shape, h_n.shape
     ((5, 2, 4), (2, 4))
     """
-    p = _validate.problem(cell, x, weights, state, lengths, reverse, training)
-    name = _backends.resolve(backend, p.cell)
+    p = _validate.problem(cell, x, weights, state, lengths, reverse, training, activations=activations, clip=clip,
+                          input_forget=input_forget)  # fmt: skip
+    name = _backends.resolve(backend, p.cell, p.options)
     return_states = _validate.flag("return_states", return_states)
     run = p
     if return_states and p.is_lstm and not p.training:  # c_t comes from the training cache
@@ -228,8 +260,10 @@ def _forward_group(
     bidirectional layer's y); each call's y is then its view y_out[..., j*H:(j+1)*H]. The C++
     backend writes there directly; the others' outputs are copied in."""
     ps = [_validate.problem(c["cell"], c["x"], c["weights"], c.get("state"), c.get("lengths"),
-                            c.get("reverse", False), c.get("training", True)) for c in calls]  # fmt: skip
-    name = _backends.resolve(backend, ps[0].cell if ps else None)  # one cell per group (a layer)
+                            c.get("reverse", False), c.get("training", True), activations=c.get("activations"),
+                            clip=c.get("clip"), input_forget=c.get("input_forget", False)) for c in calls]  # fmt: skip
+    # one cell (and one choice of options) per group (a layer)
+    name = _backends.resolve(backend, ps[0].cell if ps else None, any(p.options for p in ps))
     impl = _backends.get(name)
     views: Optional[List[Array]] = None
     if y_out is not None:

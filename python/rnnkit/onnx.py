@@ -10,11 +10,12 @@ The ONNX operators (https://onnx.ai/onnx/operators/onnx__LSTM.html and RNN, GRU)
 torch's layout, which rnnkit uses, in gate order (LSTM i, o, f, c against torch's i, f, g, o; GRU
 z, r, h against r, z, n), in stacking the directions of one node (W (D, G*H, I), R (D, G*H, H),
 B (D, 2*G*H) = [Wb, Rb]), and in the output's layout (Y (T, D, B, H)); those are converted here.
-The cell forms rnnkit runs are torch's, the ONNX GRU with ``linear_before_reset=1``, and ONNX's
-default GRU (``linear_before_reset=0``, `rnnkit.GRU` with ``linear_before_reset=False``, on the
-NumPy reference only so far); default activations (RNN: Tanh or Relu), no peepholes, ``clip`` or
-``input_forget``. A node asking for another form gets a NotImplementedError naming the node and
-the attribute.
+Every form of the three operators runs: torch's cells, the ONNX GRU with either
+``linear_before_reset``, the LSTM with peepholes (input ``P``), and ONNX's options ``activations``
+(with ``activation_alpha``/``activation_beta``), ``clip`` and ``input_forget`` (on the NumPy
+reference so far; see functional.forward). `load` builds layers for nodes without those three
+options; the Backend runs any node. A node whose attributes or weights do not fit gets an error
+naming the node and the attribute.
 
 The functions need the onnx package (the ``onnx`` or ``test`` extra); ``import rnnkit`` does not
 import it.
@@ -220,11 +221,12 @@ class _Node:
         self.node, self.op = node, node.op_type
         where = f"{self.op} node {node.name or node.output[0]!r}"
         a: Dict[str, Any] = {at.name: helper.get_attribute_value(at) for at in node.attribute}
-        for k in ("clip",):
-            if k in a:
-                raise NotImplementedError(f"{where}: attribute {k} is not supported by rnnkit")
-        if a.get("input_forget", 0):
-            raise NotImplementedError(f"{where}: attribute input_forget=1 is not supported by rnnkit")
+        clip = a.get("clip")
+        if clip is not None and not (np.isfinite(clip) and clip > 0):
+            raise ValueError(f"{where}: attribute clip must be a positive number, got {clip!r}")
+        input_forget = a.get("input_forget", 0)
+        if input_forget not in (0, 1) or (input_forget and self.op != "LSTM"):
+            raise ValueError(f"{where}: attribute input_forget must be 0 or 1 (LSTM only), got {input_forget!r}")
         lbr = a.get("linear_before_reset", 0)
         if self.op == "GRU" and lbr not in (0, 1):
             raise ValueError(f"{where}: attribute linear_before_reset must be 0 or 1, got {lbr!r}")
@@ -235,20 +237,15 @@ class _Node:
         self.D = 2 if direction == "bidirectional" else 1
         self.reverses = [False, True] if self.D == 2 else [direction == "reverse"]
         self.layout = a.get("layout", 0)
-        acts = [s.decode().lower() if isinstance(s, bytes) else s.lower() for s in a.get("activations", [])]
-        per = len(_DEFAULT_ACTS[self.op])
-        # ONNX's default GRU (linear_before_reset=0) is rnnkit's gru_reset_before (the NumPy
-        # reference only so far); linear_before_reset=1 is torch's GRU
+        # ONNX's default GRU (linear_before_reset=0) is rnnkit's gru_reset_before; linear_before_reset=1
+        # is torch's GRU
         self.cell = {"LSTM": "lstm", "GRU": "gru" if lbr == 1 else "gru_reset_before"}.get(self.op, "rnn_tanh")
-        for d in range(self.D if acts else 0):
-            got = acts[d * per : (d + 1) * per]
-            if self.op == "RNN" and got == ["relu"]:
-                if d and self.cell != "rnn_relu":
-                    raise NotImplementedError(f"{where}: different activations per direction are not supported by rnnkit")
-                self.cell = "rnn_relu"
-            elif got != _DEFAULT_ACTS[self.op] or (self.op == "RNN" and d and self.cell == "rnn_relu"):
-                raise NotImplementedError(f"{where}: attribute activations={acts} is not supported by rnnkit "
-                                          f"(only {_DEFAULT_ACTS[self.op]}{' or [relu]' if self.op == 'RNN' else ''})")  # fmt: skip
+        acts = _activations(where, a, self.op, self.D)
+        if self.op == "RNN" and acts and all(d == [("relu",)] for d in acts):
+            self.cell, acts = "rnn_relu", []  # torch's RNN with relu in every direction
+        # functional.forward's options per direction (ONNX's activations, clip, input_forget)
+        self.options = [dict(activations=acts[d] if acts else None, clip=None if clip is None else float(clip),
+                             input_forget=bool(input_forget)) for d in range(self.D)]  # fmt: skip
         ins = list(node.input) + [""] * (8 - len(node.input))
         W, R = value(ins[1]), value(ins[2])
         if W is None or R is None:
@@ -298,7 +295,7 @@ class _Node:
             h = None if h0 is None else np.ascontiguousarray(h0[d], dt)
             c = None if c0 is None else np.ascontiguousarray(c0[d], dt)
             y, sn, _ = F.forward(self.cell, x, w, (h, c) if lstm else h, lengths=lengths,
-                                 reverse=self.reverses[d], training=False, backend=backend)  # fmt: skip
+                                 reverse=self.reverses[d], training=False, backend=backend, **self.options[d])  # fmt: skip
             ys.append(y)
             hs.append(sn[0] if lstm else sn)
             if lstm:
@@ -309,6 +306,37 @@ class _Node:
             Y, Y_h = Y.transpose(2, 0, 1, 3), Y_h.transpose(1, 0, 2)
             Y_c = None if Y_c is None else Y_c.transpose(1, 0, 2)
         return (Y, Y_h, Y_c) if lstm else (Y, Y_h)
+
+
+def _activations(where: str, a: Dict[str, Any], op: str, D: int) -> List[List[Tuple[Any, ...]]]:
+    """A node's activations attribute, with activation_alpha and activation_beta consumed in order
+    by the activations that take them (as ONNX and onnxruntime read them), per direction as
+    functional.forward's ``activations``; [] without the attribute."""
+    from ._validate import ACTIVATIONS
+
+    names = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
+    if not names:
+        return []
+    per = len(_DEFAULT_ACTS[op])
+    if len(names) != per * D:
+        raise ValueError(f"{where}: attribute activations has {len(names)} entries, expected {per * D} "
+                         f"({per} per direction)")  # fmt: skip
+    alphas, betas = list(a.get("activation_alpha", [])), list(a.get("activation_beta", []))
+    specs: List[Tuple[Any, ...]] = []
+    for name in names:
+        defaults = ACTIVATIONS.get(name.lower())
+        if defaults is None:
+            raise NotImplementedError(f"{where}: activation {name!r} is not one of ONNX's activations")
+        params = []
+        for j, pool in enumerate((alphas, betas)[: len(defaults)]):
+            if pool:
+                params.append(pool.pop(0))
+            elif defaults[j] is None:
+                raise ValueError(f"{where}: activation {name} needs activation_{('alpha', 'beta')[j]}")
+            else:
+                params.append(defaults[j])
+        specs.append((name.lower(), *params))
+    return [specs[d * per : (d + 1) * per] for d in range(D)]
 
 
 def _read(path_or_model: Union[_Path, ModelProto]) -> ModelProto:
@@ -346,8 +374,9 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
     ValueError
         The model has no RNN, LSTM or GRU node, or a node's weights do not fit its attributes.
     NotImplementedError
-        A node asks for a form of the cell that rnnkit does not run (peepholes, ``clip``,
-        ``input_forget``, other activations), or runs in the reverse direction only.
+        A node asks for ONNX's ``clip``, ``input_forget`` or activations other than its cell's
+        (rnnkit's layers do not take them yet; `Backend` runs such nodes), or runs in the reverse
+        direction only.
 
     Examples
     --------
@@ -395,6 +424,11 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
     out = []
     for grp in groups:
         first = grp[0]
+        for nd in grp:
+            opts = [k for k, v in nd.options[0].items() if v]
+            if opts:
+                raise NotImplementedError(f"{nd.op} node {nd.node.name!r}: rnnkit's layers do not take ONNX's "
+                                          f"{', '.join(opts)} yet (rnnkit.onnx.Backend runs the node)")  # fmt: skip
         if first.reverses == [True]:
             raise NotImplementedError(f"{first.op} node {first.node.name!r}: a reverse-only node has no rnnkit layer "
                                       "(rnnkit.onnx.Backend runs it)")  # fmt: skip

@@ -10,6 +10,8 @@ from .gru import GRUCache, gru_backward, gru_forward, gru_reset_before_backward,
 from .lstm import LSTMCache, lstm_backward, lstm_forward, lstm_peephole_backward, lstm_peephole_forward
 from .rnn import RNNCache, rnn_relu_backward, rnn_relu_forward, rnn_tanh_backward, rnn_tanh_forward
 
+ONNX_OPTIONS = True  # every cell with ONNX's activations, clip and input_forget (see _common.gate)
+
 
 
 def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741

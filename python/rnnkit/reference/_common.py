@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import DEFAULT_ACTS
+
 
 def time_steps(T: int, reverse: bool) -> range:
     """The order in which the cell visits the steps (the reverse direction runs from T-1 to 0)."""
@@ -37,9 +39,6 @@ def step_input(p, t: int, m: np.ndarray) -> np.ndarray:
 # rnn_relu); the GRU f for r and z, g for n; the LSTM f for i, f and o, g for the candidate cell, h
 # for the output h_t = o * h(c_t). The defaults are torch's; a problem may choose others from
 # ONNX's list (p.acts: (name, alpha, beta) per position, () for the defaults; names lower case).
-DEFAULT_ACTS = {"rnn_tanh": ("tanh",), "rnn_relu": ("relu",), "lstm": ("sigmoid", "tanh", "tanh"),
-                "lstm_peephole": ("sigmoid", "tanh", "tanh"), "gru": ("sigmoid", "tanh"),
-                "gru_reset_before": ("sigmoid", "tanh")}  # fmt: skip
 
 
 def _spec(p, k):
