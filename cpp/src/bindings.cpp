@@ -24,6 +24,8 @@
 namespace py = pybind11;
 using rnnkit::Cell;
 using rnnkit::Problem;
+using rnnkit::Act;
+using rnnkit::Form;
 
 namespace {
 
@@ -155,14 +157,38 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
 
 // One call's arguments, in the order of rnnkit._core.forward (see _core.pyi):
 //   cell, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0,
-//   perm, batch_sizes, offsets, reverse, training, dense, threads, m, W_hr, P
+//   perm, batch_sizes, offsets, reverse, training, dense, threads, m, W_hr, P, form
 // (threads: the most threads this call may use, 0 for rnnkit's setting; see Problem::threads;
-// m, W_hr: an LSTM with projections, else None; P: an LSTM with peepholes, else None)
-constexpr size_t kForwardArgs = 26, kForwardThreads = 22;
+// m, W_hr: an LSTM with projections, else None; P: an LSTM with peepholes, else None; form:
+// ONNX's options as (activation codes, alphas, betas, clip, input_forget), see Problem::Form, or
+// None for torch's cell)
+constexpr size_t kForwardArgs = 27, kForwardThreads = 22, kForwardForm = 26;
 // ... and of rnnkit._core.backward:
 //   cell, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp, h_prev, c_prev,
-//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads, dW_hr, m, W_hr, dP, P
-constexpr size_t kBackwardArgs = 32, kBackwardThreads = 26;
+//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads, dW_hr, m, W_hr, dP, P, form
+constexpr size_t kBackwardArgs = 33, kBackwardThreads = 26, kBackwardForm = 32;
+
+// ONNX's options (None: torch's cell): one activation code, alpha and beta per position of the cell.
+Form make_form(const Args& c, const Problem& p, const py::object& o) {
+  Form f;
+  if (o.is_none()) return f;
+  const auto t = o.cast<py::tuple>();
+  if (t.size() != 5) c.fail("form must be (codes, alphas, betas, clip, input_forget)");
+  const auto codes = t[0].cast<std::vector<int>>();
+  const auto alphas = t[1].cast<std::vector<double>>(), betas = t[2].cast<std::vector<double>>();
+  const size_t n = p.cell == Cell::kLstm ? 3 : p.cell == Cell::kGru ? 2 : 1;
+  if (codes.size() != n || alphas.size() != n || betas.size() != n)
+    c.fail("form: one activation per position of the cell (" + std::to_string(n) + ")");
+  for (size_t k = 0; k < n; ++k) {
+    if (codes[k] < 0 || codes[k] >= static_cast<int>(Act::kCount)) c.fail("form: unknown activation code");
+    f.act[k] = static_cast<Act>(codes[k]), f.alpha[k] = alphas[k], f.beta[k] = betas[k];
+  }
+  f.clip = t[3].cast<double>(), f.input_forget = t[4].cast<bool>();
+  if (!(f.clip >= 0)) c.fail("form: clip must be >= 0 (0: none)");
+  if (f.input_forget && p.cell != Cell::kLstm) c.fail("form: input_forget is for the LSTM only");
+  f.any = true;
+  return f;
+}
 
 template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const Args& c, const py::tuple& t) {
   const int64_t T = p.T, B = p.B, I = p.I, H = p.H, S = p.S, GH = p.G * p.H, N = p.N();
@@ -239,6 +265,7 @@ template <class F, bool Fwd> void run_calls(const Args& c, const std::vector<py:
     const int cap = t[Fwd ? kForwardThreads : kBackwardThreads].cast<int>();
     if (cap < 0) c.fail("threads must be >= 0 (0: rnnkit's setting), got " + std::to_string(cap));
     ps.back().threads = cap;
+    ps.back().form = make_form(c, ps.back(), t[Fwd ? kForwardForm : kBackwardForm]);
     if constexpr (Fwd)
       as.push_back(forward_args<F>(ps.back(), c, t));
     else

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "rnnkit/blas.h"
+#include "rnnkit/forms.h"
 #include "rnnkit/gates.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/pointwise.h"
@@ -304,6 +305,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
   const bool relu = p.cell == Cell::kRnnRelu, proj = p.projected();
   const bool grb = gru && p.reset_before;  // two products per step: r and z, then W_hn (r * h)
+  const bool form = p.form.any;            // ONNX's options: the passes of rnnkit/forms.h
   copy(a.h_n, a.h0, B * S);  // sequences of length 0 keep their state
   if (lstm) copy(a.c_n, a.c0, B * H);
   if (p.T == 0 || B == 0) return;
@@ -391,6 +393,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     st.acc = acc + sr.col0, st.acc_n = acc_n, st.b = bias, st.b_hn = b_hn, st.ld_y = a.ld_y;
     st.c = c, st.h_n = proj ? nullptr : a.h_n, st.perm = proj ? iota : p.perm, st.training = p.training;
     st.P = p.peephole ? a.P : nullptr;
+    st.form = form ? &p.form : nullptr;
     Chunk ch{0, 0, 0, 0};
     T* xg = nullptr;  // row r0 of the current chunk
     for (int64_t s = 0; s < p.T; ++s) {
@@ -419,13 +422,19 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       }
       if (grb) {  // r, z and r * h_prev; once every unit's are there, W_hn (r * h_prev), n and h_t
         st.rh = p.training ? a.hn + p.offsets[t] * H : rh_inf;
-        pw.grb_fwd_rz(st);
+        form ? forms::grb_fwd_rz(st) : pw.grb_fwd_rz(st);
         tc.lap(Phase::kPointwise);
         barrier.wait();
         tc.lap(Phase::kWait);
         if (units > 0) pw.gemm_packed(rows, units, H, st.rh, H, Wnp, acc_n + sp.u0, H, false);
         tc.lap(Phase::kStepGemm);
-        pw.grb_fwd_n(st);
+        form ? forms::grb_fwd_n(st) : pw.grb_fwd_n(st);
+      } else if (form) {
+        switch (p.cell) {
+          case Cell::kLstm: forms::lstm_fwd(st); break;
+          case Cell::kGru: forms::gru_fwd(st); break;
+          default: forms::rnn_fwd(st);
+        }
       } else {
         switch (p.cell) {
           case Cell::kLstm: pw.lstm_fwd(st); break;
@@ -467,6 +476,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru;
   const bool relu = p.cell == Cell::kRnnRelu, proj = p.projected();
   const bool grb = gru && p.reset_before;  // d(r*h) = dn W_hn first, then dr and dh_{t-1}
+  const bool form = p.form.any;            // ONNX's options: the passes of rnnkit/forms.h
   if (p.T == 0 || B == 0) {
     copy(a.dh0, a.dh_n, B * S);
     if (lstm) copy(a.dc0, a.dc_n, B * H);
@@ -533,6 +543,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
     st.dh = proj ? dm : dh, st.dc = dc, st.P = p.peephole ? a.P : nullptr;
+    st.form = form ? &p.form : nullptr;
     for (int64_t s = p.T - 1; s >= 0; --s) {
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t], o = p.offsets[t];
       st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = proj ? nullptr : a.dy + t * B * H;
@@ -554,13 +565,19 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       T* const dgrz = grb ? dgrz_buf + (s % 2) * B * 2 * H : nullptr;
       if (grb) {  // dz, dn and dh_t * z; once every unit's dn is there, d(r*h) = dn W_hn, then dr
         st.dgrz = dgrz, st.drh = drh;
-        pw.grb_bwd_zn(st);
+        form ? forms::grb_bwd_zn(st) : pw.grb_bwd_zn(st);
         tc.lap(Phase::kPointwise);
         barrier.wait();
         tc.lap(Phase::kWait);
         if (units > 0) pw.gemm_packed(rows, units, H, a.dn + o * H, H, Wnp, drh + sp.u0, H, false);
         tc.lap(Phase::kStepGemm);
-        pw.grb_bwd_r(st);
+        form ? forms::grb_bwd_r(st) : pw.grb_bwd_r(st);
+      } else if (form) {
+        switch (p.cell) {
+          case Cell::kLstm: forms::lstm_bwd(st); break;
+          case Cell::kGru: forms::gru_bwd(st); break;
+          default: forms::rnn_bwd(st);
+        }
       } else {
         switch (p.cell) {
           case Cell::kLstm: pw.lstm_bwd(st); break;
@@ -600,7 +617,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
           const T* g = a.xg + n * GH;
           const T* d = dg + n * GH;
           const T cp = a.c_prev[n * H + u];
-          si += d[ci] * cp, sf += d[cf] * cp, so += d[co] * (g[cf] * cp + g[ci] * g[cg]);
+          const T ct = form ? forms::lstm_c(p.form, g, ci, cf, cg, cp) : g[cf] * cp + g[ci] * g[cg];  // c_t
+          si += d[ci] * cp, sf += d[cf] * cp, so += d[co] * ct;
         }
         a.dP[u] = si, a.dP[H + u] = sf, a.dP[2 * H + u] = so;
       }

@@ -17,10 +17,24 @@ import numpy as np
 from . import _threads
 from ._native import core as _core
 from ._plan import Plan, plan, unpack
+from ._validate import DEFAULT_ACTS
 
 # (peepholes: P given; 4: the GRU with the reset gate before the product, Problem::reset_before)
 _CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3, "lstm_peephole": 2, "gru_reset_before": 4}
 _GRUS = ("gru", "gru_reset_before")
+ONNX_OPTIONS = True  # activations, clip, input_forget: the form passes (cpp/src/pointwise_forms.cpp)
+# Problem::Form's activation codes (rnnkit/problem.h, enum Act)
+_ACT_CODE = {name: k for k, name in enumerate(("sigmoid", "tanh", "relu", "leakyrelu", "thresholdedrelu", "scaledtanh",
+                                               "hardsigmoid", "elu", "softsign", "softplus", "affine"))}  # fmt: skip
+
+
+def _form(p):
+    """_core's form argument: None for torch's cell, else (codes, alphas, betas, clip, input_forget)."""
+    if not p.options:
+        return None
+    acts = p.acts or tuple((a, 0.0, 0.0) for a in DEFAULT_ACTS[p.cell])
+    return ([_ACT_CODE[a] for a, _, _ in acts], [al for _, al, _ in acts], [be for _, _, be in acts],
+            0.0 if p.clip is None else p.clip, p.input_forget)  # fmt: skip
 
 
 class CppCache(NamedTuple):
@@ -92,7 +106,7 @@ def _forward_call(p, y=None):
     m = _empty((N, H), dt) if train and proj else None
     call = (_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh, p.b_ih,
             p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense,
-            _threads.call_cap(), m, p.W_hr, p.P)  # fmt: skip
+            _threads.call_cap(), m, p.W_hr, p.P, _form(p))  # fmt: skip
     cache = CppCache(pl, xg, xp, h_prev, c_prev, hn, m) if train else None
     return call, (y, h_n, c_n, cache)
 
@@ -153,7 +167,7 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
             cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,
             pl.batch_sizes, pl.offsets, p.reverse, pl.dense, _threads.call_cap(), dW_hr, cache.m,
-            p.W_hr, dP, p.P)  # fmt: skip
+            p.W_hr, dP, p.P, _form(p))  # fmt: skip
     out = (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)
     fifth = dW_hr if dW_hr is not None else dP  # the fifth weight's gradient, if any
     return call, (out if fifth is None else out + (fifth,))

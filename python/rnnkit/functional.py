@@ -186,9 +186,10 @@ def forward(
         LSTM: couple the forget gate to the input gate, ``f = 1 - i`` (ONNX's ``input_forget``);
         the forget gate's weights then have no effect and get zero gradients.
 
-        These three options run on the NumPy reference only so far: ``backend="auto"`` picks it
-        (with a warning, once); "cpp" and "numba" raise NotImplementedError. The cell's own
-        activations (for example ``["Sigmoid", "Tanh", "Tanh"]`` for the LSTM) run anywhere.
+        These three options run on the C++ backend (scalar passes of their own, slower than
+        torch's cells) and the NumPy reference; "numba" raises NotImplementedError so far. The
+        cell's own activations (for example ``["Sigmoid", "Tanh", "Tanh"]`` for the LSTM) are
+        the plain cell and run anywhere at full speed.
 
     Returns
     -------

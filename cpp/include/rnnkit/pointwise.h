@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "rnnkit/problem.h"
+
 namespace rnnkit {
 
 // One forward step for the rows [0, rows) of the sorted batch and unit blocks [blk0, blk1).
@@ -39,6 +41,7 @@ template <class T> struct StepFwd {
   // acc_n [rows, H] (r * h_prev) @ W_hn^T by unit; rh [rows, H] r * h_prev, out of the first pass.
   const T* acc_n = nullptr;
   T* rh = nullptr;
+  const Form* form = nullptr;  // ONNX's options: the form passes (rnnkit/forms.h), else null
 };
 
 // One backward step for the rows [0, rows) and unit blocks [blk0, blk1).
@@ -63,6 +66,7 @@ template <class T> struct StepBwd {
   // layout of G = 2 (the operand of dh_{t-1} += dgrz W_{hr,hz}).
   const T* drh = nullptr;
   T* dgrz = nullptr;
+  const Form* form = nullptr;  // ONNX's options: the form passes (rnnkit/forms.h), else null
 };
 
 template <class T> struct PointwiseTable {

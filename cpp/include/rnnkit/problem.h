@@ -11,6 +11,23 @@ enum class Cell : int { kRnnTanh = 0, kRnnRelu = 1, kLstm = 2, kGru = 3 };
 
 inline int gate_count(Cell c) { return c == Cell::kLstm ? 4 : c == Cell::kGru ? 3 : 1; }
 
+// ONNX's options of a cell (rnnkit/forms.h, cpp/src/pointwise_forms.cpp): the activation of each
+// position (RNN f; GRU f for r and z, g for n; LSTM f for i, f and o, g for the candidate cell, h
+// for the output) with its alpha and beta, the clip of every gate's pre-activation (0: none), and
+// the LSTM's coupled forget gate f = 1 - i. any: the call uses them (else torch's cell, the
+// per-ISA passes).
+enum class Act : int {
+  kSigmoid = 0, kTanh, kRelu, kLeakyRelu, kThresholdedRelu, kScaledTanh, kHardSigmoid, kElu, kSoftsign,
+  kSoftplus, kAffine, kCount
+};
+struct Form {
+  bool any = false;
+  Act act[3] = {Act::kSigmoid, Act::kTanh, Act::kTanh};
+  double alpha[3] = {0, 0, 0}, beta[3] = {0, 0, 0};
+  double clip = 0;
+  bool input_forget = false;
+};
+
 // Variable lengths are handled by ordering the batch by length (descending) once: at time t the
 // sequences still inside their length are then the first batch_sizes[t] rows of that order, in both
 // directions. Per-step activations are "packed": the rows of time t sit at offsets[t] .. offsets[t] +
@@ -27,6 +44,7 @@ struct Problem {
   // reset_after=False): n = tanh(W_in x + b_in + W_hn (r * h_{t-1}) + b_hn). Each step then runs
   // two products, r and z first, W_hn (r * h) once every unit's r is known.
   bool reset_before = false;
+  Form form;  // ONNX's options (form.any), else torch's cell
   bool reverse = false;   // visit t = T-1 .. 0
   bool training = false;  // keep what backward reads
   bool dense = true;      // no lengths: perm is the identity and every step has B rows
