@@ -36,6 +36,7 @@ def forward(
     perm: np.ndarray, batch_sizes: np.ndarray, offsets: np.ndarray, reverse: bool, training: bool,
     dense: bool, threads: int, m: Optional[np.ndarray], W_hr: Optional[np.ndarray],
     P: Optional[np.ndarray],
+    form: Optional[tuple[list[int], list[float], list[float], float, bool]],
 ) -> None: ...
 def backward(
     cell: int, dx: np.ndarray, dh0: np.ndarray, dc0: Optional[np.ndarray], dW_ih: np.ndarray,
@@ -46,4 +47,5 @@ def backward(
     offsets: np.ndarray, reverse: bool, dense: bool, threads: int, dW_hr: Optional[np.ndarray],
     m: Optional[np.ndarray], W_hr: Optional[np.ndarray], dP: Optional[np.ndarray],
     P: Optional[np.ndarray],
+    form: Optional[tuple[list[int], list[float], list[float], float, bool]],
 ) -> None: ...
