@@ -24,6 +24,8 @@ from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence
 from .sequence import lstm_proj_backward, lstm_proj_forward  # the LSTM with projections
 from .sequence import lstm_peephole_backward as _peephole_backward_kernel
 from .sequence import lstm_peephole_forward as _peephole_forward_kernel
+from .sequence import gru_reset_before_backward as _reset_before_backward_kernel
+from .sequence import gru_reset_before_forward as _reset_before_forward_kernel
 
 
 def _choose_threading_layer():
@@ -96,7 +98,8 @@ _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
 class NumbaCache(NamedTuple):
     """What backward reads: the plan; X [N, I] packed x; xg [N, G*H] activated gates (RNN: h_t);
     h_prev [N, H] ([N, S] with a projection); c_prev [N, H] (LSTM, with or without peepholes);
-    hn [N, H] (GRU); m [N, H] (LSTM with a projection: o * tanh(c_t), the projection's input)."""
+    hn [N, H] (GRU: W_hn h + b_hn; gru_reset_before: r * h_{t-1}); m [N, H] (LSTM with a
+    projection: o * tanh(c_t), the projection's input)."""
 
     plan: Plan
     X: np.ndarray
@@ -112,13 +115,13 @@ def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     call of these sizes (S: the LSTM's projection size, None without one); None where the field is
     None; "x" for X without lengths, a view of x. The plan is rebuilt from the problem (see
     rnnkit._cpp.cache_layout)."""
-    G = {"lstm": 4, "lstm_peephole": 4, "gru": 3}.get(cell, 1)
+    G = {"lstm": 4, "lstm_peephole": 4, "gru": 3, "gru_reset_before": 3}.get(cell, 1)
     if not (T and B):
         return dict.fromkeys(("X", "xg", "h_prev", "c_prev", "hn", "m"))
     proj = S is not None and cell == "lstm"
     return {"X": "x" if dense else (N, I), "xg": (N, G * H), "h_prev": (N, S if proj else H),
             "c_prev": (N, H) if cell in ("lstm", "lstm_peephole") else None,
-            "hn": (N, H) if cell == "gru" else None, "m": (N, H) if proj else None}  # fmt: skip
+            "hn": (N, H) if cell in ("gru", "gru_reset_before") else None, "m": (N, H) if proj else None}  # fmt: skip
 
 
 def cache_restore(p, arrays):
@@ -409,6 +412,70 @@ def _backward_peephole(p, cache: NumbaCache, dy, dh_n, dc_n):
     return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dP
 
 
+def _forward_reset_before(p):
+    """The GRU with the reset gate before the product (cell "gru_reset_before"): y [T,B,H], h_n
+    [B,H]; its cache is the GRU's fields (X, xg: activated r, z, n, h_prev, hn: r * h_{t-1})."""
+    pl = plan(p)
+    T, B, H, dt, N = p.T, p.B, p.H, p.dtype, pl.N
+    train = p.training
+    y = np.zeros((T, B, H), dt)
+    h_n = p.h0.copy()  # sequences of length 0 keep their state
+    cache = None
+    if T and B:
+        X = _packed_x(p, pl)
+        bias = np.zeros(3 * H, dt)  # b_ih, and b_hh for r and z
+        if p.b_ih is not None:
+            bias += p.b_ih
+        b_hn = np.zeros(H, dt)
+        if p.b_hh is not None:
+            bias[: 2 * H] += p.b_hh[: 2 * H]
+            b_hn[:] = p.b_hh[2 * H :]
+        xg = np.empty((N, 3 * H), dt)
+        h_prev = np.empty((N, H) if train else (1, H), dt)
+        hn = np.empty((N, H) if train else (1, H), dt)
+        bounds = _blocks(B, H, 3)
+        acc, scr = _scratch(bounds, B, 2, dt), _scratch(bounds, 4, 2, dt)
+        Wblk = _ro(_packed_whh(np.ascontiguousarray(p.W_hh[: 2 * H]), bounds, H, 2))
+        with _kernel_call():
+            _reset_before_forward_kernel(_panels(N, 3, H, p.I), X, _ro(p.W_ih), Wblk,
+                                         _ro(np.ascontiguousarray(p.W_hh[2 * H :])), bounds, bias, b_hn,
+                                         p.h0[pl.perm], pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y,
+                                         h_n, xg, h_prev, hn, np.empty((2, B, H), dt), np.empty((B, H), dt), acc,
+                                         scr, blas.LIMIT)  # fmt: skip
+        if train:
+            cache = NumbaCache(pl, X, xg, h_prev, None, hn)
+    elif train:
+        cache = NumbaCache(pl, None, None, None, None, None)
+    return y, h_n, None, cache
+
+
+def _backward_reset_before(p, cache: NumbaCache, dy, dh_n, dc_n):
+    """The GRU with the reset gate before the product: the plain GRU's 7 gradients."""
+    pl = cache.plan
+    T, B, I, H, dt, N = p.T, p.B, p.I, p.H, p.dtype, pl.N
+    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    db_ih, db_hh = np.zeros(3 * H, dt), np.zeros(3 * H, dt)
+    dx = np.zeros((T, B, I), dt)
+    if not (T and B):
+        return dx, dh_n.copy(), None, dW_ih, dW_hh, db_ih, db_hh
+    dh = dh_n[pl.perm]
+    dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
+    bounds = _blocks(B, H, 3)
+    W_rz, W_hn = p.W_hh[: 2 * H], p.W_hh[2 * H :]
+    with _kernel_call():
+        _reset_before_backward_kernel(_panels(N, 3, H, H + I), cache.X, _ro(p.W_ih), _ro(np.ascontiguousarray(W_rz)),
+                                      _ro(np.ascontiguousarray(W_rz.T)), _ro(np.ascontiguousarray(W_hn)),
+                                      _ro(np.ascontiguousarray(W_hn.T)), bounds, cache.xg, cache.h_prev, cache.hn,
+                                      _ro(dy), dh, pl.perm, pl.batch_sizes, pl.offsets, p.reverse,
+                                      np.empty((N, 2 * H), dt), np.empty((N, H), dt), np.empty((B, H), dt), dW_ih,
+                                      dW_hh, db_ih, db_hh, dX, blas.LIMIT)  # fmt: skip
+    if not pl.dense:
+        dx.reshape(T * B, I)[packed_rows(pl, B)] = dX
+    dh0 = np.empty_like(dh)
+    dh0[pl.perm] = dh
+    return dx, dh0, None, dW_ih, dW_hh, db_ih, db_hh
+
+
 def _apply_threads(n):
     """Numba's threads run the step blocks and the product panels."""
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -419,6 +486,7 @@ _threads.register(_apply_threads)
 rnn_tanh_forward = rnn_relu_forward = lstm_forward = gru_forward = _forward
 rnn_tanh_backward = rnn_relu_backward = lstm_backward = gru_backward = _backward
 lstm_peephole_forward, lstm_peephole_backward = _forward_peephole, _backward_peephole
+gru_reset_before_forward, gru_reset_before_backward = _forward_reset_before, _backward_reset_before
 
 
 def entering_cell_state(p, cache):

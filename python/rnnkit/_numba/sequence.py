@@ -709,3 +709,235 @@ def lstm_peephole_backward(npan, X, Wih, Whh, WhhT, bounds, xg, h_prev, c_prev, 
                           limit)  # fmt: skip
         for p in prange(npan):
             _input_grads(np.int64(LSTM), np.int64(p), npan, dg, dummy, Wih, dX, limit)
+
+
+# The GRU with the reset gate before the recurrent product (cell "gru_reset_before"; ONNX's
+# linear_before_reset=0, Keras's reset_after=False): n = tanh(W_in x + b_in + W_hn (r * h_{t-1}) + b_hn).
+# Drivers of their own, as for the peepholes, so that the plain kernels stay as they are; the same
+# packed layout and helpers. The W_hn product needs this step's r, so a forward step is two parallel
+# regions: (1) per unit block, its rows of the r/z product (Wblk: W_hh[:2H] grouped by block) and
+# their pass, r and z into xg, r * h_{t-1} into rh (the training cache's hn); (2) after the barrier,
+# per unit block, its rows of (r * h) W_hn^T and the n pass, h_t. Backward per step: (A) per unit
+# block dn and dz from dL/dh_t, and dL/dh_t * z into dh; (B) after a barrier d(rh) = dn W_hn for the
+# block's units, dr = d(rh) * h_{t-1} * r(1-r), dh += d(rh) * r; (C) after another barrier dh +=
+# [dr dz] W_hrz by column block. C of one step and A of the step before touch only the block's own
+# columns of dh, so they share a region: two regions per step, as the plain kernels. drz [N,2H] and
+# dn [N,H] are kept apart (contiguous rows for the per-step products); at the end dW_hh[:2H] =
+# drz^T h_prev, dW_hh[2H:] = dn^T (r * h_prev), dW_ih, dx and the biases from both. Every output
+# element is computed the same way whatever the blocks, so the results do not depend on the threads.
+
+
+@njit(**_OPTS)
+def _rb_gates_block(b, bounds, rows, o, hcur, Wblk, WblkT, xg, bias, rh, acc, scr):
+    """Units bounds[b]:bounds[b+1] of one step: their rows of h_{t-1} W_hrz^T, r and z (into xg's
+    r and z entries) and r * h_{t-1} (into rh [rows, H])."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
+    H = hcur.shape[1]
+    ab = acc[b]
+    step_product(hcur, Wblk, WblkT, 2 * u0, ab, 0, 2 * n, False)
+    g = scr[b, 0, : 2 * n]
+    k = scr[b, 1]
+    for i in range(rows):
+        xr = xg[o + i]
+        for q in range(2):
+            for u in range(n):
+                g[q * n + u] = xr[q * H + u0 + u] + ab[i, q * n + u] + bias[q * H + u0 + u]
+        sigmoid_inplace(g, k)  # r, z
+        for u in range(n):
+            r = g[u]
+            xr[u0 + u] = r
+            xr[H + u0 + u] = g[n + u]
+            rh[i, u0 + u] = r * hcur[i, u0 + u]  # the reset before the product
+
+
+@njit(**_OPTS)
+def _rb_out_block(training, b, bounds, t, rows, o, rows_next, hcur, hnext, rh, Whn, WhnT, xg, bias, b_hn,
+                  y, h_n, h0s, perm, acc, scr):  # fmt: skip
+    """Units bounds[b]:bounds[b+1] of one step: their rows of (r * h_{t-1}) W_hn^T, n and h_t, routed to
+    y, to the next step's state and to h_n for the rows whose sequence ends here (training: n into xg)."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
+    H = hcur.shape[1]
+    one = y.dtype.type(1)
+    ab = acc[b]
+    step_product(rh, Whn, WhnT, u0, ab, 0, n, False)
+    g = scr[b, 0, :n]
+    k, s = scr[b, 1], scr[b, 2]
+    for i in range(rows):
+        xr = xg[o + i]
+        for u in range(n):
+            j = u0 + u
+            g[u] = (xr[2 * H + j] + bias[2 * H + j]) + (ab[i, u] + b_hn[j])
+        tanh_inplace(g, k, s)  # n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)
+        y_row = y[t, perm[i], u0:u1]
+        for u in range(n):
+            z = xr[H + u0 + u]
+            y_row[u] = (one - z) * g[u] + z * hcur[i, u0 + u]
+        if training:
+            for u in range(n):
+                xr[2 * H + u0 + u] = g[u]
+        if i < rows_next:
+            _copy(hnext[i, u0:u1], y_row)
+        else:
+            _copy(h_n[perm[i], u0:u1], y_row)  # the sequence ends here
+    for i in range(rows, rows_next):  # reverse with lengths: sequences starting next step
+        _copy(hnext[i, u0:u1], h0s[i, u0:u1])
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def gru_reset_before_forward(npan, X, Wih, Wblk, Whn, bounds, bias, b_hn, h0s, perm, bs, off, reverse,
+                             training, y, h_n, xg, h_prev, hn, hbuf, rhbuf, acc, scr, limit):  # fmt: skip
+    """The GRU with the reset gate before the product: fills y [T,B,H] (padded rows untouched), h_n
+    [B,H] (pre-filled with h0), xg [N,3H] (training: the activated r, z, n); in training also
+    h_prev and hn [N,H] (r * h_{t-1}). Wblk [2H, H]: W_hh's r and z rows grouped by unit block
+    (G = 2); Whn [H, H]: W_hh's n rows; bias: b_ih (+ b_hh for r and z), b_hn: b_hh's n part;
+    hbuf [2,B,H], rhbuf [B,H] scratch (inference); acc [nblk, B, 2*max block]; scr [nblk, 4, *]."""
+    T = bs.shape[0]
+    nblk = bounds.shape[0] - 1
+    small = bs.min() <= 2  # the transposes are read only by steps of one or two rows
+    WblkT = np.ascontiguousarray(Wblk.T) if small else Wblk[:1, :1].copy()
+    WhnT = np.ascontiguousarray(Whn.T) if small else Whn[:1, :1].copy()
+    if X.shape[1] == 0:
+        for n in range(xg.shape[0]):
+            for j in range(xg.shape[1]):
+                xg[n, j] = 0
+    elif nblk == 1:
+        for p in range(npan):
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
+    else:
+        for p in prange(npan):
+            _input_projection(np.int64(p), npan, X, Wih, xg, limit)
+    t0 = T - 1 if reverse else 0
+    if training:
+        _copy_rows(h_prev[off[t0] : off[t0] + bs[t0]], h0s[: bs[t0]])
+    else:
+        _copy_rows(hbuf[0], h0s)
+        _copy_rows(hbuf[1], h0s)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        rows, o = bs[t], off[t]
+        last = s == T - 1
+        tn = t if last else (t - 1 if reverse else t + 1)
+        rows_next = 0 if last else bs[tn]
+        hcur = h_prev[o : o + rows] if training else hbuf[s % 2, :rows]
+        hnext = h_prev[off[tn] : off[tn] + bs[tn]] if training else hbuf[(s + 1) % 2]
+        rh = hn[o : o + rows] if training else rhbuf[:rows]
+        if nblk == 1:
+            _rb_gates_block(np.int64(0), bounds, rows, o, hcur, Wblk, WblkT, xg, bias, rh, acc, scr)
+            _rb_out_block(training, np.int64(0), bounds, t, rows, o, rows_next, hcur, hnext, rh, Whn, WhnT,
+                          xg, bias, b_hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
+        else:
+            for b in prange(nblk):
+                _rb_gates_block(np.int64(b), bounds, rows, o, hcur, Wblk, WblkT, xg, bias, rh, acc, scr)
+            for b in prange(nblk):
+                _rb_out_block(training, np.int64(b), bounds, t, rows, o, rows_next, hcur, hnext, rh, Whn,
+                              WhnT, xg, bias, b_hn, y, h_n, h0s, perm, acc, scr)  # fmt: skip
+
+
+@njit(**_OPTS)
+def _rb_back_first(b, bounds, t, rows, o, prows, po, xg, h_prev, dy, dh, perm, drz, dn, Wrz, WrzT):
+    """Units bounds[b]:bounds[b+1]: phase C of the step done before (prows rows of drz from po:
+    dh += [dr dz] W_hrz, the block's columns), then phase A of this one: dn, dz, and dh <- dL/dh_t * z."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
+    _dh_block(np.int64(GRU), b, bounds, prows, po, drz, WrzT, Wrz, dh)
+    H = dh.shape[1]
+    one = dh.dtype.type(1)
+    for i in range(rows):
+        xr = xg[o + i]
+        dyr = dy[t, perm[i]]
+        for u in range(n):
+            j = u0 + u
+            z, nn = xr[H + j], xr[2 * H + j]
+            dht = dyr[j] + dh[i, j]
+            dn[o + i, j] = dht * (one - z) * (one - nn * nn)
+            drz[o + i, H + j] = dht * (h_prev[o + i, j] - nn) * z * (one - z)
+            dh[i, j] = dht * z  # direct path to h_{t-1}; the products add the rest
+
+
+@njit(**_OPTS)
+def _rb_back_second(b, bounds, rows, o, xg, h_prev, dn, Whn, WhnT, drh, drz, dh):
+    """Units bounds[b]:bounds[b+1] of one backward step (every dn of it known): d(rh) = dn W_hn, then
+    dr = d(rh) * h_{t-1} * r(1-r) and dh += d(rh) * r."""
+    u0, u1 = bounds[b], bounds[b + 1]
+    n = u1 - u0
+    if n == 0:
+        return
+    step_product(dn[o : o + rows], WhnT, Whn, u0, drh, u0, n, False)
+    one = dh.dtype.type(1)
+    for i in range(rows):
+        xr = xg[o + i]
+        for u in range(n):
+            j = u0 + u
+            r, d = xr[j], drh[i, j]
+            drz[o + i, j] = d * h_prev[o + i, j] * r * (one - r)
+            dh[i, j] += d * r
+
+
+@njit(**_OPTS)
+def _rb_weight_grads(p, npan, drz, dn, h_prev, rh, X, dW_hh, dW_ih, db_hh, db_ih, limit):
+    """Panel p of 2*npan: p < npan the r/z rows (dW_hh[:2H] = drz^T h_prev, their dW_ih and biases),
+    the others the n rows (dW_hh[2H:] = dn^T (r * h_prev), their dW_ih and biases)."""
+    H = dn.shape[1]
+    if p < npan:
+        _weight_grads(np.int64(LSTM), p, npan, drz, dn, h_prev, X, dW_hh[: 2 * H], dW_ih[: 2 * H],
+                      db_hh[: 2 * H], db_ih[: 2 * H], limit)  # fmt: skip
+    else:
+        _weight_grads(np.int64(LSTM), p - npan, npan, dn, dn, rh, X, dW_hh[2 * H :], dW_ih[2 * H :],
+                      db_hh[2 * H :], db_ih[2 * H :], limit)  # fmt: skip
+
+
+@njit(**_OPTS)
+def _rb_input_grads(p, npan, drz, dn, Wih, dX, limit):
+    """Rows of panel p of dx = drz W_ih[:2H] + dn W_ih[2H:]."""
+    H = dn.shape[1]
+    _input_grads(np.int64(LSTM), p, npan, drz, dn, Wih[: 2 * H], dX, limit)
+    n0, n1 = _panel(dn.shape[0], p, npan)
+    if n1 > n0 and Wih.shape[1] > 0:
+        gemm(False, False, dn[n0:n1], Wih[2 * H :], dX[n0:n1], 1, limit)
+
+
+@njit(parallel=_PARALLEL, **_OPTS)
+def gru_reset_before_backward(npan, X, Wih, Wrz, WrzT, Whn, WhnT, bounds, xg, h_prev, hn, dy, dh, perm, bs,
+                              off, reverse, drz, dn, drh, dW_ih, dW_hh, db_ih, db_hh, dX, limit):  # fmt: skip
+    """The GRU with the reset gate before the product: dh [B,H] (sorted rows) holds dL/dh_n on entry
+    and dL/dh0 on exit; fills drz [N,2H] (dr, dz), dn [N,H], the weight and bias gradients and dX
+    [N,I] (packed). xg: the activated r, z, n; hn: r * h_{t-1}. Wrz [2H,H], Whn [H,H]: W_hh's r/z
+    and n rows, WrzT, WhnT their transposes (contiguous); drh [B,H] scratch."""
+    T = bs.shape[0]
+    nblk = bounds.shape[0] - 1
+    prows, po = np.int64(0), np.int64(0)  # the step done before: none yet
+    for s in range(T - 1, -1, -1):
+        t = T - 1 - s if reverse else s
+        rows, o = bs[t], off[t]
+        if nblk == 1:
+            _rb_back_first(np.int64(0), bounds, t, rows, o, prows, po, xg, h_prev, dy, dh, perm, drz, dn, Wrz,
+                           WrzT)  # fmt: skip
+            _rb_back_second(np.int64(0), bounds, rows, o, xg, h_prev, dn, Whn, WhnT, drh, drz, dh)
+        else:
+            for b in prange(nblk):
+                _rb_back_first(np.int64(b), bounds, t, rows, o, prows, po, xg, h_prev, dy, dh, perm, drz, dn,
+                               Wrz, WrzT)  # fmt: skip
+            for b in prange(nblk):
+                _rb_back_second(np.int64(b), bounds, rows, o, xg, h_prev, dn, Whn, WhnT, drh, drz, dh)
+        prows, po = rows, o
+    if nblk == 1:  # phase C of the last step: dL/dh0
+        _dh_block(np.int64(GRU), np.int64(0), bounds, prows, po, drz, WrzT, Wrz, dh)
+        for p in range(2 * npan):
+            _rb_weight_grads(np.int64(p), npan, drz, dn, h_prev, hn, X, dW_hh, dW_ih, db_hh, db_ih, limit)
+        for p in range(npan):
+            _rb_input_grads(np.int64(p), npan, drz, dn, Wih, dX, limit)
+    else:
+        for b in prange(nblk):
+            _dh_block(np.int64(GRU), np.int64(b), bounds, prows, po, drz, WrzT, Wrz, dh)
+        for p in prange(2 * npan):
+            _rb_weight_grads(np.int64(p), npan, drz, dn, h_prev, hn, X, dW_hh, dW_ih, db_hh, db_ih, limit)
+        for p in prange(npan):
+            _rb_input_grads(np.int64(p), npan, drz, dn, Wih, dX, limit)
