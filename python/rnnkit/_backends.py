@@ -3,6 +3,8 @@
 Every backend module exposes ``<cell>_forward(p)`` and ``<cell>_backward(p, cache, dy, dh_n, dc_n)``
 for cell in rnn_tanh, rnn_relu, lstm, gru (the NumPy reference also gru_reset_before and
 lstm_peephole, the C++ and Numba backends also lstm_peephole), with the signatures of rnnkit.reference.
+A module may also define ``unusable()``: the reason it cannot run here (its import succeeded), or None
+("cuda": not built, no CUDA driver, no device).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from types import ModuleType
 from typing import Any, Dict, Iterable, Optional, Set
 
 # Preference order of "auto": the first one that imports is used.
-_MODULES = {"cpp": "rnnkit._cpp", "numba": "rnnkit._numba", "numpy": "rnnkit.reference"}
-_AUTO_ORDER = ("cpp", "numba", "numpy")
+_MODULES = {"cpp": "rnnkit._cpp", "numba": "rnnkit._numba", "cuda": "rnnkit._cuda", "numpy": "rnnkit.reference"}
+_AUTO_ORDER = ("cpp", "numba", "numpy")  # for host (NumPy) arrays; GPU arrays go to "cuda"
+_LISTED = ("cpp", "numba", "cuda", "numpy")  # available_backends(): "numpy" last, always there
 _loaded: Dict[str, ModuleType] = {}
 _missing: Dict[str, str] = {}
 
@@ -22,9 +25,15 @@ _missing: Dict[str, str] = {}
 def _load(name: str) -> Optional[ModuleType]:
     if name not in _loaded and name not in _missing:
         try:
-            _loaded[name] = importlib.import_module(_MODULES[name])
+            module = importlib.import_module(_MODULES[name])
         except Exception as exc:  # any failure to import means "not usable here, and why"
             _missing[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            why = module.unusable() if hasattr(module, "unusable") else None
+            if why:
+                _missing[name] = why
+            else:
+                _loaded[name] = module
     return _loaded.get(name)
 
 
@@ -54,13 +63,16 @@ def available_backends() -> Backends:
 
     The backends are "cpp" (the compiled extension), "numba" (JIT-compiled kernels) and "numpy"
     (the NumPy reference, always usable); ``backend="auto"`` picks the first usable one in that
-    order. All give the same results up to rounding.
+    order for NumPy arrays. "cuda" (the CUDA extension, for GPU arrays: CuPy) is usable only where
+    rnnkit was built with it and a GPU is present; ``backend="auto"`` picks it for GPU arrays, and
+    never for NumPy arrays. All give the same results up to rounding.
 
     Returns
     -------
     Backends
-        A tuple of the usable names, in "auto" preference order; its attribute ``missing`` maps
-        each other backend to the reason it is not usable (the error its import raised).
+        A tuple of the usable names, in "auto" preference order ("cuda" before "numpy", which is
+        last); its attribute ``missing`` maps each other backend to the reason it is not usable
+        (the error its import raised; for "cuda": not built, no CUDA driver or no device).
 
     Examples
     --------
@@ -69,11 +81,11 @@ def available_backends() -> Backends:
     >>> "numpy" in b
     True
     >>> sorted(set(b) | set(b.missing))
-    ['cpp', 'numba', 'numpy']
+    ['cpp', 'cuda', 'numba', 'numpy']
     """
     for name in _MODULES:
         _load(name)
-    usable = [n for n in _AUTO_ORDER if n in _loaded]
+    usable = [n for n in _LISTED if n in _loaded]
     return Backends(usable, {n: _missing[n] for n in _MODULES if n in _missing})
 
 
@@ -85,11 +97,16 @@ def _implements(name: str, cell: Optional[str], options: bool = False) -> bool:
             and (not options or getattr(module, "ONNX_OPTIONS", False)))  # fmt: skip
 
 
-def resolve(backend: str, cell: Optional[str] = None, options: bool = False) -> str:
+def resolve(backend: str, cell: Optional[str] = None, options: bool = False, device: Optional[str] = None) -> str:
     """The concrete backend name for `backend` ("auto" picks the fastest usable one that
     implements `cell`, when given, with ONNX's options when `options`; a cell only the NumPy
-    reference implements says so, once)."""
+    reference implements says so, once). device: where the call's arrays are ("cuda:0"; None for
+    the host): "auto" then means "cuda" (_validate has refused a host backend already)."""
     what = f"cell {cell!r}" + (" with activations, clip or input_forget" if options else "")
+    if device is not None and backend == "auto":
+        backend = "cuda"
+        if _load(backend) is None:
+            raise ValueError(f"the arrays are on {device}, and backend 'cuda' is not available here: {_missing[backend]}")
     if backend == "auto":
         for name in _AUTO_ORDER:
             if _implements(name, cell, options):

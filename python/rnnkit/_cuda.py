@@ -32,16 +32,16 @@ _CELL_ID = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
 ONNX_OPTIONS = False  # torch's cells only, so far
 
 
-def _load_extension():
+def _load_extension(name: str = _EXTENSION):
     """The compiled module with a device to run on, or ImportError whose message is the reason."""
-    if importlib.util.find_spec(_EXTENSION) is None:
+    if importlib.util.find_spec(name) is None:
         raise ImportError(
             "not built: rnnkit was installed without its CUDA extension (the build needs nvcc and cuBLAS, "
             "from the CUDA toolkit or the nvidia-cublas wheel; RNNKIT_CUDA=ON makes a missing one fail "
             "the build, RNNKIT_CUDA=OFF skips it)"
         )
     try:
-        ext = importlib.import_module(_EXTENSION)
+        ext = importlib.import_module(name)
     except ImportError as exc:  # e.g. libcublas.so.13 not found at run time
         raise ImportError(f"not loadable: {exc}") from exc
     count, why = ext.device_count()

@@ -73,6 +73,9 @@ class Problem:
     acts: Tuple[Tuple[str, float, float], ...] = ()
     clip: Optional[float] = None
     input_forget: bool = False
+    # Where the arrays are: None for host memory (NumPy), else a device such as "cuda:0"; the arrays
+    # are then CuPy arrays on it (see device_of), and only backend "cuda" runs the problem.
+    device: Optional[str] = None
 
     @property
     def options(self) -> bool:
@@ -101,6 +104,10 @@ def _array(name: str, value) -> np.ndarray:
     no backend ever reads foreign byte order; masked arrays are refused (their mask would be
     honoured by no backend)."""
     if type(value) is np.ndarray and value.dtype in DTYPES:  # the common case, fast
+        return value
+    if type(value).__module__.split(".")[0] == "cupy":  # a GPU array (see _on_device), kept where it is
+        if value.dtype not in DTYPES:
+            raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
         return value
     if isinstance(value, (tuple, list)) and any(isinstance(v, np.ndarray) for v in value):
         raise TypeError(f"{name} must be a single array, got a {type(value).__name__} of arrays")
@@ -190,15 +197,18 @@ def _fast_problem(cell, x, weights, state, lengths, reverse, training) -> Option
 
 
 def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=True, *, activations=None,
-            clip=None, input_forget=False) -> Problem:  # fmt: skip
-    """Validate the arguments of `functional.forward`; return a normalised Problem."""
+            clip=None, input_forget=False, backend="auto") -> Problem:  # fmt: skip
+    """Validate the arguments of `functional.forward`; return a normalised Problem. backend: the
+    one asked for, checked against where the arrays are (GPU arrays run on "cuda" only)."""
     if activations is None and clip is None and input_forget is False:  # torch's cell, the common case
         fast = _fast_problem(cell, x, weights, state, lengths, reverse, training)
         if fast is not None:
+            if backend == "cuda":
+                _on_device(cell, x, weights, state, lengths, backend)  # raises: NumPy arrays
             return fast
-        return _checked_problem(cell, x, weights, state, lengths, reverse, training)
+        return _checked_problem(cell, x, weights, state, lengths, reverse, training, backend)
     cell, acts, clip, input_forget = form(cell_name(cell), activations, clip, input_forget)
-    p = _checked_problem(cell, x, weights, state, lengths, reverse, training)
+    p = _checked_problem(cell, x, weights, state, lengths, reverse, training, backend)
     p.acts, p.clip, p.input_forget = acts, clip, input_forget
     return p
 
@@ -260,10 +270,14 @@ def _activation(name: str, a) -> Tuple[str, float, float]:
     return key, params[0], params[1]
 
 
-def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Problem:
+def _checked_problem(cell, x, weights, state, lengths, reverse, training, backend="auto") -> Problem:
     """problem's full path: every check, with its message, and every conversion."""
     cell = cell_name(cell)
     G = GATES[cell]
+    xp: Any = np  # the array module of the call: NumPy, or CuPy for GPU arrays
+    device = _on_device(cell, x, weights, state, lengths, backend)
+    if device is not None:
+        xp, x, weights, state, lengths = _to_cupy(device, x, weights, state, lengths)
 
     x = _array("x", x)
     if x.ndim != 3:
@@ -336,15 +350,112 @@ def _checked_problem(cell, x, weights, state, lengths, reverse, training) -> Pro
     training = flag("training", training)
 
     def c(a):
-        return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
+        return a if a is None or a.flags.c_contiguous else xp.ascontiguousarray(a)
 
     return Problem(
         cell=cell, T=T, B=B, I=I, H=H, G=G, dtype=dtype,
         x=c(x), W_ih=c(W_ih), W_hh=c(W_hh), b_ih=c(b_ih), b_hh=c(b_hh),
-        h0=np.zeros((B, S), dtype) if h0 is None else c(h0),
-        c0=(np.zeros((B, H), dtype) if c0 is None else c(c0)) if cell in LSTM_CELLS else None,
+        h0=xp.zeros((B, S), dtype) if h0 is None else c(h0),
+        c0=(xp.zeros((B, H), dtype) if c0 is None else c(c0)) if cell in LSTM_CELLS else None,
         lengths=lengths, reverse=reverse, training=training, P=c(P), W_hr=c(W_hr),
+        device=None if device is None else device_of(x),
     )  # fmt: skip
+
+
+# Where arrays live. DLPack's device types (dlpack.h, DLDeviceType): 1 CPU and 3 CUDA pinned host
+# memory are the host; 2 CUDA and 13 CUDA managed memory are what backend "cuda" runs on.
+_DLPACK_DEVICES = {2: "cuda", 13: "cuda", 4: "opencl", 7: "vulkan", 8: "metal", 10: "rocm", 14: "oneapi"}
+_HOST_BACKENDS = ("cpp", "numba", "numpy")
+
+
+def device_of(value) -> Optional[str]:
+    """Where an array argument lives: None for host memory (NumPy arrays, lists, torch CPU tensors,
+    None), else a device such as "cuda:0" (from ``__dlpack_device__``), or "cuda" for an object
+    with ``__cuda_array_interface__`` only."""
+    if value is None or type(value) is np.ndarray or isinstance(value, (int, float, list, tuple)):
+        return None
+    if hasattr(type(value), "__dlpack_device__"):
+        try:
+            kind, index = (int(v) for v in value.__dlpack_device__())
+        except Exception:  # an exotic object: fall back to the interface below
+            kind, index = -1, 0
+        if kind in (1, 3):
+            return None
+        if kind >= 0:
+            return f"{_DLPACK_DEVICES.get(kind, f'DLPack device type {kind}')}:{index}"
+    if hasattr(value, "__cuda_array_interface__"):
+        return "cuda"
+    return None
+
+
+def _same_device(a: Optional[str], b: Optional[str]) -> bool:
+    """Equal devices; "cuda" (an object without a device id) matches any CUDA device."""
+    return a == b or (a is not None and b is not None and "cuda" in (a, b) and a[:4] == b[:4] == "cuda")
+
+
+def _where(device: Optional[str]) -> str:
+    return "the host" if device is None else device
+
+
+def _on_device(cell, x, weights, state, lengths, backend) -> Optional[str]:
+    """The device of a call's arrays (None: the host), after checking that they are all on one,
+    and that `backend` runs there; the errors name the argument and its device."""
+    named = [("x", x)]
+    if isinstance(weights, (tuple, list)):
+        fifth = "P" if cell == "lstm_peephole" else "W_hr"
+        named += list(zip(("W_ih", "W_hh", "b_ih", "b_hh", fifth), weights))
+    if isinstance(state, (tuple, list)) and len(state) == 2:
+        named += [("h0", state[0]), ("c0", state[1])]
+    elif not isinstance(state, (tuple, list)):
+        named.append(("h0", state))
+    device = device_of(x)  # every other argument is compared with x
+    for n, a in named[1:] + [("lengths", lengths)]:
+        if a is None:
+            continue
+        d = device_of(a)
+        if not _same_device(d, device) and not (n == "lengths" and d is None):  # lengths may stay on the host
+            raise ValueError(f"{n} is on {_where(d)} but x is on {_where(device)}: all arrays of one call must be "
+                             f"on one device")  # fmt: skip
+    if device is None:
+        if backend == "cuda":
+            raise ValueError("backend 'cuda' runs on GPU arrays (CuPy arrays, torch CUDA tensors), but x is on the "
+                             "host: pass GPU arrays, or a host backend ('auto', 'cpp', 'numba', 'numpy')")  # fmt: skip
+        return None
+    name = "x"
+    if backend in _HOST_BACKENDS:
+        raise ValueError(f"{name} is on {device}, but backend {backend!r} runs on the host: pass NumPy arrays "
+                         f"(for example cupy.asnumpy({name})), or use backend 'cuda' (or 'auto')")  # fmt: skip
+    if not device.startswith("cuda"):
+        raise ValueError(f"{name} is on {device}: rnnkit runs on the host or on CUDA devices only")
+    return device
+
+
+def _cupy(what: str):
+    try:
+        import cupy
+    except ImportError:
+        raise ImportError(f"{what}: rnnkit takes GPU arrays through CuPy, which is not installed "
+                          f"(pip install 'rnnkit[cuda]')") from None  # fmt: skip
+    return cupy
+
+
+def _to_cupy(device, x, weights, state, lengths):
+    """The call's GPU arrays as CuPy arrays (zero-copy, through __cuda_array_interface__ or DLPack),
+    lengths on the host."""
+    cp = _cupy(f"x is on {device}")
+
+    def g(a):
+        return None if a is None else cp.asarray(a)
+
+    if isinstance(weights, (tuple, list)):
+        weights = type(weights)(g(w) for w in weights)
+    if isinstance(state, (tuple, list)):
+        state = type(state)(g(s) for s in state)
+    else:
+        state = g(state)
+    if lengths is not None and device_of(lengths) is not None:
+        lengths = cp.asnumpy(cp.asarray(lengths))
+    return cp, g(x), weights, state, lengths
 
 
 def _state(cell, state, B, H, name="state", S=None):
@@ -405,6 +516,19 @@ def grads(p: Problem, dy: Any, dstate_n: Any) -> Tuple[np.ndarray, np.ndarray, O
 
     dh_n and dc_n are zeros when not given (dc_n is None for cells other than LSTM).
     """
+    for name, a in (("dy", dy),) + (tuple(zip(("dh_n", "dc_n"), dstate_n)) if isinstance(dstate_n, (tuple, list))
+                                     else (("dh_n", dstate_n),)):  # fmt: skip
+        if a is not None and not _same_device(device_of(a), p.device):
+            raise ValueError(f"{name} is on {_where(device_of(a))} but the forward pass ran on {_where(p.device)}: "
+                             f"the gradients must be where the forward's arrays were")  # fmt: skip
+    xp: Any = np
+    if p.device is not None:
+        xp = _cupy(f"the forward pass ran on {p.device}")
+        dy = xp.asarray(dy)
+        if isinstance(dstate_n, (tuple, list)):
+            dstate_n = type(dstate_n)(None if a is None else xp.asarray(a) for a in dstate_n)
+        elif dstate_n is not None:
+            dstate_n = xp.asarray(dstate_n)
     dy = _array("dy", dy)
     S = p.S
     want = "(T, B, H)" if S == p.H else "(T, B, S)"
@@ -416,10 +540,10 @@ def grads(p: Problem, dy: Any, dstate_n: Any) -> Tuple[np.ndarray, np.ndarray, O
                 f"{name} has dtype {a.dtype} but the forward pass ran in {p.dtype}; "
                 f"all arrays of one call must share one dtype"
             )
-    dh_n = np.zeros((p.B, S), p.dtype) if dh_n is None else np.ascontiguousarray(dh_n)
+    dh_n = xp.zeros((p.B, S), p.dtype) if dh_n is None else xp.ascontiguousarray(dh_n)
     if p.is_lstm:
-        dc_n = np.zeros((p.B, p.H), p.dtype) if dc_n is None else np.ascontiguousarray(dc_n)
-    return np.ascontiguousarray(dy), dh_n, dc_n
+        dc_n = xp.zeros((p.B, p.H), p.dtype) if dc_n is None else xp.ascontiguousarray(dc_n)
+    return xp.ascontiguousarray(dy), dh_n, dc_n
 
 
 def positive_int(name: str, value, maximum: Optional[int] = None) -> int:

@@ -163,9 +163,11 @@ def forward(
     training : bool, default True
         Keep the per-step activations that `backward` needs and return them in ``ctx``. With
         False nothing per step is kept and ``ctx`` is None.
-    backend : {"auto", "cpp", "numba", "numpy"}, default "auto"
+    backend : {"auto", "cpp", "numba", "numpy", "cuda"}, default "auto"
         The implementation that runs the cell; "auto" picks the fastest one usable here (see
-        `rnnkit.available_backends`). All give the same results up to rounding.
+        `rnnkit.available_backends`). All give the same results up to rounding. GPU arrays
+        (CuPy; anything with ``__cuda_array_interface__``), all on one device, run on "cuda" only
+        (where rnnkit was built with it), and come back as CuPy arrays on that device.
     return_states : bool, default False
         Also return the state after every step (which ``torch.nn`` does not offer). A padded
         step keeps the state it had: the final one, or in the reverse direction the initial
@@ -234,8 +236,8 @@ def forward(
     ((5, 2, 4), (2, 4))
     """
     p = _validate.problem(cell, x, weights, state, lengths, reverse, training, activations=activations, clip=clip,
-                          input_forget=input_forget)  # fmt: skip
-    name = _backends.resolve(backend, p.cell, p.options)
+                          input_forget=input_forget, backend=backend)  # fmt: skip
+    name = _backends.resolve(backend, p.cell, p.options, p.device)
     return_states = _validate.flag("return_states", return_states)
     run = p
     if return_states and p.is_lstm and not p.training:  # c_t comes from the training cache
@@ -262,9 +264,10 @@ def _forward_group(
     backend writes there directly; the others' outputs are copied in."""
     ps = [_validate.problem(c["cell"], c["x"], c["weights"], c.get("state"), c.get("lengths"),
                             c.get("reverse", False), c.get("training", True), activations=c.get("activations"),
-                            clip=c.get("clip"), input_forget=c.get("input_forget", False)) for c in calls]  # fmt: skip
-    # one cell (and one choice of options) per group (a layer)
-    name = _backends.resolve(backend, ps[0].cell if ps else None, any(p.options for p in ps))
+                            clip=c.get("clip"), input_forget=c.get("input_forget", False), backend=backend)
+          for c in calls]  # fmt: skip
+    # one cell (and one choice of options) per group (a layer), on one device
+    name = _backends.resolve(backend, ps[0].cell if ps else None, any(p.options for p in ps), ps[0].device if ps else None)
     impl = _backends.get(name)
     views: Optional[List[Array]] = None
     if y_out is not None:
