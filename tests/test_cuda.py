@@ -233,6 +233,10 @@ def test_gpu_arrays_without_cupy():
     case = _case()
     with pytest.raises(ImportError, match=r"x is on cuda:0: rnnkit takes GPU arrays through CuPy.*rnnkit\[cuda\]"):
         F.forward(case.cell, _gpu(case.x), [_gpu(w) for w in case.weights], [_gpu(s) for s in case.state])
+    # None parts (zeros) and host lengths are not "on the host" arrays: the same CuPy message
+    W = [_gpu(case.weights[0]), _gpu(case.weights[1]), None, None]
+    with pytest.raises(ImportError, match="through CuPy"):
+        F.forward(case.cell, _gpu(case.x), W, (_gpu(case.state[0]), None), lengths=[4, 1, 2])
 
 
 def test_device_of():
