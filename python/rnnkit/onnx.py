@@ -244,7 +244,7 @@ class _Node:
         if self.op == "RNN" and acts and all(d == [("relu",)] for d in acts):
             self.cell, acts = "rnn_relu", []  # torch's RNN with relu in every direction
         # functional.forward's options per direction (ONNX's activations, clip, input_forget)
-        self.options = [dict(activations=acts[d] if acts else None, clip=None if clip is None else float(clip),
+        self.options: List[Dict[str, Any]] = [dict(activations=acts[d] if acts else None, clip=None if clip is None else float(clip),
                              input_forget=bool(input_forget)) for d in range(self.D)]  # fmt: skip
         ins = list(node.input) + [""] * (8 - len(node.input))
         W, R = value(ins[1]), value(ins[2])
