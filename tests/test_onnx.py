@@ -16,6 +16,16 @@ CASES = [
     (rnnkit.LSTM, dict(batch_first=True)),
     (rnnkit.GRU, dict(num_layers=2, bidirectional=True, linear_before_reset=False)),  # ONNX's default GRU
     (rnnkit.LSTM, dict(num_layers=2, bidirectional=True, peepholes=True)),  # ONNX's input P
+    # ONNX's options (alphas and betas exact in float32: ONNX stores them as floats)
+    (rnnkit.LSTM, dict(num_layers=2, bidirectional=True, clip=1.5, input_forget=True,
+                       activations=[("HardSigmoid", 0.25, 0.5), ("LeakyRelu", 0.25), "Softsign",
+                                    "Sigmoid", ("ScaledTanh", 1.25, 0.75), "Tanh"])),  # per direction
+    (rnnkit.LSTM, dict(peepholes=True, activations=["Sigmoid", "Softplus", ("Affine", 0.5, 0.125)])),
+    (rnnkit.GRU, dict(bidirectional=True, linear_before_reset=False, clip=2.0,
+                      activations=[("HardSigmoid", 0.375, 0.5), ("Elu", 0.5)])),  # fmt: skip
+    (rnnkit.GRU, dict(num_layers=2, activations=["Sigmoid", ("ThresholdedRelu", 0.25)])),
+    (rnnkit.RNN, dict(bidirectional=True, activations=["Tanh", "Relu"])),  # a different cell per direction
+    (rnnkit.RNN, dict(num_layers=2, activations=["Softsign"], clip=0.75)),
 ]
 
 
@@ -41,8 +51,13 @@ def test_export_runs_in_onnxruntime_and_loads_back(tmp_path, cls, kw, lengths):
     assert type(back) is cls and back.num_layers == m.num_layers and back.bidirectional == m.bidirectional
     assert getattr(back, "linear_before_reset", None) == getattr(m, "linear_before_reset", None)
     assert getattr(back, "peepholes", None) == getattr(m, "peepholes", None)
-    for k, v in m.state_dict().items():
-        np.testing.assert_array_equal(back.state_dict()[k], v, err_msg=k)
+    assert back._forms == m._forms  # the cell and ONNX's options of each direction
+    assert (back.clip, back.input_forget) == (m.clip, m.input_forget)
+    if back.batch_first == m.batch_first:
+        np.testing.assert_array_equal(back.forward(x, lengths=lengths)[0], want[0])
+    else:  # export's Transpose nodes around a batch-first layer: load reads a time-major one
+        got_tm = back.forward(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths=lengths)[0]
+        np.testing.assert_array_equal(got_tm.transpose(1, 0, 2), want[0])
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[k], v, err_msg=k)
     with pytest.raises(NotImplementedError, match="RNN, LSTM and GRU nodes only"):

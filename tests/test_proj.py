@@ -79,7 +79,7 @@ def test_reference_matches_finite_differences():
         return float(np.sum(y * c.dy) + np.sum(h * dh) + np.sum(cc * dc))
 
     eps = 1e-6
-    for k, (name, a) in enumerate(zip(("dW_ih", "dW_hh", "db_ih", "db_hh", "dW_hr"), case.weights)):
+    for name, a in zip(("dW_ih", "dW_hh", "db_ih", "db_hh", "dW_hr"), case.weights):
         num = np.zeros_like(a)
         for idx in np.ndindex(a.shape):
             old = a[idx]

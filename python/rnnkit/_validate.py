@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -242,6 +242,36 @@ def form(cell: str, activations, clip, input_forget) -> Tuple[str, Tuple[Tuple[s
     if input_forget and cell not in LSTM_CELLS:
         raise ValueError(f"input_forget (f = 1 - i) is an option of the LSTM, not of cell {cell!r}")
     return cell, acts, clip, input_forget
+
+
+def activation_spec(acts: Tuple[Tuple[str, float, float], ...]) -> Optional[List[Any]]:
+    """The activations argument that gives these acts back (each name with as many parameters as
+    it takes, in ONNX's spelling); None for the cell's own ()."""
+    if not acts:
+        return None
+    names = dict(zip(ACTIVATIONS, _ONNX_NAMES))
+    return [(names[k], al, be)[: 1 + len(ACTIVATIONS[k])] if ACTIVATIONS[k] else names[k] for k, al, be in acts]
+
+
+def layer_forms(cell: str, activations, clip, input_forget, directions: int) -> List[Tuple[str, Dict[str, Any]]]:
+    """ONNX's options of a layer (`form`'s, for each direction: activations holds one entry per
+    position of the cell for both directions or, bidirectional, the forward direction's followed
+    by the reverse one's, as ONNX's list does); returns, per direction, the cell and the keyword
+    arguments of its forward calls (all None/False for torch's cell, so the calls take the fast
+    path)."""
+    n = len(DEFAULT_ACTS[cell])
+    per = [activations] * directions
+    if directions == 2 and isinstance(activations, (tuple, list)) and len(activations) == 2 * n:
+        per = [list(activations[:n]), list(activations[n:])]
+    elif directions == 2 and isinstance(activations, (tuple, list)) and len(activations) != n:
+        raise ValueError(f"activations must have {n} entries for cell {cell!r} ({_POSITIONS[n]}), or {2 * n} for "
+                         f"a bidirectional layer (the forward direction's, then the reverse one's), got "
+                         f"{len(activations)}: {list(activations)!r}")  # fmt: skip
+    out = []
+    for acts in per:
+        c, a, cl, inf = form(cell, acts, clip, input_forget)
+        out.append((c, {"activations": activation_spec(a), "clip": cl, "input_forget": inf}))
+    return out
 
 
 def _activation(name: str, a) -> Tuple[str, float, float]:

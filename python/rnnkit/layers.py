@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import functional as F
 from ._buffers import InnerOutputs
-from ._validate import LSTM_CELLS, flag, positive_int, proj_size_of
+from ._validate import LSTM_CELLS, flag, layer_forms, positive_int, proj_size_of
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding"]
 
@@ -183,14 +183,21 @@ class _RecurrentLayer(_Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 dtype: DTypeLike = np.float32, backend: str = "auto", seed: _Seed = None) -> None:  # fmt: skip
+                 dtype: DTypeLike = np.float32, backend: str = "auto", seed: _Seed = None,
+                 activations: Optional[Sequence[Any]] = None, clip: Optional[float] = None,
+                 input_forget: bool = False) -> None:  # fmt: skip
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
+        self.bidirectional = bool(bidirectional)
+        # ONNX's options, per direction: (cell, the keyword arguments of its forward calls)
+        self._forms = layer_forms(self._cell, activations, clip, input_forget, self.num_directions)
+        self.activations = None if activations is None else list(activations)
+        self.clip = self._forms[0][1]["clip"]
+        self.input_forget = self._forms[0][1]["input_forget"]
         if isinstance(dropout, bool) or not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
-        self.bidirectional = bool(bidirectional)
         self.dtype = _float_dtype(dtype)
         self.backend = backend
         self._rng = _rng(seed)
@@ -348,9 +355,9 @@ class _RecurrentLayer(_Module):
             y_out = None
             runs: Sequence[Tuple[Any, ...]]
             if return_states:
-                runs = [F.forward(self._cell, inp, self._weights(sfx), states[i0 + d], lengths=lengths,
+                runs = [F.forward(self._forms[d][0], inp, self._weights(sfx), states[i0 + d], lengths=lengths,
                                   reverse=d == 1, training=self.training, backend=self.backend,
-                                  return_states=True) for d, sfx in enumerate(sfxs)]  # fmt: skip
+                                  return_states=True, **self._forms[d][1]) for d, sfx in enumerate(sfxs)]  # fmt: skip
                 for *_, st in runs:
                     h_all_list.append(st[0] if lstm else st)
                     if lstm:
@@ -358,8 +365,9 @@ class _RecurrentLayer(_Module):
             else:  # both directions in one call (they run concurrently), writing into one output
                 y_out = self._outputs.get(layer, (inp.shape[0], B, self.num_directions * self._out_size), self.dtype,
                                           held, last=layer == self.num_layers - 1)  # fmt: skip
-                runs = F._forward_group([dict(cell=self._cell, x=inp, weights=self._weights(sfx), state=states[i0 + d],
-                                              lengths=lengths, reverse=d == 1, training=self.training)
+                runs = F._forward_group([dict(cell=self._forms[d][0], x=inp, weights=self._weights(sfx),
+                                              state=states[i0 + d], lengths=lengths, reverse=d == 1,
+                                              training=self.training, **self._forms[d][1])
                                          for d, sfx in enumerate(sfxs)], self.backend, y_out=y_out)  # fmt: skip
             for y, sn, ctx, *_ in runs:
                 outs.append(y)
@@ -496,6 +504,14 @@ class RNN(_RecurrentLayer):
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (torch.nn's uniform initialisation
         U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+    activations : list, optional
+        ONNX's activation choice for each position of the cell (one: the activation f): names among
+        Sigmoid, Tanh, Relu, LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid, Elu, Softsign,
+        Softplus, Affine, or ``(name, alpha[, beta])``; a bidirectional layer takes one list for
+        both directions or, as ONNX, the forward direction's followed by the reverse one's. None:
+        the cell's own (see `rnnkit.functional.forward`).
+    clip : float, optional
+        Clip every gate's pre-activation to ``[-clip, clip]`` (ONNX's ``clip``).
 
     Attributes
     ----------
@@ -530,6 +546,9 @@ class RNN(_RecurrentLayer):
                  **kw: Any) -> None:  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        if kw.get("activations") is not None and nonlinearity != "tanh":
+            raise ValueError(f"give nonlinearity or activations, not both (got nonlinearity={nonlinearity!r} and "
+                             f"activations={kw['activations']!r})")  # fmt: skip
         self._cell = f"rnn_{nonlinearity}"
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, **kw)
 
@@ -571,6 +590,16 @@ class LSTM(_RecurrentLayer):
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (torch.nn's uniform initialisation
         U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+    activations : list, optional
+        ONNX's activation choice for each position of the cell (three: f for i, f and o; g for the cell input; h for the output): names among
+        Sigmoid, Tanh, Relu, LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid, Elu, Softsign,
+        Softplus, Affine, or ``(name, alpha[, beta])``; a bidirectional layer takes one list for
+        both directions or, as ONNX, the forward direction's followed by the reverse one's. None:
+        the cell's own (see `rnnkit.functional.forward`).
+    clip : float, optional
+        Clip every gate's pre-activation to ``[-clip, clip]`` (ONNX's ``clip``).
+    input_forget : bool, default False
+        Couple the forget gate to the input gate, ``f = 1 - i`` (ONNX's ``input_forget``).
     peepholes : bool, default False
         The input and forget gates also see ``c_(t-1)`` and the output gate ``c_t``, through the
         diagonal weights ``weight_peephole_l{k}`` of shape (3*H,), ordered ``p_i, p_f, p_o``
@@ -659,12 +688,19 @@ class GRU(_RecurrentLayer):
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (torch.nn's uniform initialisation
         U(-1/sqrt(H), 1/sqrt(H))) and of the dropout masks.
+    activations : list, optional
+        ONNX's activation choice for each position of the cell (two: f for r and z; g for n): names among
+        Sigmoid, Tanh, Relu, LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid, Elu, Softsign,
+        Softplus, Affine, or ``(name, alpha[, beta])``; a bidirectional layer takes one list for
+        both directions or, as ONNX, the forward direction's followed by the reverse one's. None:
+        the cell's own (see `rnnkit.functional.forward`).
+    clip : float, optional
+        Clip every gate's pre-activation to ``[-clip, clip]`` (ONNX's ``clip``).
     linear_before_reset : bool, default True
         True: torch's formula (ONNX's ``linear_before_reset=1``, Keras's ``reset_after=True``).
         False: the reset gate multiplies the state before the recurrent product (the original
         GRU, ONNX's default and Keras's ``reset_after=False``); the parameters keep their names
-        and shapes. This form runs on the NumPy reference only so far (``backend="auto"`` picks
-        it, with a warning; ``"cpp"`` and ``"numba"`` raise ``NotImplementedError``).
+        and shapes. Every backend runs this form.
 
     Attributes
     ----------
@@ -713,18 +749,26 @@ class _Cell(_Module):
     _cell: str
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: DTypeLike = np.float32,
-                 backend: str = "auto", seed: _Seed = None) -> None:  # fmt: skip
+                 backend: str = "auto", seed: _Seed = None, activations: Optional[Sequence[Any]] = None,
+                 clip: Optional[float] = None, input_forget: bool = False) -> None:  # fmt: skip
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.bias, self.dtype, self.backend = bool(bias), _float_dtype(dtype), backend
+        # ONNX's options: the cell and the keyword arguments of its forward calls (rnnkit.RNN's)
+        ((self._call_cell, self._options),) = layer_forms(self._cell, activations, clip, input_forget, 1)
+        self.activations = None if activations is None else list(activations)
+        self.clip, self.input_forget = self._options["clip"], self._options["input_forget"]
         G, H = self._gates, self.hidden_size
         shapes: Dict[str, Tuple[int, ...]] = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+        if self._cell == "lstm_peephole":
+            shapes["weight_peephole"] = (3 * H,)  # p_i, p_f, p_o
+            self._names = self._names + ("weight_peephole",)
         self._init_params(shapes, H, _rng(seed))
         self._tape: List[F.Context] = []
 
-    _names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    _names: Tuple[str, ...] = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
     def forward(self, x: ArrayLike, state: Any = None) -> State:
         """Run one step (also available as calling the cell).
@@ -753,7 +797,8 @@ class _Cell(_Module):
         if x.ndim != 2:
             raise ValueError(f"x must be 2-D (B, I), got shape {x.shape}")
         w = tuple(self.params.get(n) for n in self._names)
-        y, sn, ctx = F.forward(self._cell, x[None], w, state, training=self.training, backend=self.backend)
+        y, sn, ctx = F.forward(self._call_cell, x[None], w, state, training=self.training, backend=self.backend,
+                               **self._options)  # fmt: skip
         if self.training:
             self._tape.append(ctx)  # type: ignore[arg-type]  # training=True: ctx is a Context
         return sn
@@ -818,6 +863,10 @@ class RNNCell(_Cell):
         The implementation that runs the cell (see `rnnkit.available_backends`).
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (U(-1/sqrt(H), 1/sqrt(H)), as torch.nn).
+    activations : list, optional
+        ONNX's activation for each position of the cell (one), as for the layer.
+    clip : float, optional
+        Clip every gate's pre-activation to ``[-clip, clip]`` (ONNX's ``clip``).
 
     Attributes
     ----------
@@ -844,6 +893,9 @@ class RNNCell(_Cell):
                  **kw: Any) -> None:  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        if kw.get("activations") is not None and nonlinearity != "tanh":
+            raise ValueError(f"give nonlinearity or activations, not both (got nonlinearity={nonlinearity!r} and "
+                             f"activations={kw['activations']!r})")  # fmt: skip
         self._cell = f"rnn_{nonlinearity}"
         super().__init__(input_size, hidden_size, bias, **kw)
 
@@ -867,6 +919,15 @@ class LSTMCell(_Cell):
         The implementation that runs the cell (see `rnnkit.available_backends`).
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (U(-1/sqrt(H), 1/sqrt(H)), as torch.nn).
+    activations : list, optional
+        ONNX's activation for each position of the cell (three: f, g, h), as for the layer.
+    clip : float, optional
+        Clip every gate's pre-activation to ``[-clip, clip]`` (ONNX's ``clip``).
+    input_forget : bool, default False
+        Couple the forget gate to the input gate, ``f = 1 - i`` (ONNX's ``input_forget``).
+    peepholes : bool, default False
+        The gates also see the cell state through ``weight_peephole`` of shape (3*H,), ordered
+        ``p_i, p_f, p_o``, as `rnnkit.LSTM`'s ``peepholes``.
 
     Attributes
     ----------
@@ -894,6 +955,12 @@ class LSTMCell(_Cell):
 
     _cell, _gates = "lstm", 4
 
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, peepholes: bool = False,
+                 **kw: Any) -> None:  # fmt: skip
+        self.peepholes = flag("peepholes", peepholes)
+        self._cell = "lstm_peephole" if self.peepholes else "lstm"
+        super().__init__(input_size, hidden_size, bias, **kw)
+
 
 class GRUCell(_Cell):
     """One step of a GRU, ``torch.nn.GRUCell``'s arguments and semantics.
@@ -915,9 +982,12 @@ class GRUCell(_Cell):
         The implementation that runs the cell (see `rnnkit.available_backends`).
     seed : int, numpy.random.Generator or None, optional
         The random source of the initial parameters (U(-1/sqrt(H), 1/sqrt(H)), as torch.nn).
+    activations : list, optional
+        ONNX's activation for each position of the cell (two: f, g), as for the layer.
+    clip : float, optional
+        Clip every gate's pre-activation to ``[-clip, clip]`` (ONNX's ``clip``).
     linear_before_reset : bool, default True
-        As for `rnnkit.GRU`: False applies the reset gate before the recurrent product (the
-        NumPy reference only so far).
+        As for `rnnkit.GRU`: False applies the reset gate before the recurrent product.
 
     Attributes
     ----------

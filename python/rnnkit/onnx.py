@@ -12,10 +12,10 @@ z, r, h against r, z, n), in stacking the directions of one node (W (D, G*H, I),
 B (D, 2*G*H) = [Wb, Rb]), and in the output's layout (Y (T, D, B, H)); those are converted here.
 Every form of the three operators runs: torch's cells, the ONNX GRU with either
 ``linear_before_reset``, the LSTM with peepholes (input ``P``), and ONNX's options ``activations``
-(with ``activation_alpha``/``activation_beta``), ``clip`` and ``input_forget`` (on the NumPy
-reference so far; see functional.forward). `load` builds layers for nodes without those three
-options; the Backend runs any node. A node whose attributes or weights do not fit gets an error
-naming the node and the attribute.
+(with ``activation_alpha``/``activation_beta``), ``clip`` and ``input_forget`` (see
+functional.forward). `load` builds layers with those options and `export` writes them; the
+Backend runs any node. A node whose attributes or weights do not fit gets an error naming the
+node and the attribute.
 
 The functions need the onnx package (the ``onnx`` or ``test`` extra); ``import rnnkit`` does not
 import it.
@@ -179,8 +179,7 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
         attrs: Dict[str, Any] = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
         if op == "GRU":
             attrs["linear_before_reset"] = int(cell == "gru")
-        if cell == "rnn_relu":
-            attrs["activations"] = ["Relu"] * D
+        attrs.update(_option_attrs(layer))
         outs = [f"Y_l{li}", f"Yh_l{li}"] + ([f"Yc_l{li}"] if lstm else [])
         nodes.append(helper.make_node(op, ins, outs, name=f"{op.lower()}_l{li}", **attrs))
         nodes.append(helper.make_node("Transpose", [outs[0]], [f"Yt_l{li}"], perm=[0, 2, 1, 3]))
@@ -205,6 +204,36 @@ def export(layer: _Layer, path: _Path, *, lengths: bool = False, initial_states:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return model
+
+
+def _option_attrs(layer: _Layer) -> Dict[str, Any]:
+    """The node attributes of a layer's ONNX options (activations with activation_alpha and
+    activation_beta in the order the activations take them, clip, input_forget); {} for torch's
+    cell with its own activations."""
+    from ._validate import _ONNX_NAMES, ACTIVATIONS, DEFAULT_ACTS, _activation
+
+    forms = layer._forms
+    attrs: Dict[str, Any] = {}
+    if any(kw["activations"] for _, kw in forms) or any(c == "rnn_relu" for c, _ in forms):
+        names, alphas, betas = [], [], []
+        onnx_name = dict(zip(ACTIVATIONS, _ONNX_NAMES))
+        for c, kw in forms:
+            for k, spec in enumerate(kw["activations"] or [onnx_name[a] for a in DEFAULT_ACTS[c]]):
+                key, al, be = _activation(f"activations[{k}]", spec)
+                names.append(onnx_name[key])
+                n_params = len(ACTIVATIONS[key])
+                alphas += [al] if n_params >= 1 else []
+                betas += [be] if n_params == 2 else []
+        attrs["activations"] = names
+        if alphas:
+            attrs["activation_alpha"] = alphas
+        if betas:
+            attrs["activation_beta"] = betas
+    if layer.clip is not None:
+        attrs["clip"] = float(layer.clip)
+    if layer.input_forget:
+        attrs["input_forget"] = 1
+    return attrs
 
 
 # ---- reading ONNX recurrent nodes ----
@@ -374,9 +403,7 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
     ValueError
         The model has no RNN, LSTM or GRU node, or a node's weights do not fit its attributes.
     NotImplementedError
-        A node asks for ONNX's ``clip``, ``input_forget`` or activations other than its cell's
-        (rnnkit's layers do not take them yet; `Backend` runs such nodes), or runs in the reverse
-        direction only.
+        A node runs in the reverse direction only (`Backend` runs such nodes).
 
     Examples
     --------
@@ -415,8 +442,8 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
     groups = [[rec[0]]]
     for nd in rec[1:]:
         last = groups[-1][-1]
-        same = (nd.cell, nd.H, nd.D, nd.reverses, nd.weights[0][2] is None, nd.layout) == (
-            last.cell, last.H, last.D, last.reverses, last.weights[0][2] is None, last.layout)  # fmt: skip
+        same = (nd.cell, nd.H, nd.D, nd.reverses, nd.weights[0][2] is None, nd.layout, nd.options) == (
+            last.cell, last.H, last.D, last.reverses, last.weights[0][2] is None, last.layout, last.options)  # fmt: skip
         if same and nd.I == last.H * last.D and not nd.reverses[0] and fed_by(nd, last):
             groups[-1].append(nd)
         else:
@@ -424,11 +451,6 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
     out = []
     for grp in groups:
         first = grp[0]
-        for nd in grp:
-            opts = [k for k, v in nd.options[0].items() if v]
-            if opts:
-                raise NotImplementedError(f"{nd.op} node {nd.node.name!r}: rnnkit's layers do not take ONNX's "
-                                          f"{', '.join(opts)} yet (rnnkit.onnx.Backend runs the node)")  # fmt: skip
         if first.reverses == [True]:
             raise NotImplementedError(f"{first.op} node {first.node.name!r}: a reverse-only node has no rnnkit layer "
                                       "(rnnkit.onnx.Backend runs it)")  # fmt: skip
@@ -441,6 +463,14 @@ def load(path_or_model: Union[_Path, ModelProto], *, dtype: Optional[DTypeLike] 
             kw["linear_before_reset"] = False
         if first.cell == "lstm_peephole":
             kw["peepholes"] = True
+        # ONNX's options: one activation list for both directions, or the forward one's then the reverse one's
+        acts = [o["activations"] for o in first.options]
+        if any(a is not None for a in acts):
+            full = [a if a is not None else list(_DEFAULT_ACTS[first.op]) for a in acts]
+            kw["activations"] = full[0] if all(a == full[0] for a in full) else [s for a in full for s in a]
+        kw["clip"], kw["input_forget"] = first.options[0]["clip"], first.options[0]["input_forget"]
+        if cls is not layers.LSTM:
+            del kw["input_forget"]
         layer = cls(first.I, first.H, num_layers=len(grp), bias=first.weights[0][2] is not None,
                     bidirectional=first.D == 2, batch_first=first.layout == 1, dtype=dt, backend=backend, **kw)  # fmt: skip
         sd = {}
