@@ -30,7 +30,20 @@ RECURRENT = {
     "lstm": lambda **kw: L.LSTM(H, **kw),
     "gru": lambda **kw: L.GRU(H, **kw),
     "gru_reset_before": lambda **kw: L.GRU(H, reset_after=False, **kw),  # rnnkit.GRU(linear_before_reset=False)
+    # activations other than torch's: rnnkit's ONNX activations
+    "simple_elu": lambda **kw: L.SimpleRNN(H, activation="elu", **kw),
+    "lstm_acts": lambda **kw: L.LSTM(H, activation="softsign", recurrent_activation="hard_sigmoid", **kw),
+    "gru_acts": lambda **kw: L.GRU(H, activation="relu", recurrent_activation="hard_sigmoid", **kw),
+    "gru_reset_before_acts": lambda **kw: L.GRU(H, reset_after=False, activation="leaky_relu", **kw),
 }
+# the rnnkit layer of each (rnnkit.RNN/LSTM/GRU keyword arguments)
+RNNKIT_KW = {
+    "simple_tanh": dict(nonlinearity="tanh"), "simple_relu": dict(nonlinearity="relu"), "lstm": {}, "gru": {},
+    "gru_reset_before": dict(linear_before_reset=False), "simple_elu": dict(activations=[("Elu", 1.0)]),
+    "lstm_acts": dict(activations=[("HardSigmoid", 1 / 6, 0.5), "Softsign", "Softsign"]),
+    "gru_acts": dict(activations=[("HardSigmoid", 1 / 6, 0.5), "Relu"]),
+    "gru_reset_before_acts": dict(linear_before_reset=False, activations=["Sigmoid", ("LeakyRelu", 0.2)]),
+}  # fmt: skip
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
@@ -95,11 +108,12 @@ def test_float64(kind):
     # backend: keras.ops.matmul of two float64 tensors returns float32 there (Keras 3.15), so its
     # products are float32-accurate. (rnnkit's gru_reset_before is proven in float64 against finite
     # differences and ONNX's reference instead.)
-    f32_only = kind.startswith("simple") or kind == "gru_reset_before"
+    f32_only = kind.startswith("simple") or kind.startswith("gru_reset_before")
     np.testing.assert_allclose(y, out, **(TOL[np.float32] if f32_only else TOL[np.float64]))
     if kind.startswith("simple"):  # so the float64 check is Keras's formula, evaluated in float64
         kernel, recurrent, bias = k.get_weights()
-        act = np.tanh if kind == "simple_tanh" else (lambda z: np.maximum(z, 0))
+        act = {"simple_tanh": np.tanh, "simple_relu": lambda z: np.maximum(z, 0),
+               "simple_elu": lambda z: np.where(z > 0, z, np.expm1(z))}[kind]  # fmt: skip
         h, ref = np.zeros((B, H)), []
         for t in range(T):
             h = act(x[:, t] @ kernel + bias + h @ recurrent)
@@ -140,12 +154,9 @@ def test_bidirectional_float64_and_no_bias():
 
 
 def _rnnkit_layer(kind, bidirectional=False, bias=True, seed=3):
-    kw = dict(batch_first=True, bidirectional=bidirectional, bias=bias, seed=seed)
-    if kind.startswith("simple"):
-        return rnnkit.RNN(I, H, nonlinearity=kind.split("_")[1], **kw)
-    if kind == "lstm":
-        return rnnkit.LSTM(I, H, **kw)
-    return rnnkit.GRU(I, H, linear_before_reset=kind == "gru", **kw)
+    kw = dict(batch_first=True, bidirectional=bidirectional, bias=bias, seed=seed, **RNNKIT_KW[kind])
+    cls = rnnkit.RNN if kind.startswith("simple") else rnnkit.LSTM if kind.startswith("lstm") else rnnkit.GRU
+    return cls(I, H, **kw)
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
@@ -161,7 +172,7 @@ def test_round_trip_to_keras(kind, go_backwards):
     np.testing.assert_allclose(back(x)[0], src(x)[0], **TOL[np.float32])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_reset_before", "simple_relu"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_reset_before", "simple_relu", "lstm_acts", "simple_elu"])
 def test_round_trip_bidirectional_and_bias(kind):
     x = _x()
     layer = _rnnkit_layer(kind, bidirectional=True).eval()
@@ -280,12 +291,18 @@ def _built(layer, shape=(B, T, I)):
 
 def test_from_keras_errors():
     assert not rk.from_keras(_built(L.GRU(H, reset_after=False, name="g"))).linear_before_reset
-    with pytest.raises(NotImplementedError, match=r"SimpleRNN layer 's': activation 'sigmoid' is not implemented"):
-        rk.from_keras(_built(L.SimpleRNN(H, activation="sigmoid", name="s")))
-    with pytest.raises(NotImplementedError, match=r"LSTM layer 'l': activation 'relu' is not implemented by rnnkit.LSTM"):
-        rk.from_keras(_built(L.LSTM(H, activation="relu", name="l")))
-    with pytest.raises(NotImplementedError, match=r"GRU layer 'g2': recurrent_activation 'hard_sigmoid' is not implemented"):
-        rk.from_keras(_built(L.GRU(H, recurrent_activation="hard_sigmoid", name="g2")))
+    with pytest.raises(NotImplementedError, match=r"SimpleRNN layer 's': activation 'gelu' is not implemented"):
+        rk.from_keras(_built(L.SimpleRNN(H, activation="gelu", name="s")))
+    with pytest.raises(NotImplementedError, match=r"LSTM layer 'l': activation 'selu' is not implemented by rnnkit.LSTM"):
+        rk.from_keras(_built(L.LSTM(H, activation="selu", name="l")))
+    with pytest.raises(NotImplementedError, match=r"GRU layer 'g2': recurrent_activation 'silu' is not implemented"):
+        rk.from_keras(_built(L.GRU(H, recurrent_activation="swish", name="g2")))
+    # ONNX's activations convert; to_keras checks the rnnkit layer runs the Keras layer's
+    assert rk.from_keras(_built(L.SimpleRNN(H, activation="sigmoid"))).activations == ["Sigmoid"]
+    with pytest.raises(ValueError, match=r"to_keras: LSTM layer 'l3' has activations \[.*HardSigmoid.*the rnnkit layer runs its cell"):
+        rk.to_keras(rnnkit.LSTM(I, H, batch_first=True), L.LSTM(H, recurrent_activation="hard_sigmoid", name="l3"))
+    with pytest.raises(ValueError, match=r"to_keras: LSTM layer 'l4' has no clip or input_forget"):
+        rk.to_keras(rnnkit.LSTM(I, H, batch_first=True, clip=1.0), L.LSTM(H, name="l4"))
     with pytest.raises(NotImplementedError, match=r"Bidirectional layer 'bi': merge_mode 'sum' is not implemented"):
         rk.from_keras(_built(L.Bidirectional(L.LSTM(H), merge_mode="sum", name="bi")))
     bi = L.Bidirectional(L.LSTM(H, go_backwards=True), backward_layer=L.LSTM(H), name="bi2")

@@ -6,10 +6,12 @@
     y, (h_n, c_n) = lstm(x)                       # x (B, T, I), as the Keras layer takes it
     rnnkit.keras.to_keras(lstm, keras_lstm)       # rnnkit's (trained) parameters into the Keras layer
 
-Converted: ``SimpleRNN`` (activation tanh or relu) to `rnnkit.RNN`, ``LSTM`` (tanh, sigmoid) to
-`rnnkit.LSTM`, ``GRU`` with ``reset_after=True`` (Keras 3's default, the formula of torch's GRU)
-to `rnnkit.GRU`, and with ``reset_after=False`` to ``rnnkit.GRU(linear_before_reset=False)`` (the
-NumPy reference only so far), ``Bidirectional`` of one of these with ``merge_mode="concat"`` to the
+Converted: ``SimpleRNN`` to `rnnkit.RNN`, ``LSTM`` to `rnnkit.LSTM`, ``GRU`` with
+``reset_after=True`` (Keras 3's default, the formula of torch's GRU) to `rnnkit.GRU`, and with
+``reset_after=False`` to ``rnnkit.GRU(linear_before_reset=False)``, with any ``activation`` and
+``recurrent_activation`` of ONNX's list (tanh, sigmoid, relu, hard_sigmoid, softsign, softplus,
+elu, leaky_relu, linear; others than tanh/sigmoid, or relu for SimpleRNN, become the layer's
+``activations``), ``Bidirectional`` of one of these with ``merge_mode="concat"`` to the
 bidirectional rnnkit layer, ``Dense`` to `rnnkit.Linear` and ``Embedding`` to
 `rnnkit.Embedding`. A recurrent layer with ``go_backwards=True`` becomes a `GoBackwards`
 wrapper, which runs the rnnkit layer over the time-reversed input as Keras does.
@@ -22,7 +24,7 @@ reordered to torch's r, z, n. A single Keras bias becomes ``bias_ih`` (``bias_hh
 ``to_keras`` writes their sum. Dense's ``kernel`` (in, out) is ``weight.T``.
 
 Anything the conversion cannot honour raises an error naming the Keras layer and the attribute:
-NotImplementedError for a form rnnkit does not run (other activations, merge modes other than
+NotImplementedError for a form rnnkit does not run (activations outside ONNX's list, merge modes other than
 ``"concat"``), TypeError for a layer class with no rnnkit equivalent,
 ValueError for weights of the wrong shape. Training-time options (``dropout``,
 ``recurrent_dropout``) and ``stateful`` are not carried over: the rnnkit layer computes what the
@@ -88,25 +90,39 @@ def _check_shape(label: str, name: str, a: Array, shape: Tuple[Optional[int], ..
         raise ValueError(f"{label}: {name} must have shape {want}, got {a.shape}")
 
 
-def _cell(layer: Any, cfg: Dict[str, Any], label: str) -> str:
-    """The rnnkit cell of a Keras SimpleRNN, LSTM or GRU, or an error naming what does not fit."""
+# Keras 3's activations that ONNX's list holds (keras.activations: hard_sigmoid is relu6(x + 3) / 6,
+# leaky_relu's negative_slope 0.2, elu's alpha 1), as rnnkit's activations entries
+_KERAS_ACTS: Dict[Optional[str], Any] = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "softsign": "Softsign",
+                                         "softplus": "Softplus", "hard_sigmoid": ("HardSigmoid", 1 / 6, 0.5),
+                                         "elu": ("Elu", 1.0), "leaky_relu": ("LeakyRelu", 0.2),
+                                         "linear": ("Affine", 1.0, 0.0), None: ("Affine", 1.0, 0.0)}  # fmt: skip
+_Form = Tuple[str, Optional[List[Any]]]
+
+
+def _cell(layer: Any, cfg: Dict[str, Any], label: str) -> _Form:
+    """The rnnkit cell of a Keras SimpleRNN, LSTM or GRU and its activations (None: the cell's
+    own; else ONNX's list, f = recurrent_activation for the gates, g = h = activation), or an
+    error naming what does not fit."""
     kind = type(layer).__name__
-    act = cfg.get("activation")
+    names = ("activation",) if kind == "SimpleRNN" else ("recurrent_activation", "activation")
+    acts = []
+    for name in names:
+        a = cfg.get(name)
+        if not (a is None or isinstance(a, str)) or a not in _KERAS_ACTS:
+            raise NotImplementedError(f"{label}: {name} {a!r} is not implemented by {_RNNKIT[kind]} (it runs "
+                                      f"{', '.join(k for k in _KERAS_ACTS if k)})")  # fmt: skip
+        acts.append(_KERAS_ACTS[a])
     if kind == "SimpleRNN":
-        if act not in ("tanh", "relu"):
-            raise NotImplementedError(f"{label}: activation {act!r} is not implemented by rnnkit.RNN (tanh or relu)")
-        return f"rnn_{act}"
-    rec = cfg.get("recurrent_activation")
-    if act != "tanh":
-        raise NotImplementedError(f"{label}: activation {act!r} is not implemented by {_RNNKIT[kind]} (tanh)")
-    if rec != "sigmoid":
-        raise NotImplementedError(
-            f"{label}: recurrent_activation {rec!r} is not implemented by {_RNNKIT[kind]} (sigmoid)"
-        )
+        if cfg.get("activation") in ("tanh", "relu"):
+            return f"rnn_{cfg['activation']}", None
+        return "rnn_tanh", acts
+    positions = acts + [acts[1]] if kind == "LSTM" else acts  # LSTM: f, g, h; GRU: f, g
+    default = ["Sigmoid", "Tanh", "Tanh"] if kind == "LSTM" else ["Sigmoid", "Tanh"]
+    activations = None if positions == default else positions
     if kind == "LSTM":
-        return "lstm"
+        return "lstm", activations
     # reset_after=False: the reset gate before the recurrent product, rnnkit.GRU(linear_before_reset=False)
-    return "gru" if cfg.get("reset_after", True) else "gru_reset_before"
+    return ("gru" if cfg.get("reset_after", True) else "gru_reset_before"), activations
 
 
 def _blocks(w: Array, order: Sequence[int]) -> Array:
@@ -134,9 +150,11 @@ def _recurrent_params(layer: Any, cfg: Dict[str, Any], cell: str, label: str) ->
     return int(ws[0].shape[0]), H, p
 
 
-def _new_recurrent(cell: str, input_size: int, hidden_size: int, bias: bool, bidirectional: bool,
+def _new_recurrent(form: _Form, input_size: int, hidden_size: int, bias: bool, bidirectional: bool,
                    dtype: DTypeLike, backend: str) -> _Recurrent:  # fmt: skip
-    kw: Dict[str, Any] = dict(bias=bias, batch_first=True, bidirectional=bidirectional, dtype=dtype, backend=backend)
+    cell, activations = form
+    kw: Dict[str, Any] = dict(bias=bias, batch_first=True, bidirectional=bidirectional, dtype=dtype, backend=backend,
+                              activations=activations)  # fmt: skip
     if cell.startswith("rnn_"):
         return layers.RNN(input_size, hidden_size, nonlinearity=cell[4:], **kw)
     if cell == "lstm":
@@ -144,8 +162,8 @@ def _new_recurrent(cell: str, input_size: int, hidden_size: int, bias: bool, bid
     return layers.GRU(input_size, hidden_size, linear_before_reset=cell == "gru", **kw)
 
 
-def _directions(layer: Any, cfg: Dict[str, Any], label: str) -> Tuple[Any, Any, str]:
-    """The forward and backward layers of a Keras Bidirectional, and their rnnkit cell."""
+def _directions(layer: Any, cfg: Dict[str, Any], label: str) -> Tuple[Any, Any, _Form]:
+    """The forward and backward layers of a Keras Bidirectional, and their rnnkit cell and activations."""
     if cfg.get("merge_mode") != "concat":
         raise NotImplementedError(
             f"{label}: merge_mode {cfg.get('merge_mode')!r} is not implemented (rnnkit's bidirectional "
@@ -226,9 +244,8 @@ def from_keras(layer: Any, *, dtype: DTypeLike = np.float32, backend: str = "aut
     TypeError
         The layer's class has no rnnkit equivalent.
     NotImplementedError
-        The layer asks for a form rnnkit does not run: a SimpleRNN activation other than tanh
-        and relu, an LSTM or GRU activation other than tanh or recurrent activation other than
-        sigmoid, a Bidirectional with a ``merge_mode`` other
+        The layer asks for a form rnnkit does not run: an activation or recurrent activation
+        outside ONNX's list (gelu, selu, silu, ...), a Bidirectional with a ``merge_mode`` other
         than ``"concat"`` or with differing layers, a LoRA-enabled or quantized Dense or
         Embedding.
     ValueError
@@ -264,18 +281,18 @@ def from_keras(layer: Any, *, dtype: DTypeLike = np.float32, backend: str = "aut
             f"and Embedding convert)"
         )
     if kind in _GATES:
-        cell = _cell(layer, cfg, label)
-        I, H, p = _recurrent_params(layer, cfg, cell, label)  # noqa: E741
-        rk = _new_recurrent(cell, I, H, bool(cfg.get("use_bias", True)), False, dtype, backend)
+        form = _cell(layer, cfg, label)
+        I, H, p = _recurrent_params(layer, cfg, form[0], label)  # noqa: E741
+        rk = _new_recurrent(form, I, H, bool(cfg.get("use_bias", True)), False, dtype, backend)
         rk.load_state_dict({f"{n}_l0": v for n, v in p.items()})
         return GoBackwards(rk) if cfg.get("go_backwards") else rk
     if kind == "Bidirectional":
-        fw, bw, cell = _directions(layer, cfg, label)
-        I, H, pf = _recurrent_params(fw, _config(fw), cell, _label(fw, label))  # noqa: E741
-        Ib, _, pb = _recurrent_params(bw, _config(bw), cell, _label(bw, label))
+        fw, bw, form = _directions(layer, cfg, label)
+        I, H, pf = _recurrent_params(fw, _config(fw), form[0], _label(fw, label))  # noqa: E741
+        Ib, _, pb = _recurrent_params(bw, _config(bw), form[0], _label(bw, label))
         if Ib != I:
             raise ValueError(f"{label}: the backward layer's kernel reads {Ib} features, the forward layer's {I}")
-        rk = _new_recurrent(cell, I, H, "bias_ih" in pf, True, dtype, backend)
+        rk = _new_recurrent(form, I, H, "bias_ih" in pf, True, dtype, backend)
         rk.load_state_dict({**{f"{n}_l0": v for n, v in pf.items()}, **{f"{n}_l0_reverse": v for n, v in pb.items()}})
         return rk
     _not_adapted(cfg, label)
@@ -330,16 +347,27 @@ def _keras_recurrent(rk: layers._RecurrentLayer, sfx: str, cell: str, use_bias: 
     return out
 
 
-def _expect_recurrent(rk: Any, cell: str, bidirectional: bool, label: str, units: int) -> layers._RecurrentLayer:
+def _expect_recurrent(rk: Any, form: _Form, bidirectional: bool, label: str, units: int) -> layers._RecurrentLayer:
+    from ._validate import layer_forms
+
+    cell, activations = form
     cls = _CELL_CLASS[cell]
     if not isinstance(rk, cls):
         raise TypeError(f"to_keras: {label} takes an rnnkit.{cls.__name__}, got {type(rk).__name__}")
-    if rk._cell != cell and cell.startswith("rnn_"):
-        raise ValueError(f"to_keras: {label} has activation {cell[4:]!r}, the rnnkit.RNN runs {rk._cell[4:]!r}")
-    if rk._cell != cell:  # a GRU of the other cell form (reset_after)
-        want = "reset_after=True" if cell == "gru" else "reset_after=False"
-        raise ValueError(f"to_keras: {label} has {want}, the rnnkit.GRU is of the other form "
-                         f"(linear_before_reset={rk._cell == 'gru'})")  # fmt: skip
+    if rk.clip is not None or rk.input_forget:
+        raise ValueError(f"to_keras: {label} has no clip or input_forget, the rnnkit layer has clip={rk.clip}, "
+                         f"input_forget={rk.input_forget}")  # fmt: skip
+    ((want_cell, want),) = layer_forms(cell, activations, None, False, 1)
+    for have_cell, have in rk._forms:  # each direction's cell and activations
+        if have_cell != want_cell and cell.startswith("rnn_") and not (want["activations"] or have["activations"]):
+            raise ValueError(f"to_keras: {label} has activation {want_cell[4:]!r}, the rnnkit.RNN runs {have_cell[4:]!r}")
+        if have_cell != want_cell and cell.startswith("gru"):  # a GRU of the other cell form (reset_after)
+            form_name = "reset_after=True" if cell == "gru" else "reset_after=False"
+            raise ValueError(f"to_keras: {label} has {form_name}, the rnnkit.GRU is of the other form "
+                             f"(linear_before_reset={rk._cell == 'gru'})")  # fmt: skip
+        if (have_cell, have) != (want_cell, want):
+            raise ValueError(f"to_keras: {label} has activations {want['activations'] or 'of its cell'}, the rnnkit "
+                             f"layer runs {have['activations'] or 'its cell ' + repr(have_cell)}")  # fmt: skip
     if rk.proj_size:
         raise ValueError(f"to_keras: {label} has no projection, the rnnkit.LSTM has proj_size={rk.proj_size}")
     if rk.num_layers != 1:
@@ -410,20 +438,22 @@ def to_keras(layer: Converted, keras_layer: Any) -> None:
         raise TypeError(f"to_keras: {label} has no rnnkit equivalent (SimpleRNN, LSTM, GRU, Bidirectional, Dense, Embedding)")
     names3 = ["kernel", "recurrent_kernel", "bias"]
     if kind in _GATES:
-        cell = _cell(keras_layer, cfg, label)
+        form = _cell(keras_layer, cfg, label)
+        cell = form[0]
         backwards = isinstance(layer, GoBackwards)
         if backwards != bool(cfg.get("go_backwards")):
             fix = "wrap the rnnkit layer in rnnkit.keras.GoBackwards" if not backwards else "pass the layer inside"
             raise ValueError(f"to_keras: {label} has go_backwards={bool(cfg.get('go_backwards'))}; {fix}")
         inner = layer.layer if isinstance(layer, GoBackwards) else layer
-        rk = _expect_recurrent(inner, cell, False, label, int(cfg["units"]))
+        rk = _expect_recurrent(inner, form, False, label, int(cfg["units"]))
         use_bias = bool(cfg.get("use_bias", True))
         _built(keras_layer, (None, None, rk.input_size))
         _set(keras_layer, _keras_recurrent(rk, "_l0", cell, use_bias, label), label, names3)
         return
     if kind == "Bidirectional":
-        fw, bw, cell = _directions(keras_layer, cfg, label)
-        rk = _expect_recurrent(layer, cell, True, label, int(_config(fw)["units"]))
+        fw, bw, form = _directions(keras_layer, cfg, label)
+        cell = form[0]
+        rk = _expect_recurrent(layer, form, True, label, int(_config(fw)["units"]))
         use_bias = bool(_config(fw).get("use_bias", True))
         _built(keras_layer, (None, None, rk.input_size))
         new = _keras_recurrent(rk, "_l0", cell, use_bias, _label(fw, label))
