@@ -41,3 +41,14 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("largest error against outside references (max|got-want| / max(1,max|want|))")
     for (ref, cell, dt), (name, e) in sorted(LARGEST_ERRORS.items()):
         terminalreporter.write_line(f"{ref:>6} {cell:>9} {dt:>8}: {e:.3e} ({name})")
+
+
+@pytest.fixture(autouse=True)
+def _backend_choice_unremembered():
+    """_backends.resolve remembers its answers; a test that monkeypatches what a backend offers
+    must not leave its answer behind for the next test (nor find one from before)."""
+    from rnnkit import _backends
+
+    _backends._resolved.clear()
+    yield
+    _backends._resolved.clear()

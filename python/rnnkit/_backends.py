@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from types import ModuleType
-from typing import Any, Dict, Iterable, Optional, Set
+from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 # Preference order of "auto": the first one that imports is used.
 _MODULES = {"cpp": "rnnkit._cpp", "numba": "rnnkit._numba", "cuda": "rnnkit._cuda", "numpy": "rnnkit.reference"}
@@ -101,7 +101,20 @@ def resolve(backend: str, cell: Optional[str] = None, options: bool = False, dev
     """The concrete backend name for `backend` ("auto" picks the fastest usable one that
     implements `cell`, when given, with ONNX's options when `options`; a cell only the NumPy
     reference implements says so, once). device: where the call's arrays are ("cuda:0"; None for
-    the host): "auto" then means "cuda" (_validate has refused a host backend already)."""
+    the host): "auto" then means "cuda" (_validate has refused a host backend already). The
+    answers are remembered (a backend's availability does not change within a process), so a
+    call pays one dict lookup."""
+    key = (backend, cell, options, device)
+    name = _resolved.get(key)
+    if name is None:
+        name = _resolved[key] = _resolve(backend, cell, options, device)
+    return name
+
+
+_resolved: Dict[Tuple[str, Optional[str], bool, Optional[str]], str] = {}
+
+
+def _resolve(backend: str, cell: Optional[str], options: bool, device: Optional[str]) -> str:
     what = f"cell {cell!r}" + (" with activations, clip or input_forget" if options else "")
     if device is not None and backend == "auto":
         backend = "cuda"

@@ -104,12 +104,16 @@ def register(apply: Callable[[int], None]) -> None:
 # A cap on the threads of the calls one Python thread makes inside `limit` (0: none). rnnkit.torch
 # sets it to torch's intra-op setting, so torch.set_num_threads governs rnnkit's modules as it
 # governs torch.nn's; the process-wide setting above is untouched.
-_local = threading.local()
+class _Local(threading.local):
+    cap = 0  # every Python thread starts without a cap (a class default: no AttributeError per call)
+
+
+_local = _Local()
 
 
 def call_cap() -> int:
     """The cap of the calling Python thread's kernel calls: 0 (none) outside `limit`."""
-    return int(getattr(_local, "cap", 0))
+    return _local.cap
 
 
 def call_threads() -> int:
