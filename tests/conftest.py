@@ -52,3 +52,22 @@ def _backend_choice_unremembered():
     _backends._resolved.clear()
     yield
     _backends._resolved.clear()
+
+
+# ---- the count of ONNX's own backend node cases (RNN/LSTM/GRU) that passed, printed at the end ----
+_onnx_cases = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report):
+    if "test_onnx_backend_suite.py::test_onnx_backend_case" in report.nodeid and report.when == "call":
+        _onnx_cases[report.outcome] = _onnx_cases.get(report.outcome, 0) + 1
+    elif "test_onnx_backend_suite.py::test_onnx_backend_case" in report.nodeid and report.skipped:
+        _onnx_cases["skipped"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if any(_onnx_cases.values()):
+        terminalreporter.write_line(
+            "ONNX's backend node cases for RNN/LSTM/GRU through rnnkit.onnx.Backend: "
+            + ", ".join(f"{n} {k}" for k, n in _onnx_cases.items())
+        )
