@@ -12,7 +12,7 @@ import rnnkit
 
 CELLS = ("rnn_tanh", "lstm", "gru")
 MODES = ("inference", "training")
-IMPLS = ("torch", "torch_nomkldnn", "onnxruntime", "cpp", "rnnkit_torch", "numba", "numpy")
+IMPLS = ("torch", "torch_nomkldnn", "onnxruntime", "openvino", "cpp", "rnnkit_torch", "numba", "numpy")
 _cases: dict = {}
 
 
@@ -31,12 +31,12 @@ def _reference_y(case, training):
 
 
 def _fn(case, impl, training):
-    if impl == "onnxruntime":
+    if impl in ("onnxruntime", "openvino"):
         if training:
-            pytest.skip("onnxruntime's recurrent operators are inference only")
-        fn = case.onnxruntime_fn()
+            pytest.skip(f"{impl}'s recurrent operators are inference only")
+        fn = getattr(case, f"{impl}_fn")()
         if fn is None:
-            pytest.skip("onnx/onnxruntime are not installed (pip install 'rnnkit[bench]')")
+            pytest.skip(f"onnx/{impl} are not installed (pip install 'rnnkit[bench]')")
         return fn
     if impl == "rnnkit_torch":  # rnnkit's kernels behind rnnkit.torch's autograd bridge
         if torch is None:

@@ -22,6 +22,10 @@ def test_run_table_and_plot(tmp_path):
     assert all(r["median"] > 0 and r["gflops"] > 0 for r in results)
     text = bench.table(results)
     assert "gru-inference-S" in text and "gru-training-S" in text
+    for engine in bench.ENGINES:  # inference engines: the dense inference cases only, against cpp
+        if engine in bench.available_impls():
+            assert {r["mode"] for r in results if r["impl"] == engine} == {"inference"}, engine
+            assert f"{engine}/cpp" in text.splitlines()[0]
     bench.plot(results, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
 

@@ -122,11 +122,10 @@ class Case:
 
         return call
 
-    def onnxruntime_fn(self):
-        """Inference through onnxruntime's RNN/LSTM/GRU operator (a second reference), or None
-        when onnx/onnxruntime are not installed."""
+    def onnx_model(self):
+        """The case as an ONNX graph of one RNN/LSTM/GRU node with the case's weights (X -> Y), or
+        None when onnx is not installed: what onnxruntime and OpenVINO compile."""
         try:
-            import onnxruntime as ort
             from onnx import TensorProto, helper
         except ImportError:
             return None
@@ -147,12 +146,45 @@ class Case:
         node = helper.make_node(op, ["X", "W", "R", "B"], ["Y"], **attrs)
         graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(self.x.shape))],
                                   [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)  # fmt: skip
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+    def onnxruntime_fn(self):
+        """Inference through onnxruntime's RNN/LSTM/GRU operator (a second reference), or None
+        when onnx/onnxruntime are not installed."""
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return None
+        model = self.onnx_model()
+        if model is None:
+            return None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = THREADS
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         x = self.x
         return lambda: sess.run(None, {"X": x})[0][:, 0]
+
+    def openvino_fn(self):
+        """Inference through OpenVINO (its CPU plugin compiling the same ONNX graph; OpenVINO's
+        LSTMSequence/GRUSequence/RNNSequence), or None when openvino/onnx are not installed."""
+        try:
+            import openvino as ov
+        except ImportError:
+            return None
+        model = self.onnx_model()
+        if model is None:
+            return None
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(model.SerializeToString(), b""), "CPU",
+                                      {"INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": "f32"})  # fmt: skip
+        req = compiled.create_infer_request()
+        x = self.x
+
+        def call():
+            req.infer({0: x})
+            return req.get_output_tensor(0).data[:, 0]
+
+        return call
 
     def torch_fn(self, training, packed=False, mkldnn=True):
         """torch.nn on the padded batch (packed=False) or on a PackedSequence of the same lengths."""
@@ -359,14 +391,20 @@ def time_call(fn, min_repeats=3, budget=0.5, times=None):
     return float(np.median(times))
 
 
+ENGINES = ("onnxruntime", "openvino")  # the other CPU inference engines, compiling the case's ONNX graph
+
+
 def available_impls(cells=("lstm",)):
-    """rnnkit's usable backends (cpp, numba) and torch when importable."""
+    """rnnkit's usable backends (cpp, numba), torch, and the inference engines that are importable."""
+    import importlib.util
+
     from . import available_backends
 
     impls = [b for b in ("cpp", "numba") if b in available_backends()]
     if torch is not None:
         impls = ["torch"] + impls
-    return impls
+    engines = [e for e in ENGINES if importlib.util.find_spec(e) and importlib.util.find_spec("onnx")]
+    return impls + engines
 
 
 def cases(full=False):
@@ -421,7 +459,13 @@ def run(full=False, impls=None, only_cells=None, only_configs=None, progress=Tru
         training = mode == "training"
         flops = forward_flops(cell, T, B, I, H) * (3 if training else 1) * case.valid_steps / (T * B)
         for impl in impls:
-            if impl == "torch":
+            if impl in ENGINES:  # inference on the dense batch only
+                fn = None if training or lengths else getattr(case, f"{impl}_fn")()
+                if fn is None:
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+            elif impl == "torch":
                 fn = case.torch_fn(training, packed=lengths)
             else:
                 fn = case.rnnkit_fn(impl, training)
@@ -434,7 +478,7 @@ def run(full=False, impls=None, only_cells=None, only_configs=None, progress=Tru
     # The whole models (LSTM): torch.nn, rnnkit.torch and the NumPy layers on each backend.
     models = [c for c in model_cases() if (not only_cells or "lstm" in only_cells)
               and (not only_configs or c[1] in only_configs)]  # fmt: skip
-    mimpls = (["torch", "rnnkit_torch"] if "torch" in impls else []) + [i for i in impls if i != "torch"]
+    mimpls = (["torch", "rnnkit_torch"] if "torch" in impls else []) + [i for i in impls if i not in ("torch", *ENGINES)]
     if bar is not None:
         bar.total += len(models) * len(mimpls)
     for name, model, mode in models:
@@ -453,7 +497,7 @@ def run(full=False, impls=None, only_cells=None, only_configs=None, progress=Tru
 
 # --- reporting ------------------------------------------------------------------------------------
 
-ORDER = ("torch", "torch_nomkldnn", "torch_packed", "torch_padded", "onnxruntime", "cpp", "rnnkit_torch", "numba", "numpy")
+ORDER = ("torch", "torch_nomkldnn", "torch_packed", "torch_padded", "onnxruntime", "openvino", "cpp", "rnnkit_torch", "numba", "numpy")
 RATIO_OF = ("cpp", "rnnkit_torch", "numba", "numpy")
 
 
@@ -482,7 +526,9 @@ def table(results, markdown=False, compact=False):
     impls = [i for i in ORDER if any(i in g for g in groups.values())]
     if compact:  # torch as shipped (packed for variable lengths) and rnnkit's compiled backends
         impls = [i for i in impls if i in ("torch", "torch_packed", "cpp", "numba")]
-    head = ["case"] + impls + [f"{i}/torch" for i in impls if i in RATIO_OF]
+    # the engines against rnnkit: engine time / cpp time (above 1x: rnnkit is faster)
+    vs = [e for e in ENGINES if e in impls] if "cpp" in impls else []
+    head = ["case"] + impls + [f"{i}/torch" for i in impls if i in RATIO_OF] + [f"{e}/cpp" for e in vs]
     rows = []
     for name in sorted(groups, key=_group_key):
         g = groups[name]
@@ -492,6 +538,7 @@ def table(results, markdown=False, compact=False):
             gf = g[i].get("gflops") if i in g else None
             row.append(_fmt_time(g[i]["median"]) + (f" ({gf:.0f} GF/s)" if gf else "") if i in g else "-")
         row += [f"{base['median'] / g[i]['median']:.2f}x" if base and i in g else "-" for i in impls if i in RATIO_OF]
+        row += [f"{g[e]['median'] / g['cpp']['median']:.2f}x" if e in g and "cpp" in g else "-" for e in vs]
         rows.append(row)
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
