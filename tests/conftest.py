@@ -36,6 +36,7 @@ def backend(request):
 
 
 def pytest_terminal_summary(terminalreporter):
+    _onnx_summary(terminalreporter)
     if not LARGEST_ERRORS:
         return
     terminalreporter.section("largest error against outside references (max|got-want| / max(1,max|want|))")
@@ -65,7 +66,7 @@ def pytest_runtest_logreport(report):
         _onnx_cases["skipped"] += 1
 
 
-def pytest_terminal_summary(terminalreporter):
+def _onnx_summary(terminalreporter):
     if any(_onnx_cases.values()):
         terminalreporter.write_line(
             "ONNX's backend node cases for RNN/LSTM/GRU through rnnkit.onnx.Backend: "
