@@ -8,12 +8,59 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+import rnnkit
 from rnnkit import functional as F
 
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3, "lstm_peephole": 4}
 LSTMS = ("lstm", "lstm_peephole")
-BACKENDS = ("numpy", "cpp", "numba")
+BACKENDS = ("numpy", "cpp", "numba")  # the host backends: NumPy arrays (the `backend` fixture)
+GPU_BACKENDS = ("cuda",)  # GPU arrays only: a case runs there as CuPy arrays (to_device / to_host)
+ALL_BACKENDS = BACKENDS + GPU_BACKENDS  # the `any_backend` fixture
+
+
+def unusable(backend) -> Optional[str]:
+    """Why a test cannot run `backend` here (not usable, or no CuPy for a GPU backend), or None."""
+    avail = rnnkit.available_backends()
+    if backend not in avail:
+        return f"backend {backend!r} unavailable: {avail.missing.get(backend)}"
+    if backend in GPU_BACKENDS:
+        try:
+            import cupy  # noqa: F401
+        except ImportError as exc:
+            return f"backend {backend!r} is usable, but its tests need CuPy for GPU arrays: {exc}"
+    return None
+
+
+def array_module(backend):
+    """NumPy, or CuPy for a GPU backend: the library of the arrays a call on `backend` takes."""
+    if backend in GPU_BACKENDS:
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_device(v, backend):
+    """A case's arrays (tuples and lists of them, None kept) where `backend` takes them: CuPy arrays
+    for a GPU backend, unchanged for a host one. Lengths stay on the host (they may)."""
+    if backend not in GPU_BACKENDS or v is None:
+        return v
+    if isinstance(v, (tuple, list)):
+        return type(v)(to_device(a, backend) for a in v)
+    return array_module(backend).asarray(v)
+
+
+def to_host(v, backend):
+    """A call's results back as NumPy arrays; for a GPU backend each must be a CuPy array (CuPy in,
+    CuPy out), so a result that came back through the host fails here."""
+    if backend not in GPU_BACKENDS or v is None:
+        return v
+    if isinstance(v, (tuple, list)):
+        return type(v)(to_host(a, backend) for a in v)
+    cp = array_module(backend)
+    assert isinstance(v, cp.ndarray), f"backend {backend!r} returned a {type(v).__name__}, expected a CuPy array"
+    return cp.asnumpy(v)
 
 # rtol, and atol as a fraction of max(1, max|reference|). float32 results are compared with the
 # reference computed in float64 (one truth for both dtypes).
@@ -50,13 +97,23 @@ class Case:
                     self.reverse, cv(self.dy), cv(self.dstate_n), self.meta, self.options)  # fmt: skip
 
     def forward(self, backend="numpy", training=True):
-        return F.forward(self.cell, self.x, self.weights, self.state, lengths=self.lengths,
-                         reverse=self.reverse, training=training, backend=backend, **self.options)  # fmt: skip
+        """(y, state_n, ctx) of the case on `backend`; on a GPU backend the inputs go there as CuPy
+        arrays and y, state_n come back as NumPy arrays (ctx stays on the device: see backward)."""
+        x, weights, state = to_device((self.x, self.weights, self.state), backend)
+        y, state_n, ctx = F.forward(self.cell, x, weights, state, lengths=self.lengths, reverse=self.reverse,
+                                    training=training, backend=backend, **self.options)  # fmt: skip
+        return to_host(y, backend), to_host(state_n, backend), ctx
+
+    def backward(self, ctx, backend="numpy"):
+        """(dx, dstate0, dweights) for the case's dy and dstate_n, with ctx from forward(backend)."""
+        dy, dstate_n = to_device((self.dy, self.dstate_n), backend)
+        return to_host(F.backward(ctx, dy, dstate_n), backend)
 
     def run(self, backend="numpy"):
-        """forward + backward; returns a dict name -> array of every output and gradient."""
+        """forward + backward; returns a dict name -> array of every output and gradient (NumPy
+        arrays, also for a GPU backend)."""
         y, state_n, ctx = self.forward(backend)
-        dx, dstate0, dw = F.backward(ctx, self.dy, self.dstate_n)
+        dx, dstate0, dw = self.backward(ctx, backend)
         out = {"y": y, "dx": dx}
         lstm = self.cell in LSTMS
         out.update(zip(("h_n", "c_n"), state_n if lstm else (state_n,)))

@@ -1,6 +1,7 @@
-"""Fixtures of the test suite: cell, dtype and backend (an unbuilt backend is skipped with its
-reason, or fails where RNNKIT_REQUIRE_BACKENDS lists it, as in CI); the closing report of the
-largest errors seen against torch and ONNX. Helpers live in _helpers.py."""
+"""Fixtures of the test suite: cell, dtype, backend (the host backends) and any_backend (those and
+"cuda"); an unbuilt backend is skipped with its reason, or fails where RNNKIT_REQUIRE_BACKENDS lists
+it, as in CI. The closing report of the largest errors seen against torch and ONNX. Helpers live in
+_helpers.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from _helpers import BACKENDS, CELLS, LARGEST_ERRORS
-
-import rnnkit
+from _helpers import ALL_BACKENDS, BACKENDS, CELLS, LARGEST_ERRORS, unusable
 
 
 @pytest.fixture(params=CELLS)
@@ -23,16 +22,28 @@ def dtype(request):
     return np.dtype(request.param)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    avail = rnnkit.available_backends()
-    if request.param not in avail:
-        why = f"backend {request.param!r} unavailable: {avail.missing.get(request.param)}"
+def _usable_or_skip(name):
+    why = unusable(name)
+    if why:
         # CI lists the backends it builds: there a missing one is a failure, not a skip.
-        if request.param in os.environ.get("RNNKIT_REQUIRE_BACKENDS", "").split(","):
+        if name in os.environ.get("RNNKIT_REQUIRE_BACKENDS", "").split(","):
             pytest.fail(why)
         pytest.skip(why)
-    return request.param
+    return name
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """A host backend (NumPy arrays)."""
+    return _usable_or_skip(request.param)
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def any_backend(request):
+    """A host backend or a GPU one ("cuda": the case's arrays go there as CuPy arrays, see
+    _helpers.Case and to_device); a test module whose checks hold on every backend overrides its
+    `backend` fixture with this one."""
+    return _usable_or_skip(request.param)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,11 +1,19 @@
 """The single matrix every backend passes: forward outputs, final states and every gradient against
-the NumPy reference computed in float64, for each cell, dtype and awkward case."""
+the NumPy reference computed in float64, for each cell, dtype and awkward case. "cuda" runs it too,
+on the case's arrays as CuPy arrays (_helpers.Case, to_device), skipping with the reason where no GPU
+is usable."""
 
 import numpy as np
 import pytest
-from _helpers import assert_close, make_case
+from _helpers import GPU_BACKENDS, array_module, assert_close, make_case, to_device, to_host
 
 from rnnkit import functional as F
+
+
+@pytest.fixture
+def backend(any_backend):
+    """Every backend, the GPU one included (a host-only check skips it by name)."""
+    return any_backend
 
 CASES = {
     "plain": dict(),
@@ -71,12 +79,15 @@ def test_nan_propagates_without_crashing(backend, cell, dtype):
 def test_non_contiguous_inputs_are_accepted(backend, cell):
     case = make_case(cell, T=5, B=4, I=6, H=5, seed=9)
     want = case.run("numpy")
-    x_nc = np.asfortranarray(case.x)
-    W_ih_nc = np.ascontiguousarray(np.repeat(case.weights[0], 2, axis=1))[:, ::2]
+    xp = array_module(backend)  # the views are made where the backend takes its arrays
+    x_nc = xp.asfortranarray(xp.asarray(case.x))
+    W_ih_nc = xp.ascontiguousarray(xp.repeat(xp.asarray(case.weights[0]), 2, axis=1))[:, ::2]
     assert not x_nc.flags.c_contiguous and not W_ih_nc.flags.c_contiguous
-    y, _, ctx = F.forward(cell, x_nc, (W_ih_nc,) + case.weights[1:], case.state, backend=backend)
-    assert_close("y", y, want["y"])
-    dx, _, dw = F.backward(ctx, np.asfortranarray(case.dy), case.dstate_n)
+    rest, state = to_device((case.weights[1:], case.state), backend)
+    y, _, ctx = F.forward(cell, x_nc, (W_ih_nc,) + rest, state, backend=backend)
+    assert_close("y", to_host(y, backend), want["y"])
+    dy_nc = xp.asfortranarray(xp.asarray(case.dy))
+    dx, _, dw = to_host(F.backward(ctx, dy_nc, to_device(case.dstate_n, backend)), backend)
     assert_close("dx", dx, want["dx"])
     assert_close("dW_ih", dw[0], want["dW_ih"])
 
@@ -84,8 +95,8 @@ def test_non_contiguous_inputs_are_accepted(backend, cell):
 def test_backward_can_run_twice_on_one_ctx(backend, cell):
     case = make_case(cell, seed=4)
     _, _, ctx = case.forward(backend)
-    a = F.backward(ctx, case.dy, case.dstate_n)
-    b = F.backward(ctx, case.dy, case.dstate_n)
+    a = case.backward(ctx, backend)
+    b = case.backward(ctx, backend)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[2][0], b[2][0])
 
@@ -96,9 +107,11 @@ def test_return_states_is_the_state_after_every_step(backend, cell, reverse, tra
     """h_t (and c_t) after step t equals the final state of the sequence cut right after step t:
     x[:t+1] forward, x[t:] in reverse; padded steps keep the state (h0 before a reverse start)."""
     case = make_case(cell, T=6, B=4, lengths=[6, 3, 0, 5], reverse=reverse, seed=12)
-    y, state_n, ctx, states = F.forward(cell, case.x, case.weights, case.state, lengths=case.lengths,
+    x, weights, state = to_device((case.x, case.weights, case.state), backend)
+    y, state_n, ctx, states = F.forward(cell, x, weights, state, lengths=case.lengths,
                                         reverse=reverse, training=training, backend=backend,
                                         return_states=True)  # fmt: skip
+    states = to_host(states, backend)
     assert (ctx is not None) == training
     L = case.lengths
     for t in range(6):
@@ -154,6 +167,9 @@ def test_activations_are_accurate_over_the_whole_range(backend, dtype, kind):
     1e-7, 0 below 1e-8), and the clamped exp kept sigmoid from reaching 0 and 1."""
     if backend == "numpy":
         pytest.skip("the reference is NumPy's own functions")
+    if backend in GPU_BACKENDS:
+        pytest.skip("the CUDA kernels' activations (cpp/cuda/cell.h) are checked through the cells, here and on "
+                    "the host by tests/test_cuda_host.py")
     fi = np.finfo(dtype)
     mags = np.logspace(-30, 3, 4001)
     x = np.concatenate([mags, -mags, [0.0, 1e30, -1e30, np.inf, -np.inf, np.nan]]).astype(dtype)
@@ -237,6 +253,8 @@ def test_products_are_cut_to_the_blas_int_limit(backend, cell, blas_limit, lengt
     the same cutting runs on a small problem (big_input: the input projection goes to the BLAS)."""
     if backend == "numpy":
         pytest.skip("the reference calls no BLAS of rnnkit's")
+    if backend in GPU_BACKENDS:
+        pytest.skip("cuBLAS takes 64-bit sizes (the *gemm_64 calls): nothing is cut")
     case = make_case(cell, T=8, B=64, I=260, H=8, dtype=np.float64, lengths=lengths, seed=9)
     whole = case.run(backend)
     blas_limit(37)

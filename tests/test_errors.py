@@ -1,16 +1,24 @@
 """Each bad input and the message it produces: the argument is named, with what was expected and given.
-Runs on every backend (validation is shared, so the message must not depend on the backend)."""
+Runs on every backend (validation is shared, so the message must not depend on the backend); on
+"cuda" with the arrays as CuPy arrays (lengths stay on the host), skipping with the reason where no
+GPU is usable."""
 
 import re
 
 import numpy as np
 import pytest
-from _helpers import make_case
+from _helpers import GPU_BACKENDS, make_case, to_device
 
 import rnnkit
 from rnnkit import functional as F
 
 f32, f64 = np.float32, np.float64
+
+
+@pytest.fixture
+def backend(any_backend):
+    """Every backend, the GPU one included."""
+    return any_backend
 
 
 def _lstm(T=4, B=3, I=5, H=2, dtype=f64):
@@ -22,6 +30,7 @@ def _call(case, backend="numpy", **over):
               lengths=case.lengths, reverse=False, training=True, backend=backend)  # fmt: skip
     kw.update(over)
     cell, x, weights, state = kw.pop("cell"), kw.pop("x"), kw.pop("weights"), kw.pop("state")
+    x, weights, state = to_device((x, weights, state), backend)
     return F.forward(cell, x, weights, state, **kw)
 
 
@@ -62,6 +71,8 @@ BAD = {
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_forward_input_raises_a_clear_error(backend, name):
     over, exc, fragments = BAD[name]
+    if backend in GPU_BACKENDS and name == "x_masked":
+        pytest.skip("a masked array is a NumPy (host) object")
     if name != "unknown_backend":
         over = dict(over, backend=backend)
     with pytest.raises(exc) as info:
@@ -72,8 +83,9 @@ def test_bad_forward_input_raises_a_clear_error(backend, name):
 
 def test_rnn_state_must_be_one_array(backend):
     case = make_case("gru", seed=0)
+    x, weights, h0 = to_device((case.x, case.weights, case.state), backend)
     with pytest.raises(TypeError, match=r"state of cell 'gru' must be a single array h0.*tuple"):
-        F.forward("gru", case.x, case.weights, (case.state, case.state), backend=backend)
+        F.forward("gru", x, weights, (h0, h0), backend=backend)
 
 
 def test_backward_without_training_ctx(backend):
@@ -98,6 +110,7 @@ def test_backward_without_training_ctx(backend):
 )
 def test_bad_backward_input_raises_a_clear_error(backend, dy, dstate, exc, fragments):
     _, _, ctx = _call(_lstm(), backend=backend)
+    dy, dstate = to_device((dy, dstate), backend)
     with pytest.raises(exc) as info:
         F.backward(ctx, dy, dstate)
     for frag in fragments:
@@ -132,6 +145,8 @@ def test_available_backends_lists_reasons():
 def test_foreign_byte_order_is_converted_on_every_argument(backend, cell):
     """Big-endian arrays gave the C++ backend uninitialised memory (y up to 1e31) and numba a raw
     TypingError: every array argument is converted to native order once, like a strided one."""
+    if backend in GPU_BACKENDS:
+        pytest.skip("byte order is a host matter: GPU arrays are in native order")
     case = make_case(cell, T=4, B=3, I=5, H=4, dtype=f32, lengths=[4, 1, 3], seed=2)
     want = case.run(backend)
 

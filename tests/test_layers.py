@@ -1,9 +1,11 @@
 """Layers and cells against torch.nn: outputs, final states, every parameter and input gradient,
-for 1-3 layers, bidirectional, batch_first and lengths, on each backend; state_dict round trips."""
+for 1-3 layers, bidirectional, batch_first and lengths, on each host backend; state_dict round trips.
+These layers hold NumPy parameters and take NumPy arrays, so "cuda" (GPU arrays only) is not one of
+their backends: they refuse it by name (the GPU's layers are rnnkit.torch's, tests/test_torch_*.py)."""
 
 import numpy as np
 import pytest
-from _helpers import assert_close
+from _helpers import BACKENDS, assert_close
 
 import rnnkit
 
@@ -229,7 +231,7 @@ def test_gru_with_the_reset_before_the_product_steps_like_its_layer():
         np.testing.assert_allclose(h, y[t], rtol=1e-12, atol=1e-14)
     torch_form = rnnkit.GRU(3, 4, dtype=np.float64, seed=0)
     assert np.abs(torch_form(x)[0] - y).max() > 1e-3  # a different cell, same parameters
-    for backend in rnnkit.available_backends():
+    for backend in (b for b in rnnkit.available_backends() if b in BACKENDS):  # host arrays: not "cuda"
         fast = rnnkit.GRU(3, 4, linear_before_reset=False, dtype=np.float64, seed=0, backend=backend)
         np.testing.assert_allclose(fast(x)[0], y, rtol=1e-12, atol=1e-14, err_msg=backend)
     with pytest.raises(TypeError, match="linear_before_reset must be True or False"):
@@ -260,3 +262,14 @@ def test_lstm_with_peepholes_is_the_functional_cell_with_named_weights():
     assert not any("peephole" in n for n in plain.params)
     with pytest.raises(TypeError, match="peepholes must be True or False"):
         rnnkit.LSTM(3, 4, peepholes="yes")
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+def test_numpy_layers_refuse_backend_cuda_by_name(kind):
+    """backend="cuda" takes GPU arrays only; a NumPy layer or cell given it says so, whether or not
+    the backend is usable here (the check is where the arrays are, before the backend is looked up)."""
+    m = (rnnkit.LSTM(4, 3, seed=0, backend="cuda") if kind == "layer"
+         else rnnkit.LSTMCell(4, 3, seed=0, backend="cuda"))  # fmt: skip
+    x = np.zeros((5, 2, 4) if kind == "layer" else (2, 4), np.float32)
+    with pytest.raises(ValueError, match=r"backend 'cuda' runs on GPU arrays .*but x is on the host"):
+        m(x)

@@ -5,7 +5,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from _helpers import assert_close, make_case
+from _helpers import array_module, assert_close, make_case, to_device, to_host
 
 import rnnkit
 
@@ -19,7 +19,10 @@ def threads():
 
 @pytest.mark.parametrize("lengths", [None, "spread"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_two_threads_match_one_bitwise(backend, cell, threads, lengths, reverse):
+def test_two_threads_match_one_bitwise(any_backend, cell, threads, lengths, reverse):
+    """Bitwise the same results for 1 and 2 threads (cuda: the setting does not reach the GPU, and its
+    results are bitwise the same run to run)."""
+    backend = any_backend
     case = make_case(cell, T=6, B=40, I=30, H=100, dtype=np.float32, lengths=lengths, reverse=reverse, seed=8,
                      scale=0.15)
     rnnkit.set_num_threads(1)
@@ -224,12 +227,15 @@ def test_numba_under_gnu_openmp_says_why_a_forked_child_cannot_run():
 @pytest.mark.parametrize("joined", [False, True])
 @pytest.mark.parametrize("lengths", [None, "spread"])
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
-def test_grouped_directions_equal_separate_calls_bitwise(backend, cell, threads, lengths, nthreads, joined):
+def test_grouped_directions_equal_separate_calls_bitwise(any_backend, cell, threads, lengths, nthreads, joined):
     """F._forward_group / _backward_group (both directions of a layer in one call, concurrently on
     the C++ backend) give bitwise what separate calls give, for every thread count; joined: both
     write into one [T, B, 2H] output (the C++ kernels at a row stride of 2H), which starts as NaN so
-    that an element left unwritten (or a padded step not zeroed) shows."""
+    that an element left unwritten (or a padded step not zeroed) shows. cuda: one call after the
+    other, on CuPy arrays, y_out a CuPy array."""
     from rnnkit import functional as F
+
+    backend, xp = any_backend, array_module(any_backend)
 
     fwd = make_case(cell, T=7, B=9, I=6, H=20, dtype=np.float32, lengths=lengths, seed=11)
     rev = make_case(cell, T=7, B=9, I=6, H=20, dtype=np.float32, lengths=lengths, reverse=True, seed=12)
@@ -237,14 +243,16 @@ def test_grouped_directions_equal_separate_calls_bitwise(backend, cell, threads,
     rnnkit.set_num_threads(1)
     want = [c.run(backend) for c in (fwd, rev)]
     rnnkit.set_num_threads(nthreads)
-    y_out = np.full((7, 9, 40), np.nan, np.float32) if joined else None
-    runs = F._forward_group([dict(cell=cell, x=c.x, weights=c.weights, state=c.state, lengths=c.lengths,
-                                  reverse=c.reverse) for c in (fwd, rev)], backend, y_out=y_out)  # fmt: skip
+    y_out = xp.full((7, 9, 40), np.nan, np.float32) if joined else None
+    dev = [to_device((c.x, c.weights, c.state, c.dy, c.dstate_n), backend) for c in (fwd, rev)]
+    runs = F._forward_group([dict(cell=cell, x=x, weights=w, state=s, lengths=c.lengths, reverse=c.reverse)
+                             for (x, w, s, _, _), c in zip(dev, (fwd, rev))], backend, y_out=y_out)  # fmt: skip
     if joined:
-        np.testing.assert_array_equal(y_out, np.concatenate([w["y"] for w in want], axis=2))
-        assert all(np.shares_memory(y, y_out) for y, _, _ in runs)
-    outs = F._backward_group([(ctx, c.dy, c.dstate_n) for (_, _, ctx), c in zip(runs, (fwd, rev))])
-    for (y, sn, _), (dx, ds0, dw), w in zip(runs, outs, want):
+        np.testing.assert_array_equal(to_host(y_out, backend), np.concatenate([w["y"] for w in want], axis=2))
+        assert all(xp.shares_memory(y, y_out) for y, _, _ in runs)
+    outs = F._backward_group([(ctx, dy, ds) for (_, _, ctx), (_, _, _, dy, ds) in zip(runs, dev)])
+    runs, outs = to_host([r[:2] for r in runs], backend), to_host(outs, backend)
+    for (y, sn), (dx, ds0, dw), w in zip(runs, outs, want):
         got = {"y": y, "dx": dx}
         got.update(zip(("h_n", "c_n"), sn if cell == "lstm" else (sn,)))
         got.update(zip(("dh0", "dc0"), ds0 if cell == "lstm" else (ds0,)))

@@ -326,20 +326,22 @@ def _backward_result(p: Problem, out: Sequence[Any]) -> BackwardResult:
 
 
 def _all_states(p: Problem, impl: Any, cache: Any, y: Array, h_n: Array, c_n: Optional[Array]) -> State:
-    """The state after every step, [T, B, H] (see forward's return_states)."""
+    """The state after every step, [T, B, H] (see forward's return_states), in the library of the
+    call's arrays (NumPy, or CuPy for GPU arrays; the step masks are made on the host)."""
+    xp: Any = np if p.device is None else _validate._cupy(f"the arrays are on {p.device}")
     t = np.arange(p.T)[:, None]
     L = np.full(p.B, p.T) if p.lengths is None else p.lengths
-    valid = (t < L[None, :])[..., None]  # [T, B, 1]
+    valid = xp.asarray((t < L[None, :])[..., None])  # [T, B, 1]
     before = p.reverse  # a padded step in the reverse direction comes before the sequence starts
-    h_all = np.where(valid, y, (p.h0 if before else h_n)[None])
+    h_all = xp.where(valid, y, (p.h0 if before else h_n)[None])
     if not p.is_lstm:
         return h_all
     assert c_n is not None and p.c0 is not None  # an LSTM has both
-    c_in = impl.entering_cell_state(p, cache)  # [T, B, H]: c entering each valid step
+    c_in = xp.asarray(impl.entering_cell_state(p, cache))  # [T, B, H]: c entering each valid step
     # After step t comes the step processed next (t+1, or t-1 in reverse) if it is valid, else the end.
-    nxt = np.roll(c_in, 1 if p.reverse else -1, axis=0)
-    last = (t == 0) if p.reverse else (t + 1 >= L[None, :])
-    c_all = np.where(valid, np.where(last[..., None], c_n[None], nxt), (p.c0 if before else c_n)[None])
+    nxt = xp.roll(c_in, 1 if p.reverse else -1, axis=0)
+    last = xp.asarray((t == 0) if p.reverse else (t + 1 >= L[None, :]))
+    c_all = xp.where(valid, xp.where(last[..., None], c_n[None], nxt), (p.c0 if before else c_n)[None])
     return h_all, c_all
 
 
