@@ -333,7 +333,7 @@ def _all_states(p: Problem, impl: Any, cache: Any, y: Array, h_n: Array, c_n: Op
     L = np.full(p.B, p.T) if p.lengths is None else p.lengths
     valid = xp.asarray((t < L[None, :])[..., None])  # [T, B, 1]
     before = p.reverse  # a padded step in the reverse direction comes before the sequence starts
-    h_all = xp.where(valid, y, (p.h0 if before else h_n)[None])
+    h_all: Array = xp.where(valid, y, (p.h0 if before else h_n)[None])
     if not p.is_lstm:
         return h_all
     assert c_n is not None and p.c0 is not None  # an LSTM has both

@@ -800,8 +800,9 @@ class _Cell(_Module):
         y, sn, ctx = F.forward(self._call_cell, x[None], w, state, training=self.training, backend=self.backend,
                                **self._options)  # fmt: skip
         if self.training:
-            self._tape.append(ctx)  # type: ignore[arg-type]  # training=True: ctx is a Context
-        return sn
+            self._tape.append(ctx)
+        state_n: State = sn
+        return state_n
 
     __call__ = forward
 
