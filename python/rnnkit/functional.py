@@ -188,10 +188,11 @@ def forward(
         LSTM: couple the forget gate to the input gate, ``f = 1 - i`` (ONNX's ``input_forget``);
         the forget gate's weights then have no effect and get zero gradients.
 
-        These three options run on the C++ backend (scalar passes of their own, slower than
-        torch's cells) and the NumPy reference; "numba" raises NotImplementedError so far. The
-        cell's own activations (for example ``["Sigmoid", "Tanh", "Tanh"]`` for the LSTM) are
-        the plain cell and run anywhere at full speed.
+        These three options run on the C++ and Numba backends (scalar passes of their own,
+        slower than the plain cells) and the NumPy reference; "cuda" does not run them (it
+        raises naming the cell and options). The cell's own activations (for example
+        ``["Sigmoid", "Tanh", "Tanh"]`` for the LSTM) are the plain cell and run anywhere at
+        full speed.
 
     Returns
     -------

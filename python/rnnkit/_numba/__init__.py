@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _threads
 from .._plan import Plan, packed_rows, plan, unpack
+from .._validate import DEFAULT_ACTS
 from . import blas
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
 from .sequence import lstm_proj_backward, lstm_proj_forward  # the LSTM with projections
@@ -93,6 +94,7 @@ def _kernel_call():
 
 
 _CELL = {"rnn_tanh": RNN_TANH, "rnn_relu": RNN_RELU, "lstm": LSTM, "gru": GRU}
+ONNX_OPTIONS = True  # activations, clip, input_forget: the drivers of forms.py (see _forward_form)
 
 
 class NumbaCache(NamedTuple):
@@ -203,6 +205,8 @@ def _panels(N, G, H, K):
 
 
 def _forward(p):
+    if p.options:
+        return _forward_form(p)
     if getattr(p, "W_hr", None) is not None:
         return _forward_proj(p)
     pl = plan(p)
@@ -245,6 +249,8 @@ def _forward(p):
 
 
 def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
+    if p.options:
+        return _backward_form(p, cache, dy, dh_n, dc_n)
     if getattr(p, "W_hr", None) is not None:
         return _backward_proj(p, cache, dy, dh_n, dc_n)
     pl = cache.plan
@@ -353,6 +359,8 @@ def _backward_proj(p, cache: NumbaCache, dy, dh_n, dc_n):
 def _forward_peephole(p):
     """The LSTM with peepholes (p.P [3H] = p_i, p_f, p_o): y [T,B,H], h_n, c_n [B,H]; its cache is
     the plain LSTM's (X, xg, h_prev, c_prev)."""
+    if p.options:
+        return _forward_form(p)
     pl = plan(p)
     T, B, H, dt, N = p.T, p.B, p.H, p.dtype, pl.N
     train = p.training
@@ -388,6 +396,8 @@ def _forward_peephole(p):
 
 def _backward_peephole(p, cache: NumbaCache, dy, dh_n, dc_n):
     """The LSTM with peepholes: the plain LSTM's 7 gradients, then dP [3H]."""
+    if p.options:
+        return _backward_form(p, cache, dy, dh_n, dc_n)
     pl = cache.plan
     T, B, I, H, dt, N = p.T, p.B, p.I, p.H, p.dtype, pl.N
     dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
@@ -415,6 +425,8 @@ def _backward_peephole(p, cache: NumbaCache, dy, dh_n, dc_n):
 def _forward_reset_before(p):
     """The GRU with the reset gate before the product (cell "gru_reset_before"): y [T,B,H], h_n
     [B,H]; its cache is the GRU's fields (X, xg: activated r, z, n, h_prev, hn: r * h_{t-1})."""
+    if p.options:
+        return _forward_form(p)
     pl = plan(p)
     T, B, H, dt, N = p.T, p.B, p.H, p.dtype, pl.N
     train = p.training
@@ -451,6 +463,8 @@ def _forward_reset_before(p):
 
 def _backward_reset_before(p, cache: NumbaCache, dy, dh_n, dc_n):
     """The GRU with the reset gate before the product: the plain GRU's 7 gradients."""
+    if p.options:
+        return _backward_form(p, cache, dy, dh_n, dc_n)
     pl = cache.plan
     T, B, I, H, dt, N = p.T, p.B, p.I, p.H, p.dtype, pl.N
     dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
@@ -474,6 +488,176 @@ def _backward_reset_before(p, cache: NumbaCache, dy, dh_n, dc_n):
     dh0 = np.empty_like(dh)
     dh0[pl.perm] = dh
     return dx, dh0, None, dW_ih, dW_hh, db_ih, db_hh
+
+
+# ONNX's options (activations, clip, input_forget; p.options): every cell through the drivers of
+# forms.py, imported (and so compiled) only when such a problem arrives. Same cache as the plain
+# cells (NumbaCache, cache_layout) except that xg holds the gates' pre-activations.
+
+
+def _forms():
+    from . import forms
+
+    return forms
+
+
+def _forward_form(p):
+    if p.W_hr is not None:
+        return _forward_form_proj(p)
+    forms = _forms()
+    pl = plan(p)
+    T, B, H, G, dt, N = p.T, p.B, p.H, p.G, p.dtype, pl.N
+    lstm, grus, rb, train = p.is_lstm, p.cell in ("gru", "gru_reset_before"), p.cell == "gru_reset_before", p.training
+    y = np.zeros((T, B, H), dt)
+    h_n = p.h0.copy()  # sequences of length 0 keep their state
+    c = p.c0[pl.perm] if lstm else np.zeros((1, H), dt)
+    cache = None
+    if T and B:
+        X = _packed_x(p, pl)
+        bias = np.zeros(G * H, dt)
+        if p.b_ih is not None:
+            bias += p.b_ih
+        b_hn = np.zeros(H, dt)
+        if p.b_hh is not None:
+            bias[: (2 if grus else G) * H] += p.b_hh[: (2 if grus else G) * H]
+            if grus:
+                b_hn[:] = p.b_hh[2 * H :]
+        xg = np.empty((N, G * H), dt)
+        h_prev = np.empty((N, H) if train else (1, H), dt)
+        c_prev = np.empty((N, H) if train and lstm else (1, H), dt)
+        hn = np.empty((N, H) if train and grus else (1, H), dt)
+        bounds = _blocks(B, H, G)
+        Wblk = _packed_whh(np.ascontiguousarray(p.W_hh[: 2 * H]), bounds, H, 2) if rb else _packed_whh(p.W_hh, bounds, H, G)
+        Whn = np.ascontiguousarray(p.W_hh[2 * H :]) if rb else np.zeros((1, 1), dt)
+        P = p.P if p.P is not None else np.zeros(0, dt)
+        with _kernel_call():
+            forms.forms_forward(forms.CELL_CODE[p.cell], _panels(N, G, H, p.I), _form_of(p), X, _ro(p.W_ih),
+                                _ro(Wblk), _ro(Whn), bounds, bias, b_hn, _ro(P), p.h0[pl.perm], c, pl.perm,
+                                pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg, h_prev, c_prev, hn,
+                                np.empty((2, B, H), dt), np.empty((B, H), dt), _scratch(bounds, B, G, dt),
+                                _scratch(bounds, 5, G, dt), blas.LIMIT)  # fmt: skip
+        if train:
+            cache = NumbaCache(pl, X, xg, h_prev, c_prev if lstm else None, hn if grus else None)
+    elif train:
+        cache = NumbaCache(pl, None, None, None, None, None)
+    c_n = None
+    if lstm:
+        c_n = p.c0.copy()
+        c_n[pl.perm] = c
+    return y, h_n, c_n, cache
+
+
+def _backward_form(p, cache: NumbaCache, dy, dh_n, dc_n):
+    if p.W_hr is not None:
+        return _backward_form_proj(p, cache, dy, dh_n, dc_n)
+    forms = _forms()
+    pl = cache.plan
+    T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
+    lstm, grus, rb = p.is_lstm, p.cell in ("gru", "gru_reset_before"), p.cell == "gru_reset_before"
+    dW_ih, dW_hh = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh)
+    db_ih, db_hh = np.zeros(G * H, dt), np.zeros(G * H, dt)
+    dP = np.zeros(3 * H if p.P is not None else 0, dt)
+    dx = np.zeros((T, B, I), dt)
+    fifth = (dP,) if p.P is not None else ()
+    if not (T and B):
+        return (dx, dh_n.copy(), (dc_n.copy() if lstm else None), dW_ih, dW_hh, db_ih, db_hh, *fifth)
+    dh = dh_n[pl.perm]
+    dc = dc_n[pl.perm] if lstm else np.zeros((1, H), dt)
+    dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
+    dummy = np.empty((1, H), dt)
+    bounds = _blocks(B, H, G)
+    Whh = p.W_hh[: 2 * H] if rb else p.W_hh
+    Whn = p.W_hh[2 * H :] if rb else np.zeros((1, 1), dt)
+    P = p.P if p.P is not None else np.zeros(0, dt)
+    with _kernel_call():
+        forms.forms_backward(forms.CELL_CODE[p.cell], _panels(N, G, H, H + I), _form_of(p), cache.X, _ro(p.W_ih),
+                             _ro(np.ascontiguousarray(Whh)), _ro(np.ascontiguousarray(Whh.T)),
+                             _ro(np.ascontiguousarray(Whn)), _ro(np.ascontiguousarray(Whn.T)), bounds,
+                             cache.xg, cache.h_prev, cache.c_prev if lstm else dummy, cache.hn if grus else dummy,
+                             _ro(P), _ro(dy), dh, dc, pl.perm, pl.batch_sizes, pl.offsets, p.reverse,
+                             np.empty((N, 2 * H if rb else G * H), dt), np.empty((N, H) if grus else (1, H), dt),
+                             np.empty((B, H), dt), dW_ih, dW_hh, db_ih, db_hh, dP, dX, _scratch(bounds, 5, G, dt),
+                             blas.LIMIT)  # fmt: skip
+    if not pl.dense:
+        dx.reshape(T * B, I)[packed_rows(pl, B)] = dX
+    dh0 = np.empty_like(dh)
+    dh0[pl.perm] = dh
+    dc0 = None
+    if lstm:
+        dc0 = np.empty_like(dc)
+        dc0[pl.perm] = dc
+    return (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, *fifth)
+
+
+def _forward_form_proj(p):
+    """The LSTM with projections and ONNX's options: as _forward_proj."""
+    forms = _forms()
+    pl = plan(p)
+    T, B, H, S, dt, N = p.T, p.B, p.H, p.S, p.dtype, pl.N
+    train = p.training
+    y = np.zeros((T, B, S), dt)
+    h_n = p.h0.copy()
+    c = p.c0[pl.perm]
+    cache = None
+    if T and B:
+        X = _packed_x(p, pl)
+        bias = np.zeros(4 * H, dt)
+        for b in (p.b_ih, p.b_hh):
+            if b is not None:
+                bias += b
+        xg = np.empty((N, 4 * H), dt)
+        h_prev = np.empty((N, S) if train else (1, S), dt)
+        c_prev = np.empty((N, H) if train else (1, H), dt)
+        m = np.empty((N, H) if train else (1, H), dt)
+        bounds, sbounds = _proj_blocks(B, H, S)
+        with _kernel_call():
+            forms.forms_lstm_proj_forward(_panels(N, 4, H, p.I), _form_of(p), X, _ro(p.W_ih),
+                                          _ro(_packed_whh(p.W_hh, bounds, H, 4)), _ro(p.W_hr),
+                                          _ro(np.ascontiguousarray(p.W_hr.T)), bounds, sbounds, bias, p.h0[pl.perm],
+                                          c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
+                                          h_prev, c_prev, m, np.empty((2, B, S), dt), np.empty((B, H), dt),
+                                          np.empty((B, S), dt), _scratch(bounds, B, 4, dt), _scratch(bounds, 5, 4, dt),
+                                          blas.LIMIT)  # fmt: skip
+        if train:
+            cache = NumbaCache(pl, X, xg, h_prev, c_prev, None, m)
+    elif train:
+        cache = NumbaCache(pl, None, None, None, None, None, None)
+    c_n = p.c0.copy()
+    c_n[pl.perm] = c
+    return y, h_n, c_n, cache
+
+
+def _backward_form_proj(p, cache: NumbaCache, dy, dh_n, dc_n):
+    """The LSTM with projections and ONNX's options: as _backward_proj."""
+    forms = _forms()
+    pl = cache.plan
+    T, B, I, H, S, dt, N = p.T, p.B, p.I, p.H, p.S, p.dtype, pl.N
+    dW_ih, dW_hh, dW_hr = np.zeros_like(p.W_ih), np.zeros_like(p.W_hh), np.zeros_like(p.W_hr)
+    db_ih, db_hh = np.zeros(4 * H, dt), np.zeros(4 * H, dt)
+    dx = np.zeros((T, B, I), dt)
+    if not (T and B):
+        return dx, dh_n.copy(), dc_n.copy(), dW_ih, dW_hh, db_ih, db_hh, dW_hr
+    dh, dc = dh_n[pl.perm], dc_n[pl.perm]
+    dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
+    bounds, sbounds = _proj_blocks(B, H, S)
+    with _kernel_call():
+        forms.forms_lstm_proj_backward(_panels(N, 4, H, S + I), _form_of(p), cache.X, _ro(p.W_ih), _ro(p.W_hh),
+                                       _ro(np.ascontiguousarray(p.W_hh.T)), _ro(p.W_hr),
+                                       _ro(np.ascontiguousarray(p.W_hr.T)), bounds, sbounds, cache.xg, cache.h_prev,
+                                       cache.c_prev, cache.m, _ro(dy), dh, dc, pl.perm, pl.batch_sizes, pl.offsets,
+                                       p.reverse, np.empty((N, 4 * H), dt), np.empty((N, S), dt),
+                                       np.empty((B, H), dt), dW_ih, dW_hh, dW_hr, db_ih, db_hh, dX,
+                                       _scratch(bounds, 5, 4, dt), blas.LIMIT)  # fmt: skip
+    if not pl.dense:
+        dx.reshape(T * B, I)[packed_rows(pl, B)] = dX
+    dh0, dc0 = np.empty_like(dh), np.empty_like(dc)
+    dh0[pl.perm] = dh
+    dc0[pl.perm] = dc
+    return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr
+
+
+def _form_of(p):
+    return _forms().form_of(p, p.dtype, DEFAULT_ACTS[p.cell])
 
 
 def _apply_threads(n):
