@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # The device check of backend "cuda": the one script a machine with a GPU runs (no network there:
-# torch built for CUDA 13, CuPy, nvidia-cublas, pybind11 and scikit-build-core preinstalled).
-# 1. build and install rnnkit with RNNKIT_CUDA=ON (a missing nvcc or cuBLAS fails it);
-# 2. the CUDA tests: the GPU matrix against the NumPy reference, bitwise repeat, streams, errors,
-#    and the host harness;
+# torch built for CUDA 13, CuPy, nvidia-cublas, pybind11 and scikit-build-core preinstalled; the
+# wheels it lacks, scipy-openblas32 and tbb/tcmlib for Python 3.12, travel in .whl/ when present).
+# 1. build and install rnnkit with RNNKIT_CUDA=ON (a missing nvcc or cuBLAS fails it), all cores;
+# 2. the CUDA tests: test_cuda*.py and every cuda case of the backend matrix (test_backends,
+#    test_errors, test_threads) against the NumPy reference, bitwise repeats, streams, errors, the
+#    host harness; failures are reported, and the benchmark still runs;
 # 3. cuda against torch+cuDNN (torch.nn.RNN/LSTM/GRU on the same device), float32, CUDA-event
 #    timing, inference and training (forward + backward), each output checked against torch first.
-# Within 8 minutes; each stage has its own timeout. Usage: bash benchmarks/cuda_check.sh
-set -euo pipefail
+# Within 8 minutes; each stage has its own timeout. The logs go to $OUT (the device tool's folder
+# that comes back) or /tmp. Usage: bash benchmarks/cuda_check.sh
+set -uo pipefail
 cd "$(dirname "$0")/.."
+LOGS=${OUT:-/tmp}
 stage() { echo "[cuda_check] $* (${SECONDS}s)"; }
+export PATH="$PATH:/usr/local/cuda/bin" PYTHONUNBUFFERED=1 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
 
 stage "machine"
 nvidia-smi -L || true
-python - <<'PY'
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps .whl/*.whl 2>&1 | grep -v "WARNING: Running pip as" || true
+fi
+python3 - <<'PY'
 import sys
 print("python", sys.version.split()[0])
-for name in ("torch", "cupy", "numpy", "scipy_openblas32", "pybind11", "scikit_build_core"):
+for name in ("torch", "cupy", "numpy", "scipy_openblas32", "numba", "pybind11", "scikit_build_core"):
     try:
         m = __import__(name)
         print(name, getattr(m, "__version__", "?"))
@@ -27,18 +35,29 @@ print("torch cuda:", torch.cuda.is_available(), torch.version.cuda, "cudnn", tor
 PY
 
 stage "build (RNNKIT_CUDA=ON)"
-RNNKIT_CUDA=ON RNNKIT_CPP=ON RNNKIT_WERROR=ON timeout 300 \
-  python -m pip install --no-build-isolation --no-deps --force-reinstall -q . 2>&1 | grep -v "WARNING: Running pip as" || true
-python -m rnnkit info
-python -c "import rnnkit, sys; b = rnnkit.available_backends(); print(b); sys.exit('cuda' not in b)"
+if ! RNNKIT_CUDA=ON RNNKIT_CPP=ON RNNKIT_WERROR=ON timeout 300 \
+    python3 -m pip install -v --no-build-isolation --no-deps --force-reinstall . >"$LOGS/build.log" 2>&1; then
+  grep -E "error|Error|FAILED" "$LOGS/build.log" | head -40
+  tail -40 "$LOGS/build.log"
+  stage "build failed"
+  exit 1
+fi
+grep -E "rnnkit: |Build files" "$LOGS/build.log" | head
+python3 -m rnnkit info
+python3 -c "import rnnkit, sys; b = rnnkit.available_backends(); print(b); sys.exit('cuda' not in b)" || exit 1
 
 stage "tests"
-timeout 240 python -m pytest tests/test_cuda.py tests/test_cuda_host.py -q -p no:cacheprovider -x -ra
+timeout 200 python3 -m pytest tests/test_cuda.py tests/test_cuda_host.py tests/test_backends.py tests/test_errors.py \
+  tests/test_threads.py tests/test_torch_cuda.py -k cuda -q -p no:cacheprovider -ra --maxfail=40 --junitxml="$LOGS/tests.xml" 2>&1 \
+  | tee "$LOGS/tests.log" | grep -v -E "^(SKIPPED|PASSED)" | tail -150
+stage "tests rc=${PIPESTATUS[0]}"
 
 stage "benchmark: cuda vs torch+cuDNN"
-timeout 150 python - <<'PY'
+timeout 200 python3 - <<'PY' 2>&1 | tee "$LOGS/bench.log"
 import cupy as cp
+import numpy as np
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnkit import functional as F
 
@@ -47,60 +66,103 @@ MODULES = {"rnn_tanh": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 dev = torch.device("cuda")
 
 
+def tf32(on):
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = on
+
+
 def timed(fn, repeats=20):
-    """Best of `repeats` in ms, by CUDA events on the current stream, after a warm-up call."""
-    fn()
+    """Median of `repeats` in ms, by CUDA events on the current stream, after two warm-up calls."""
+    fn(), fn()
     torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    best = float("inf")
+    times = []
     for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
         end.record()
         end.synchronize()
-        best = min(best, start.elapsed_time(end))
-    return best
+        times.append(start.elapsed_time(end))
+    return float(np.median(times))
 
 
-def pair(cell, m, x, mode):
+def weights(m):
+    return tuple(cp.asarray(p.detach()) for p in (m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0))
+
+
+def pair(cell, m, x, mode, lengths=None):
     """(torch's call, rnnkit's call) of one case; the cuDNN module m holds the weights."""
-    W = tuple(cp.asarray(p.detach()) for p in (m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0))
-    xc = cp.asarray(x)
+    W, xc = weights(m), cp.asarray(x)
+    lens = None if lengths is None else lengths.numpy()
+    packed = (lambda t: t) if lengths is None else (lambda t: pack_padded_sequence(t, lengths, enforce_sorted=False))
     if mode == "infer":
         def ours():
-            F.forward(cell, xc, W, training=False)
+            F.forward(cell, xc, W, lengths=lens, training=False)
 
         def theirs():
             with torch.no_grad():
-                m(x)
+                m(packed(x))
         return theirs, ours
     xg = x.clone().requires_grad_(True)
     dy = torch.randn(x.shape[0], x.shape[1], m.hidden_size, device=dev)
     dyc = cp.asarray(dy)
 
     def ours():
-        _, _, ctx = F.forward(cell, xc, W, training=True)
+        _, _, ctx = F.forward(cell, xc, W, lengths=lens, training=True)
         F.backward(ctx, dyc)
 
     def theirs():
-        m(xg)[0].backward(dy)
+        out = m(packed(xg))[0]
+        (out.data if lengths is not None else out).sum().backward()
     return theirs, ours
 
 
-print(f"{'cell':9} {'cfg':3} {'mode':5} {'torch ms':>9} {'cuda ms':>9} {'speed-up':>8}  max|y - torch|")
+print("float32; torch = cuDNN through torch.nn, IEEE float32 (TF32 off, the maths rnnkit does); "
+      "torch-tf32 = cuDNN's default (TF32 tensor cores); medians of 20 CUDA-event timings", flush=True)
+print(f"{'cell':9} {'cfg':6} {'mode':5} {'torch ms':>9} {'tf32 ms':>8} {'cuda ms':>8} {'vs torch':>8} {'vs tf32':>8}  max|y-torch|")
 for cell, make in MODULES.items():
-    for cfg, (T, B, I, H) in CONFIGS.items():
+    for cfg, (T, B, I, H) in list(CONFIGS.items()) + [("M-lens", (64, 16, 256, 256))]:
         torch.manual_seed(0)
         m = make(I, H).to(dev)
         x = torch.randn(T, B, I, device=dev)
-        W = tuple(cp.asarray(p.detach()) for p in (m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0))
+        lengths = None
+        if cfg == "M-lens":  # lengths T/8..T, as the CPU suite's variable-length case
+            lengths = torch.linspace(T // 8, T, B).round().to(torch.int64)
+        tf32(False)
         with torch.no_grad():
-            y_ref = m(x)[0]
-        y = F.forward(cell, cp.asarray(x), W, training=False)[0]
-        err = float(cp.abs(y - cp.asarray(y_ref)).max())
+            out = m(x if lengths is None else pack_padded_sequence(x, lengths, enforce_sorted=False))[0]
+            if lengths is not None:
+                out = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=T)[0]
+        y = F.forward(cell, cp.asarray(x), weights(m), lengths=None if lengths is None else lengths.numpy(), training=False)[0]
+        err = float(cp.abs(y - cp.asarray(out)).max())
         for mode in ("infer", "train"):
-            theirs, ours = pair(cell, m, x, mode)
-            tt, tr = timed(theirs), timed(ours)
-            print(f"{cell:9} {cfg:3} {mode:5} {tt:9.3f} {tr:9.3f} {tt / tr:7.2f}x  {err:.1e}", flush=True)
+            theirs, ours = pair(cell, m, x, mode, lengths)
+            tf32(False)
+            tt = timed(theirs)
+            tf32(True)
+            t32 = timed(theirs)
+            tf32(False)
+            tr = timed(ours)
+            print(f"{cell:9} {cfg:6} {mode:5} {tt:9.3f} {t32:8.3f} {tr:8.3f} {tt / tr:7.2f}x {t32 / tr:7.2f}x  {err:.1e}", flush=True)
+
+# Where the time goes: rnnkit's kernels (CUPTI through torch.profiler) against the wall time of a call.
+from torch.profiler import ProfilerActivity, profile
+
+for cell, cfg in (("lstm", "S"), ("rnn_tanh", "M"), ("lstm", "XL")):
+    T, B, I, H = CONFIGS[cfg]
+    m = MODULES[cell](I, H).to(dev)
+    x = cp.asarray(torch.randn(T, B, I, device=dev))
+    W = weights(m)
+    for _ in range(3):
+        F.forward(cell, x, W, training=False)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            F.forward(cell, x, W, training=False)
+        torch.cuda.synchronize()
+    print(f"\n== profile: {cell} {cfg} inference, 5 calls")
+    try:
+        print(prof.key_averages().table(sort_by="device_time_total", row_limit=12, max_name_column_width=60))
+    except Exception:  # older torch: the CUDA column's name
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60))
 PY
 stage "done"

@@ -40,6 +40,9 @@ template <class R> RNNKIT_HD R relu(R a) { return a < R(0) ? R(0) : a; }
 
 // One forward step: rows [0, rows) of the sorted batch, units [0, H). Element (i, u) reads and
 // writes only its own unit u of row i (of each gate), so the state buffers may be updated in place.
+// Row i of the sorted order is batch entry perm[i]; a dense call has no perm (the identity).
+RNNKIT_HD int64_t row_of(const int64_t* perm, int64_t i) { return perm ? perm[i] : i; }
+
 template <class R> struct FwdStep {
   int64_t rows = 0, H = 0;
   R* xg = nullptr;             // [rows, G*H] this step's rows of x W_ih^T (no bias) in;
@@ -50,7 +53,7 @@ template <class R> struct FwdStep {
   R* h = nullptr;              // [rows, H] sorted state: h_{t-1} in, h_t out
   R* c = nullptr;              // [rows, H] LSTM sorted cell state: c_{t-1} in, c_t out
   R* y = nullptr;              // [B, H] y[t], original batch order: row perm[i]
-  const int64_t* perm = nullptr;  // [B] row i of the sorted order is batch entry perm[i]
+  const int64_t* perm = nullptr;  // [B] row i of the sorted order is batch entry perm[i]; null: identity
   R* h_prev = nullptr;         // training: [rows, H] packed h_{t-1} out; null in inference
   R* c_prev = nullptr;         // LSTM training: [rows, H] c_{t-1} out
   R* hn = nullptr;             // GRU training: [rows, H] W_hn h_{t-1} + b_hn out
@@ -83,13 +86,13 @@ template <class R> RNNKIT_HD void rnn_forward_element(const FwdStep<R>& s, int64
     s.xg[k] = h;
   }
   s.h[k] = h;
-  s.y[s.perm[i] * s.H + u] = h;
+  s.y[row_of(s.perm, i) * s.H + u] = h;
 }
 
 template <class R> RNNKIT_HD void rnn_backward_element(const BwdStep<R>& s, int64_t i, int64_t u, bool is_relu) {
   const int64_t k = i * s.H + u;
   const R h = s.xg[k];
-  const R d = s.dy[s.perm[i] * s.H + u] + s.dh[k];  // dL/dh_t: from the output and from step t+1
+  const R d = s.dy[row_of(s.perm, i) * s.H + u] + s.dh[k];  // dL/dh_t: from the output and from step t+1
   s.dgh[k] = is_relu ? (h > R(0) ? d : R(0)) : d * (R(1) - h * h);  // tanh' = 1 - h^2
 }
 
@@ -114,7 +117,7 @@ template <class R> RNNKIT_HD void lstm_forward_element(const FwdStep<R>& s, int6
   }
   s.c[k] = cn;
   s.h[k] = h;
-  s.y[s.perm[i] * H + u] = h;
+  s.y[row_of(s.perm, i) * H + u] = h;
 }
 
 template <class R> RNNKIT_HD void lstm_backward_element(const BwdStep<R>& s, int64_t i, int64_t u) {
@@ -124,7 +127,7 @@ template <class R> RNNKIT_HD void lstm_backward_element(const BwdStep<R>& s, int
   const R ig = g[kLstmI * H + u], fg = g[kLstmF * H + u], gg = g[kLstmG * H + u], og = g[kLstmO * H + u];
   const R cp = s.c_prev[k];
   const R tc = tanh_(fg * cp + ig * gg);  // tanh(c_t), recomputed rather than stored
-  const R dht = s.dy[s.perm[i] * H + u] + s.dh[k];
+  const R dht = s.dy[row_of(s.perm, i) * H + u] + s.dh[k];
   const R dct = s.dc[k] + dht * og * (R(1) - tc * tc);  // through h_t = o * tanh(c_t)
   d[kLstmI * H + u] = dct * gg * ig * (R(1) - ig);      // sigmoid' = s (1 - s)
   d[kLstmF * H + u] = dct * cp * fg * (R(1) - fg);
@@ -151,14 +154,14 @@ template <class R> RNNKIT_HD void gru_forward_element(const FwdStep<R>& s, int64
     gx[kGruN * H + u] = n;
   }
   s.h[k] = h;
-  s.y[s.perm[i] * H + u] = h;
+  s.y[row_of(s.perm, i) * H + u] = h;
 }
 
 template <class R> RNNKIT_HD void gru_backward_element(const BwdStep<R>& s, int64_t i, int64_t u) {
   const int64_t H = s.H, row = i * 3 * H, k = i * H + u;
   const R* g = s.xg + row;
   const R r = g[kGruR * H + u], z = g[kGruZ * H + u], n = g[kGruN * H + u];
-  const R dht = s.dy[s.perm[i] * H + u] + s.dh[k];
+  const R dht = s.dy[row_of(s.perm, i) * H + u] + s.dh[k];
   const R dn = dht * (R(1) - z) * (R(1) - n * n);               // through (1 - z) * n, then tanh'
   const R dr = dn * s.hn[k] * r * (R(1) - r);                   // n = tanh(.. + r * hn)
   const R dz = dht * (s.h_prev[k] - n) * z * (R(1) - z);

@@ -55,7 +55,7 @@ template <class R> struct ForwardArgs {
   const R* b_hh = nullptr;  // [G*H]
   const R* h0 = nullptr;    // [B, H]
   const R* c0 = nullptr;    // [B, H] LSTM
-  const int64_t* perm = nullptr;  // [B] sorted row i is batch entry perm[i] (identity when dense)
+  const int64_t* perm = nullptr;  // [B] sorted row i is batch entry perm[i] (null when dense: identity)
   const int64_t* src = nullptr;   // [N] packed row n comes from row src[n] of [T*B, ...]; null when dense
   // sizes and the plan (host memory)
   int cell = kRnnTanh;
@@ -148,10 +148,13 @@ template <class A> void check_args(const A& a, bool forward) {
   };
   need(a.cell >= kRnnTanh && a.cell <= kGru, "unknown cell id");
   need(a.T >= 0 && a.B >= 0 && a.I >= 0 && a.H >= 1, "bad sizes");
-  need(a.batch_sizes && a.offsets && a.perm, "missing plan");
-  need(a.dense || a.src, "lengths without the packed row index src");
-  need(a.W_ih && a.W_hh, "missing weights");
-  if (forward) need(!a.training || (a.offsets[a.T] == 0 || a.xg), "missing cache");
+  // An empty array has no address (CuPy allocates nothing for it): a pointer is needed only where
+  // its array has elements (B = 0, I = 0 and all-zero lengths are valid calls).
+  need(a.offsets && (a.T == 0 || a.batch_sizes) && (a.B == 0 || a.dense || a.perm), "missing plan");
+  const int64_t N = a.B ? a.offsets[a.T] : 0;
+  need(a.dense || N == 0 || a.src, "lengths without the packed row index src");
+  need((a.I == 0 || a.W_ih) && a.W_hh, "missing weights");
+  if (forward) need(!a.training || N == 0 || a.xg, "missing cache");
 }
 
 template <class R, class Ops> void forward_sequence(Ops& ops, const ForwardArgs<R>& a) {

@@ -68,7 +68,9 @@ class _Runtime:
 
     @staticmethod
     def address(a: Any) -> int:
-        if a is None:
+        """The array's address; 0 for None and for an empty array (CuPy gives empty arrays no
+        memory, so the host harness sees the same null addresses as the GPU)."""
+        if a is None or a.size == 0:
             return 0
         if isinstance(a, np.ndarray):
             return int(a.ctypes.data)
@@ -120,7 +122,7 @@ def _runtime(p) -> _Runtime:
 
 
 class CudaCache(NamedTuple):
-    """What backward reads: the plan (host) with perm [B] and src [N] in device memory; xg [N, G*H]
+    """What backward reads: the plan (host) with perm [B] (None when dense) and src [N] in device memory; xg [N, G*H]
     activated gates (RNN: h_t); xp [N, I] packed x (lengths only); h_prev [N, H]; c_prev [N, H]
     (LSTM); hn [N, H] (GRU: W_hn h + b_hn)."""
 
@@ -150,7 +152,7 @@ def _forward(p, rt: Optional[_Runtime] = None):
     pl = plan(p)
     T, B, I, H, G, N = p.T, p.B, p.I, p.H, p.G, pl.N
     lstm, gru, train = p.cell == "lstm", p.cell == "gru", p.training
-    perm = rt.device(pl.perm)
+    perm = None if pl.dense else rt.device(pl.perm)  # dense: the identity (no host-to-device copy)
     src = None if pl.dense else rt.device(packed_rows(pl, B))
     zeros = np.zeros(G * H, dt)
     arrays = dict(

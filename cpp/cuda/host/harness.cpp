@@ -26,11 +26,11 @@ struct HostOps {
   }
   template <class R> void gather(R* dst, const R* src, const int64_t* idx, int64_t n, int64_t w) {
     for (int64_t r = 0; r < n; ++r)
-      if (w) std::memcpy(dst + r * w, src + idx[r] * w, sizeof(R) * w);
+      if (w) std::memcpy(dst + r * w, src + row_of(idx, r) * w, sizeof(R) * w);
   }
   template <class R> void scatter(R* dst, const R* src, const int64_t* idx, int64_t n, int64_t w) {
     for (int64_t r = 0; r < n; ++r)
-      if (w) std::memcpy(dst + idx[r] * w, src + r * w, sizeof(R) * w);
+      if (w) std::memcpy(dst + row_of(idx, r) * w, src + r * w, sizeof(R) * w);
   }
   template <class R> void colsum(R* out, const R* m, int64_t n, int64_t w) {
     for (int64_t c = 0; c < w; ++c) {

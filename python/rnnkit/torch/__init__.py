@@ -9,9 +9,11 @@ both ways (no copy of the weights per call). Under ``torch.compile`` and ``torch
 same kernels run as registered operators (``torch.ops.rnnkit.layer_forward`` and
 ``torch.ops.rnnkit.layer_backward``), so ``torch.compile(model, fullgraph=True)`` and
 ``torch.export.export(model, args)`` capture models holding these modules; `export_onnx`
-writes them as standard ONNX nodes. CPU tensors only. The kernels run on at most
-``torch.get_num_threads()`` threads (``torch.set_num_threads`` governs them as it governs
-``torch.nn``), capped by `rnnkit.set_num_threads`.
+writes them as standard ONNX nodes. CPU tensors, and CUDA tensors in eager mode (backend
+``"cuda"``: rnnkit built with its CUDA extension, and CuPy; the tensors reach the kernels through
+DLPack without a copy, and the kernels run on torch's current stream). On the CPU the kernels run
+on at most ``torch.get_num_threads()`` threads (``torch.set_num_threads`` governs them as it
+governs ``torch.nn``), capped by `rnnkit.set_num_threads`.
 
 Importing ``rnnkit`` never imports torch; importing ``rnnkit.torch`` needs it (the ``torch``
 extra).
@@ -31,7 +33,8 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple, Union, cast, overload
+import contextlib
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union, cast, overload
 
 import numpy as np
 import torch
@@ -43,7 +46,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from .. import _backends, _threads
 from .. import functional as F
 from .._buffers import InnerOutputs
-from .._validate import positive_int, proj_size_of
+from .._validate import _cupy, positive_int, proj_size_of
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
 from ._ops import torch_threads as _torch_threads
 
@@ -80,13 +83,60 @@ _DTYPES = (torch.float32, torch.float64)
 _NP_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
 
+# The devices whose tensors the kernels take: the CPU (backends cpp, numba, numpy) and CUDA GPUs
+# (backend cuda).
+_DEVICES = ("cpu", "cuda")
+
+
 @overload
-def _np(t: Tensor) -> NDArray[Any]: ...
+def _np(t: Tensor) -> Any: ...
 @overload
 def _np(t: None) -> None: ...
-def _np(t: Optional[Tensor]) -> Optional[NDArray[Any]]:
-    """A NumPy view of a CPU tensor (no copy when contiguous)."""
-    return None if t is None else t.detach().numpy()
+def _np(t: Optional[Tensor]) -> Any:
+    """The array the kernels take for a tensor, sharing its memory: a NumPy view of a CPU tensor,
+    a CuPy view (DLPack) of a CUDA tensor."""
+    if t is None:
+        return None
+    t = t.detach()
+    return t.numpy() if t.device.type == "cpu" else _cupy(f"a tensor on {t.device}").from_dlpack(t)
+
+
+def _tensor(a: Any) -> Tensor:
+    """The tensor of a kernel's result, sharing its memory (NumPy: CPU; CuPy: through DLPack)."""
+    return torch.from_numpy(a) if isinstance(a, np.ndarray) else torch.from_dlpack(a)
+
+
+@contextlib.contextmanager
+def _on_device(t: Tensor) -> Iterator[None]:
+    """Around a call with t's device: for a CUDA tensor, CuPy on that device with torch's current
+    stream there as its current stream, so the kernels queue behind torch's work and torch's
+    next work queues behind them, without a synchronisation."""
+    if t.device.type != "cuda":
+        yield
+        return
+    cp = _cupy(f"a tensor on {t.device}")
+    with cp.cuda.Device(t.device.index):
+        with _cupy_stream(cp, torch.cuda.current_stream(t.device).cuda_stream, t.device.index):
+            yield
+
+
+class _StreamHandle:
+    """A raw stream address in the CUDA stream protocol (what CuPy's Stream.from_external reads)."""
+
+    def __init__(self, ptr: int) -> None:
+        self.ptr = ptr
+
+    def __cuda_stream__(self) -> Tuple[int, int]:
+        return (0, self.ptr)
+
+
+def _cupy_stream(cp: Any, ptr: int, device: Optional[int]) -> Any:
+    """torch's stream `ptr` as a CuPy stream (CuPy 14: Stream.from_external; before: ExternalStream,
+    deprecated since)."""
+    from_external = getattr(cp.cuda.Stream, "from_external", None)
+    if from_external is not None:
+        return from_external(_StreamHandle(ptr))
+    return cp.cuda.ExternalStream(ptr, -1 if device is None else device)
 
 
 def _check_tensor(name: str, t: object) -> None:
@@ -95,8 +145,9 @@ def _check_tensor(name: str, t: object) -> None:
     if not isinstance(t, torch.Tensor):
         hint = " (rnnkit.RNN/LSTM/GRU are the NumPy layers)" if isinstance(t, np.ndarray) else ""
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}{hint}")
-    if t.device.type != "cpu":
-        raise ValueError(f"{name} is on device {t.device}; rnnkit's kernels run on the CPU (move it with .cpu())")
+    if t.device.type not in _DEVICES:
+        raise ValueError(f"{name} is on device {t.device}; rnnkit's kernels run on the CPU and on CUDA GPUs "
+                         "(move it with .cpu())")  # fmt: skip
     if t.dtype not in _DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
 
@@ -110,6 +161,12 @@ class _Recurrent(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, cell: str, backend: str, reverses: Tuple[bool, ...], lengths: Any, training: bool,
                 y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:  # fmt: skip
+        with _on_device(x):
+            return _Recurrent._forward(ctx, cell, backend, reverses, lengths, training, y_out, x, *flat)
+
+    @staticmethod
+    def _forward(ctx: Any, cell: str, backend: str, reverses: Tuple[bool, ...], lengths: Any, training: bool,
+                 y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:  # fmt: skip
         lstm = cell == "lstm"
         calls: List[dict[str, Any]] = []
         for d, reverse in enumerate(reverses):
@@ -121,9 +178,14 @@ class _Recurrent(torch.autograd.Function):
         # y of every direction side by side, [T, B, D*H], written there by the kernels (a torch.cat
         # here woke torch's OpenMP threads, which then spin for milliseconds on the cores rnnkit's
         # next call needs: a bidirectional layer took 19 ms instead of 11).
-        xa = calls[0]["x"]
-        if y_out is None and len(calls) > 1 and xa.ndim == 3:
-            y_out = np.empty((xa.shape[0], xa.shape[1], len(calls) * _np(cast(Tensor, flat[1])).shape[1]), xa.dtype)
+        y_t: Optional[Tensor] = None  # y_out as a tensor, for a CUDA x (the module buffers are CPU ones)
+        if y_out is None and len(calls) > 1 and x.dim() == 3:
+            shape = (x.shape[0], x.shape[1], len(calls) * cast(Tensor, flat[1]).shape[1])
+            if x.device.type == "cpu":
+                y_out = np.empty(shape, calls[0]["x"].dtype)
+            else:
+                y_t = torch.empty(shape, dtype=x.dtype, device=x.device)
+                y_out = _np(y_t)
         with _torch_threads():
             runs = F._forward_group(calls, backend, y_out=y_out)
         ctx.fctxs = [fctx for _, _, fctx in runs]
@@ -133,28 +195,32 @@ class _Recurrent(torch.autograd.Function):
         # (the kernels' cache holds views of these same tensors' memory).
         ctx.save_for_backward(x, *flat)
         ys = [y for y, _, _ in runs]
-        out = [torch.from_numpy(ys[0] if y_out is None else y_out)]
+        out = [y_t if y_t is not None else _tensor(ys[0] if y_out is None else y_out)]
         ctx.H = ys[0].shape[2]
         for _, sn, _ in runs:
             h_n, c_n = sn if lstm else (sn, None)
-            out += [torch.from_numpy(h_n), torch.from_numpy(c_n) if c_n is not None else x.new_zeros(0)]
+            out += [_tensor(h_n), _tensor(c_n) if c_n is not None else x.new_zeros(0)]
         return tuple(out)
 
     @staticmethod
     @once_differentiable  # no second derivatives: create_graph=True then a loss on them raises
     def backward(ctx: Any, *grads: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
-        ctx.saved_tensors  # noqa: B018 - checks the version counters and the retain_graph rule
+        x = ctx.saved_tensors[0]  # also checks the version counters and the retain_graph rule
+        with _on_device(x):
+            return _Recurrent._backward(ctx, *grads)
 
-        def arr(t: Optional[Tensor]) -> Optional[NDArray[Any]]:
-            return None if t is None else np.ascontiguousarray(t.detach().numpy())
+    @staticmethod
+    def _backward(ctx: Any, *grads: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
+        def arr(t: Optional[Tensor]) -> Any:
+            return None if t is None else _np(t.contiguous())
 
-        items: List[Tuple[Any, NDArray[Any], Any]] = []
-        dy, H = cast(Tensor, grads[0]).detach().numpy(), ctx.H
+        items: List[Tuple[Any, Any, Any]] = []
+        dy, H = cast(Tensor, grads[0]).detach(), ctx.H
         for d, fctx in enumerate(ctx.fctxs):
             dh_n, dc_n = grads[1 + 2 * d : 3 + 2 * d]
-            dyd = np.ascontiguousarray(dy[..., d * H : (d + 1) * H])
+            dyd = arr(dy[..., d * H : (d + 1) * H])
             items.append((fctx, dyd, (arr(dh_n), arr(dc_n)) if ctx.lstm else arr(dh_n)))
-        dx: Optional[NDArray[Any]] = None
+        dx: Any = None
         flat: List[Optional[Tensor]] = []
         with _torch_threads():
             outs = F._backward_group(items)
@@ -162,8 +228,8 @@ class _Recurrent(torch.autograd.Function):
             dx = d_x if dx is None else dx + d_x
             dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
             dW_hr = dw[4] if len(dw) > 4 else None
-            flat += [None if a is None else torch.from_numpy(a) for a in (*dw[:4], dh0, dc0, dW_hr)]
-        return (None, None, None, None, None, None, torch.from_numpy(cast(NDArray[Any], dx)), *flat)
+            flat += [None if a is None else _tensor(a) for a in (*dw[:4], dh0, dc0, dW_hr)]
+        return (None, None, None, None, None, None, _tensor(dx), *flat)
 
 
 def _apply(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any = None, backend: str = "auto",
@@ -198,6 +264,9 @@ def _apply_op(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: O
               backend: str = "auto") -> _LayerOut:  # fmt: skip
     """_apply through torch.ops.rnnkit.layer_forward; lengths: an int64 tensor or None."""
     _check_tensor("x", x)
+    if x.device.type != "cpu":
+        raise NotImplementedError(f"torch.compile / torch.export of rnnkit's modules take CPU tensors; x is on "
+                                  f"{x.device} (CUDA tensors run in eager mode)")  # fmt: skip
     params: List[Optional[Tensor]] = []
     h0: List[Tensor] = []
     c0: List[Tensor] = []
@@ -236,7 +305,8 @@ def recurrent(cell: str, x: Tensor, weights: Sequence[Optional[Tensor]], h0: Opt
 
     A differentiable single-layer, single-direction call of rnnkit's kernels on torch tensors
     (through autograd in eager mode, as a registered operator under ``torch.compile`` and
-    ``torch.export``). CPU tensors of float32 or float64, all of the same dtype.
+    ``torch.export``). Tensors of float32 or float64, all of the same dtype, all on the CPU, or in
+    eager mode all on one CUDA GPU (backend ``"cuda"``).
 
     Parameters
     ----------
@@ -304,8 +374,8 @@ _LOW = (torch.float16, torch.bfloat16)  # computed in float32, returned in their
 
 
 def _check_device(device: _Device) -> None:
-    if device is not None and torch.device(device).type != "cpu":
-        raise ValueError(f"device {device}: rnnkit's kernels run on the CPU")
+    if device is not None and torch.device(device).type not in _DEVICES:
+        raise ValueError(f"device {device}: rnnkit's kernels run on the CPU and on CUDA GPUs")
 
 
 def _compute_dtype(cell: str, x: Tensor) -> Tuple[torch.dtype, torch.dtype]:
@@ -378,7 +448,7 @@ class _RNNBase(nn.RNNBase):
             if compiling:
                 lens = _lengths_tensor(lengths)
             else:
-                lens = lengths.numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
+                lens = lengths.cpu().numpy() if isinstance(lengths, torch.Tensor) else np.asarray(lengths)
         unbatched = False
         if isinstance(input, PackedSequence):
             x, packed_lens = pad_packed_sequence(input, batch_first=False)
@@ -422,7 +492,8 @@ class _RNNBase(nn.RNNBase):
         cs: List[Tensor] = []
         # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py).
         infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        shape, npdt = (x.shape[0], B, D * S), _NP_DTYPES.get(x.dtype)
+        # (the buffers are NumPy arrays: CPU tensors only)
+        shape, npdt = (x.shape[0], B, D * S), _NP_DTYPES.get(x.dtype) if x.device.type == "cpu" else None
         with self._outputs.call(infer and L > 1 and npdt is not None and not compiling) as held:
             for layer in range(L):
                 dirs = [(self._weights(i, dt), None if h0 is None else h0[i].contiguous(),
@@ -446,7 +517,7 @@ class _RNNBase(nn.RNNBase):
         state: _State = (h_n, _as(torch.stack(cs), out_dt)) if lstm else h_n
         if isinstance(input, PackedSequence):
             bs = input.batch_sizes
-            si = input.sorted_indices if input.sorted_indices is not None else torch.arange(B)
+            si = input.sorted_indices if input.sorted_indices is not None else torch.arange(B, device=inp.device)
             data = torch.cat([inp[t, si[: int(bs[t])]] for t in range(len(bs))])
             return PackedSequence(data, bs, input.sorted_indices, input.unsorted_indices), state
         if unbatched:
@@ -464,7 +535,7 @@ class RNN(_RNNBase):
 
     The constructor, parameters (``weight_ih_l0``, ``weight_hh_l0``, ...), initialisation,
     ``state_dict`` and forward of ``torch.nn.RNN``. The module is a ``torch.nn.RNNBase`` but
-    not a ``torch.nn.RNN`` instance (``torch.compile`` refuses to trace those). CPU only.
+    not a ``torch.nn.RNN`` instance (``torch.compile`` refuses to trace those). CPU and CUDA tensors.
 
     Parameters
     ----------
@@ -488,7 +559,7 @@ class RNN(_RNNBase):
         Add a direction running from the last step to the first (then D = 2, else D = 1); the
         output holds both directions' hidden states side by side.
     device : torch.device or str, optional
-        The parameters' device: only the CPU (another device raises ``ValueError``).
+        The parameters' device: the CPU or a CUDA GPU (another device raises ``ValueError``).
     dtype : torch.dtype, optional
         The parameters' dtype (torch's default dtype if None). The kernels compute in float32
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
@@ -569,7 +640,7 @@ class LSTM(_RNNBase):
 
     The constructor, parameters (``weight_ih_l0``, ``weight_hh_l0``, ...), initialisation,
     ``state_dict`` and forward of ``torch.nn.LSTM``. The module is a ``torch.nn.RNNBase`` but
-    not a ``torch.nn.LSTM`` instance (``torch.compile`` refuses to trace those). CPU only.
+    not a ``torch.nn.LSTM`` instance (``torch.compile`` refuses to trace those). CPU and CUDA tensors.
 
     Parameters
     ----------
@@ -595,7 +666,7 @@ class LSTM(_RNNBase):
         ``h_t = W_hr (o * tanh(c_t))`` through ``weight_hr_l[k]`` of shape (proj_size, H);
         the output and ``h_n`` are then proj_size wide per direction, ``c_n`` stays H wide.
     device : torch.device or str, optional
-        The parameters' device: only the CPU (another device raises ``ValueError``).
+        The parameters' device: the CPU or a CUDA GPU (another device raises ``ValueError``).
     dtype : torch.dtype, optional
         The parameters' dtype (torch's default dtype if None). The kernels compute in float32
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own
@@ -677,7 +748,7 @@ class GRU(_RNNBase):
 
     The constructor, parameters (``weight_ih_l0``, ``weight_hh_l0``, ...), initialisation,
     ``state_dict`` and forward of ``torch.nn.GRU``. The module is a ``torch.nn.RNNBase`` but
-    not a ``torch.nn.GRU`` instance (``torch.compile`` refuses to trace those). CPU only.
+    not a ``torch.nn.GRU`` instance (``torch.compile`` refuses to trace those). CPU and CUDA tensors.
 
     Parameters
     ----------
@@ -699,7 +770,7 @@ class GRU(_RNNBase):
         Add a direction running from the last step to the first (then D = 2, else D = 1); the
         output holds both directions' hidden states side by side.
     device : torch.device or str, optional
-        The parameters' device: only the CPU (another device raises ``ValueError``).
+        The parameters' device: the CPU or a CUDA GPU (another device raises ``ValueError``).
     dtype : torch.dtype, optional
         The parameters' dtype (torch's default dtype if None). The kernels compute in float32
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
@@ -825,7 +896,7 @@ class RNNCell(_CellBase, nn.RNNCell):
 
     One step, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``: the constructor, parameters
     (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``), initialisation and forward of
-    ``torch.nn.RNNCell``, of which it is an instance. CPU only.
+    ``torch.nn.RNNCell``, of which it is an instance. CPU and CUDA tensors.
 
     Parameters
     ----------
@@ -838,7 +909,7 @@ class RNNCell(_CellBase, nn.RNNCell):
     nonlinearity : {"tanh", "relu"}, default "tanh"
         The activation ``act``.
     device : torch.device or str, optional
-        The parameters' device: only the CPU (another device raises ``ValueError``).
+        The parameters' device: the CPU or a CUDA GPU (another device raises ``ValueError``).
     dtype : torch.dtype, optional
         The parameters' dtype (torch's default dtype if None). The kernels compute in float32
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
@@ -896,7 +967,7 @@ class LSTMCell(_CellBase, nn.LSTMCell):
 
     One step of the LSTM: the constructor, parameters (``weight_ih``, ``weight_hh``,
     ``bias_ih``, ``bias_hh``, gates i, f, g, o), initialisation and forward of
-    ``torch.nn.LSTMCell``, of which it is an instance. CPU only.
+    ``torch.nn.LSTMCell``, of which it is an instance. CPU and CUDA tensors.
 
     Parameters
     ----------
@@ -907,7 +978,7 @@ class LSTMCell(_CellBase, nn.LSTMCell):
     bias : bool, default True
         Whether the cell has the biases ``bias_ih`` and ``bias_hh``.
     device : torch.device or str, optional
-        The parameters' device: only the CPU (another device raises ``ValueError``).
+        The parameters' device: the CPU or a CUDA GPU (another device raises ``ValueError``).
     dtype : torch.dtype, optional
         The parameters' dtype (torch's default dtype if None). The kernels compute in float32
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own
@@ -964,7 +1035,7 @@ class GRUCell(_CellBase, nn.GRUCell):
 
     One step of the GRU: the constructor, parameters (``weight_ih``, ``weight_hh``,
     ``bias_ih``, ``bias_hh``, gates r, z, n), initialisation and forward of
-    ``torch.nn.GRUCell``, of which it is an instance. CPU only.
+    ``torch.nn.GRUCell``, of which it is an instance. CPU and CUDA tensors.
 
     Parameters
     ----------
@@ -975,7 +1046,7 @@ class GRUCell(_CellBase, nn.GRUCell):
     bias : bool, default True
         Whether the cell has the biases ``bias_ih`` and ``bias_hh``.
     device : torch.device or str, optional
-        The parameters' device: only the CPU (another device raises ``ValueError``).
+        The parameters' device: the CPU or a CUDA GPU (another device raises ``ValueError``).
     dtype : torch.dtype, optional
         The parameters' dtype (torch's default dtype if None). The kernels compute in float32
         or float64; float16 and bfloat16 inputs run in float32 and come back in their own dtype.
