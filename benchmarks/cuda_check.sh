@@ -53,7 +53,7 @@ timeout 200 python3 -m pytest tests/test_cuda.py tests/test_cuda_host.py tests/t
 stage "tests rc=${PIPESTATUS[0]}"
 
 stage "benchmark: cuda vs torch+cuDNN"
-timeout 200 python3 - <<'PY' 2>&1 | tee "$LOGS/bench.log"
+timeout 240 python3 - <<'PY' 2>&1 | tee "$LOGS/bench.log"
 import cupy as cp
 import numpy as np
 import torch
@@ -143,6 +143,56 @@ for cell, make in MODULES.items():
             tf32(False)
             tr = timed(ours)
             print(f"{cell:9} {cfg:6} {mode:5} {tt:9.3f} {t32:8.3f} {tr:8.3f} {tt / tr:7.2f}x {t32 / tr:7.2f}x  {err:.1e}", flush=True)
+
+# The one-block path (cpp/cuda/block.h) against the step loop it replaces, on the cases that take it.
+import time
+
+import rnnkit._cuda_core as ext
+
+print("\n== one-block path vs step loop (rnnkit cuda, float32, ms); host = wall time per call, 200 calls")
+for cell, make in MODULES.items():
+    for cfg, (T, B, I, H) in (("S", CONFIGS["S"]), ("S-B16", (32, 16, 64, 64)), ("T100", (100, 1, 40, 128))):
+        torch.manual_seed(0)
+        m = make(I, H).to(dev)
+        x = torch.randn(T, B, I, device=dev)
+        row = []
+        for on in (True, False):
+            ext.set_block_path(on)
+            for mode in ("infer", "train"):
+                row.append(timed(pair(cell, m, x, mode)[1]))
+            ours = pair(cell, m, x, "infer")[1]
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(200):
+                ours()
+            torch.cuda.synchronize()
+            row.append((time.perf_counter() - t0) / 200 * 1e3)
+        ext.set_block_path(True)
+        print(f"{cell:9} {cfg:6} block: infer {row[0]:.3f} train {row[1]:.3f} host {row[2]:.3f} | "
+              f"steps: infer {row[3]:.3f} train {row[4]:.3f} host {row[5]:.3f}", flush=True)
+
+# The per-step product alone: cuBLAS through rnnkit's shapes (torch.mm: cuBLAS/cuBLASLt as torch
+# calls it) at M, where the profile showed a split-K kernel with a memset for the RNN's 16x256x256.
+print("\n== per-step product h W^T alone (torch.mm, float32, TF32 off), us")
+for rows, GH, H in ((16, 256, 256), (16, 1024, 256), (16, 768, 256), (1, 256, 64)):
+    h, W = torch.randn(rows, H, device=dev), torch.randn(GH, H, device=dev)
+    out = torch.empty(rows, GH, device=dev)
+    print(f"{rows}x{GH}x{H}: {timed(lambda: torch.mm(h, W.t(), out=out), 200) * 1e3:.1f}")
+
+# The host side of a small call: where the Python time goes (cProfile, 300 calls of lstm S inference).
+import cProfile
+import pstats
+
+m = torch.nn.LSTM(64, 64).to(dev)
+xs, Ws = cp.asarray(torch.randn(32, 1, 64, device=dev)), weights(m)
+prof_ = cProfile.Profile()
+prof_.enable()
+for _ in range(300):
+    F.forward("lstm", xs, Ws, training=False)
+prof_.disable()
+torch.cuda.synchronize()
+print("\n== host profile: lstm S inference, 300 calls (tottime)")
+pstats.Stats(prof_).sort_stats("tottime").print_stats(18)
 
 # Where the time goes: rnnkit's kernels (CUPTI through torch.profiler) against the wall time of a call.
 from torch.profiler import ProfilerActivity, profile

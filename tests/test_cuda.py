@@ -283,10 +283,21 @@ def _run_gpu(cp, case, backend="cuda", training=True):
     return out
 
 
+@pytest.fixture(params=["block", "steps"])
+def path(request, gpu):
+    """Both schedules of a call: small dense calls in one thread block (cpp/cuda/block.h, the
+    default), and the step loop (one GEMM and one pointwise launch per step) that the rest take."""
+    import rnnkit._cuda_core as ext
+
+    ext.set_block_path(request.param == "block")
+    yield request.param
+    ext.set_block_path(True)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_gpu_matches_reference(gpu, cell, dtype, name):
+def test_gpu_matches_reference(gpu, path, cell, dtype, name):
     case = make_case(cell, dtype=dtype, seed=7, **CASES[name])
     want = case.astype(np.float64).run("numpy")
     got = _run_gpu(gpu, case, backend="auto")  # auto: GPU arrays go to cuda
@@ -294,6 +305,18 @@ def test_gpu_matches_reference(gpu, cell, dtype, name):
     for k in want:
         assert isinstance(got[k], gpu.ndarray), f"{k}: {type(got[k])}, expected a CuPy array"
         assert_close(k, gpu.asnumpy(got[k]), want[k], dtype)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("B, H", [(1, 64), (5, 32), (64, 16), (9, 130)])
+def test_gpu_block_path_sizes_match_reference(gpu, path, cell, B, H):
+    """The one-block path at the sizes it is for (W_hh in shared memory, batch chunks of 8, threads
+    fewer than the gate rows), against the reference; (9, 130) takes the step loop (too large)."""
+    case = make_case(cell, T=6, B=B, I=7, H=H, dtype=np.float32, seed=4)
+    want = case.astype(np.float64).run("numpy")
+    got = _run_gpu(gpu, case)
+    for k in want:
+        assert_close(k, gpu.asnumpy(got[k]), want[k], np.float32)
 
 
 @pytest.mark.parametrize("cell", CELLS)

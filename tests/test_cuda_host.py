@@ -23,7 +23,8 @@ from rnnkit import _cuda, _validate
 from rnnkit.functional import _backward_result
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [ROOT / "cpp/cuda/host/harness.cpp", ROOT / "cpp/cuda/sequence.h", ROOT / "cpp/cuda/cell.h"]
+SOURCES = [ROOT / "cpp/cuda/host/harness.cpp", ROOT / "cpp/cuda/sequence.h", ROOT / "cpp/cuda/cell.h",
+           ROOT / "cpp/cuda/block.h"]
 
 
 class HostKernels:
@@ -49,6 +50,13 @@ class HostKernels:
         if rc:
             raise RuntimeError(err.value.decode())
 
+    def set_block(self, on: bool) -> None:
+        """Small dense calls through the one-block path (cpp/cuda/block.h), as on a GPU, or not."""
+        self._lib.rnnkit_cuda_host_set_block(ctypes.c_int(int(on)))
+
+    def block_calls(self) -> int:
+        return int(self._lib.rnnkit_cuda_host_block_calls())
+
     def forward(self, f64, ptrs, sizes, batch_sizes, offsets, stream):
         self._call(self._lib.rnnkit_cuda_host_forward, f64, ptrs, sizes, batch_sizes, offsets)
 
@@ -57,8 +65,8 @@ class HostKernels:
 
 
 @pytest.fixture(scope="session")
-def host(tmp_path_factory):
-    """The host runtime: the harness built once per session (a few seconds), NumPy arrays."""
+def host_kernels(tmp_path_factory):
+    """The harness, built once per session (a few seconds)."""
     cxx = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
     if cxx is None:
         pytest.skip("no C++ compiler to build the CUDA host harness")
@@ -69,7 +77,30 @@ def host(tmp_path_factory):
     cmd = [cxx, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", str(SOURCES[0]), "-o", str(lib)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout}{r.stderr}"
-    return _cuda._Runtime(HostKernels(lib), np)
+    return HostKernels(lib)
+
+
+@pytest.fixture(params=["steps", "block"])
+def host(request, host_kernels):
+    """The host runtime on NumPy arrays, each test both ways: the step loop of the drivers, and the
+    one-block path that small dense calls take on a GPU (cpp/cuda/block.h)."""
+    host_kernels.set_block(request.param == "block")
+    yield _cuda._Runtime(host_kernels, np)
+    host_kernels.set_block(False)
+
+
+def test_host_block_path_is_taken_for_small_dense_calls_only(host_kernels):
+    rt = _cuda._Runtime(host_kernels, np)
+    host_kernels.set_block(True)
+    try:
+        before = host_kernels.block_calls()
+        run_host(make_case("lstm", T=4, B=3, H=5, dtype=np.float32, seed=1), rt)  # forward + backward
+        assert host_kernels.block_calls() == before + 2
+        run_host(make_case("gru", T=4, B=3, H=5, dtype=np.float32, lengths="spread", seed=1), rt)
+        run_host(make_case("gru", T=4, B=3, H=300, dtype=np.float32, seed=1), rt)  # W_hh past the limit
+        assert host_kernels.block_calls() == before + 2
+    finally:
+        host_kernels.set_block(False)
 
 
 def run_host(case, rt, training=True):

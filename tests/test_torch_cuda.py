@@ -38,7 +38,9 @@ CONFIGS = {
     "batch_first": dict(batch_first=True, num_layers=2),
     "no_bias": dict(bias=False),
 }
-TOL = {torch.float32: dict(rtol=2e-5, atol=2e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
+# float32: cuDNN and rnnkit sum in different orders; over 7 steps and 2 layers the weight gradients
+# of the tanh RNN differ by a few 1e-5 (float64 agrees to 1e-10).
+TOL = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +84,7 @@ def _compare(got, want, dtype):
     assert set(got) == set(want)
     for k in want:
         assert got[k].device == want[k].device, k
-        torch.testing.assert_close(got[k], want[k], **TOL[dtype], msg=k)
+        torch.testing.assert_close(got[k], want[k], **TOL[dtype], msg=lambda m, k=k: f"{k}: {m}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])

@@ -15,6 +15,8 @@ void backward_device(bool double_precision, const uintptr_t* ptrs, const int64_t
                      const int64_t* offsets, uintptr_t stream);
 // (device count, "" or the driver's error) without raising: how rnnkit/_cuda.py says why not.
 int device_count(const char** error);
+// Whether small dense calls run their step loop in one thread block (block.h; default on).
+void set_block_path(bool on);
 // What the build used: the architectures and where cuBLAS came from (CMake fills it in).
 const char* build_info();
 

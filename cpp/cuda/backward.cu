@@ -16,6 +16,13 @@ template <int Cell, class R> __global__ void backward_kernel(const BwdStep<R> s)
     backward_element<Cell>(s, i, u);
 }
 
+// The whole step loop of a small dense call in one block (block.h), W_hh in shared memory.
+template <int Cell, class R> __global__ void block_backward_kernel(const BackwardArgs<R> a) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DeviceBlock blk;
+  block_backward<Cell>(blk, a, reinterpret_cast<R*>(smem_raw));
+}
+
 template <class R> void run(const uintptr_t* ptrs, const int64_t* sizes, const int64_t* bs, const int64_t* off,
                             uintptr_t stream) {
   BackwardArgs<R> a = backward_args<R>(ptrs, sizes, bs, off);
@@ -40,6 +47,21 @@ template <class R> void DeviceOps::backward_step(int cell, const BwdStep<R>& s) 
 }
 template void DeviceOps::backward_step<float>(int, const BwdStep<float>&);
 template void DeviceOps::backward_step<double>(int, const BwdStep<double>&);
+
+template <class R> bool DeviceOps::block_backward(const BackwardArgs<R>& a) {
+  if (!block_path_on(a.cell, a.dense, a.T, a.B, a.H, sizeof(R))) return false;
+  const size_t bytes = size_t(block_smem_elems(a.cell, a.B, a.H)) * sizeof(R);
+  const int threads = block_threads(a.cell, a.B, a.H);
+  switch (a.cell) {
+    case kRnnTanh: launch_block(block_backward_kernel<kRnnTanh, R>, threads, bytes, stream, a, "block_backward launch"); break;
+    case kRnnRelu: launch_block(block_backward_kernel<kRnnRelu, R>, threads, bytes, stream, a, "block_backward launch"); break;
+    case kLstm: launch_block(block_backward_kernel<kLstm, R>, threads, bytes, stream, a, "block_backward launch"); break;
+    default: launch_block(block_backward_kernel<kGru, R>, threads, bytes, stream, a, "block_backward launch"); break;
+  }
+  return true;
+}
+template bool DeviceOps::block_backward<float>(const BackwardArgs<float>&);
+template bool DeviceOps::block_backward<double>(const BackwardArgs<double>&);
 
 void backward_device(bool double_precision, const uintptr_t* ptrs, const int64_t* sizes, const int64_t* batch_sizes,
                      const int64_t* offsets, uintptr_t stream) {

@@ -58,5 +58,8 @@ PYBIND11_MODULE(_cuda_core, m) {
         return py::make_tuple(n, std::string(error));
       },
       "(number of CUDA devices, '' or the driver's error), never raising.");
+  m.def("set_block_path", [](bool on) { rnnkit::cuda::set_block_path(on); },
+        "Whether small dense calls run their step loop in one thread block (default True; False: one GEMM "
+        "and one pointwise launch per step, for tests and benchmarks).");
   m.def("build_info", [] { return std::string(rnnkit::cuda::build_info()); }, "Architectures and the cuBLAS used.");
 }

@@ -1,5 +1,6 @@
 // cpp/cuda/device.cu: DeviceOps' GEMMs, row moves and column sums (see device.cuh), the cuBLAS
 // handle and the error checks shared by forward.cu and backward.cu.
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -41,6 +42,24 @@ cublasHandle_t blas_handle() {
     check(cublasSetMathMode(handles[dev], CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
   }
   return handles[dev];
+}
+
+namespace {
+std::atomic<bool> g_block_path{true};
+}  // namespace
+
+void set_block_path(bool on) { g_block_path = on; }
+
+bool block_path_on(int cell, bool dense, int64_t T, int64_t B, int64_t H, int64_t elem_size) {
+  if (!g_block_path) return false;
+  constexpr int kMaxDevices = 64;
+  thread_local int limit[kMaxDevices] = {};  // opt-in shared memory per block, per device (0: not read)
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  if (dev < 0 || dev >= kMaxDevices) return false;
+  if (!limit[dev]) check(cudaDeviceGetAttribute(&limit[dev], cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                         "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");  // fmt: skip
+  return block_path(dense, cell, T, B, H, elem_size, limit[dev]);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "api.h"
 #include "sequence.h"
 
 namespace rnnkit {
@@ -33,7 +34,38 @@ struct DeviceOps {
   template <class R> void colsum(R* out, const R* m, int64_t n, int64_t w);
   template <class R> void forward_step(int cell, const FwdStep<R>& s);   // forward.cu
   template <class R> void backward_step(int cell, const BwdStep<R>& s);  // backward.cu
+  template <class R> bool block_forward(const ForwardArgs<R>& a);        // forward.cu
+  template <class R> bool block_backward(const BackwardArgs<R>& a);      // backward.cu
 };
+
+// The one-block path (block.h): whether a call of this element size takes it on the current
+// device (its opt-in shared memory per block; off after set_block_path(false)), the threads of its
+// block, and the device executor of block.h's phases.
+bool block_path_on(int cell, bool dense, int64_t T, int64_t B, int64_t H, int64_t elem_size);
+inline int block_threads(int cell, int64_t B, int64_t H) {
+  const int64_t GH = gate_count(cell) * H, wide = kBlockSplit * GH > B * H ? kBlockSplit * GH : B * H;
+  const int64_t t = (wide + 31) / 32 * 32;
+  return int(t < 64 ? 64 : t > 1024 ? 1024 : t);
+}
+struct DeviceBlock {
+  template <class F> __host__ __device__ void for_each(int n, F&& f) {
+#ifdef __CUDA_ARCH__
+    for (int e = int(threadIdx.x); e < n; e += int(blockDim.x)) f(e);
+#endif
+  }
+  __host__ __device__ void sync() {
+#ifdef __CUDA_ARCH__
+    __syncthreads();
+#endif
+  }
+};
+// Launch kernel<<<1, threads, bytes of dynamic shared memory, stream>>>(args).
+template <class Kernel, class Args>
+void launch_block(Kernel kernel, int threads, size_t bytes, cudaStream_t stream, const Args& args, const char* what) {
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), what);
+  kernel<<<1, threads, bytes, stream>>>(args);
+  check(cudaGetLastError(), what);
+}
 
 // The launch shape of the pointwise kernels: units along x (coalesced), rows along y, a grid-stride
 // loop over rows beyond the grid's y limit.

@@ -16,6 +16,13 @@ template <int Cell, class R> __global__ void forward_kernel(const FwdStep<R> s) 
     forward_element<Cell>(s, i, u);
 }
 
+// The whole step loop of a small dense call in one block (block.h), W_hh in shared memory.
+template <int Cell, class R> __global__ void block_forward_kernel(const ForwardArgs<R> a) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DeviceBlock blk;
+  block_forward<Cell>(blk, a, reinterpret_cast<R*>(smem_raw));
+}
+
 template <class R> void run(const uintptr_t* ptrs, const int64_t* sizes, const int64_t* bs, const int64_t* off,
                             uintptr_t stream) {
   ForwardArgs<R> a = forward_args<R>(ptrs, sizes, bs, off);
@@ -40,6 +47,21 @@ template <class R> void DeviceOps::forward_step(int cell, const FwdStep<R>& s) {
 }
 template void DeviceOps::forward_step<float>(int, const FwdStep<float>&);
 template void DeviceOps::forward_step<double>(int, const FwdStep<double>&);
+
+template <class R> bool DeviceOps::block_forward(const ForwardArgs<R>& a) {
+  if (!block_path_on(a.cell, a.dense, a.T, a.B, a.H, sizeof(R))) return false;
+  const size_t bytes = size_t(block_smem_elems(a.cell, a.B, a.H)) * sizeof(R);
+  const int threads = block_threads(a.cell, a.B, a.H);
+  switch (a.cell) {
+    case kRnnTanh: launch_block(block_forward_kernel<kRnnTanh, R>, threads, bytes, stream, a, "block_forward launch"); break;
+    case kRnnRelu: launch_block(block_forward_kernel<kRnnRelu, R>, threads, bytes, stream, a, "block_forward launch"); break;
+    case kLstm: launch_block(block_forward_kernel<kLstm, R>, threads, bytes, stream, a, "block_forward launch"); break;
+    default: launch_block(block_forward_kernel<kGru, R>, threads, bytes, stream, a, "block_forward launch"); break;
+  }
+  return true;
+}
+template bool DeviceOps::block_forward<float>(const ForwardArgs<float>&);
+template bool DeviceOps::block_forward<double>(const ForwardArgs<double>&);
 
 void forward_device(bool double_precision, const uintptr_t* ptrs, const int64_t* sizes, const int64_t* batch_sizes,
                     const int64_t* offsets, uintptr_t stream) {

@@ -22,12 +22,15 @@
 //   scatter(dst, src, idx, n, w)  dst[idx[r], :] = src[r, :]
 //   colsum(out, m, n, w)          out[c] = sum over r < n of m[r, c] (fixed order), overwritten
 //   forward_step(cell, FwdStep), backward_step(cell, BwdStep): the pointwise pass over rows x H
+//   block_forward(args), block_backward(args): the whole step loop of a small dense call in one
+//                                 thread block (block.h), or false (not taken: the loop runs here)
 #pragma once
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
+#include "block.h"
 #include "cell.h"
 
 namespace rnnkit {
@@ -162,8 +165,6 @@ template <class R, class Ops> void forward_sequence(Ops& ops, const ForwardArgs<
   const int64_t N = a.offsets[T];
   const bool lstm = a.cell == kLstm, gru = a.cell == kGru;
   if (B == 0) return;
-  ops.gather(a.hs, a.h0, a.perm, B, H);  // the state in sorted order
-  if (lstm) ops.gather(a.cs, a.c0, a.perm, B, H);
   if (N > 0) {
     const R* xp = a.x;
     if (!a.dense) {
@@ -172,6 +173,10 @@ template <class R, class Ops> void forward_sequence(Ops& ops, const ForwardArgs<
     }
     ops.gemm(false, true, N, GH, I, xp, I, a.W_ih, I, R(0), a.xg, GH);  // x W_ih^T, every step at once
   }
+  // Small and dense: the whole loop in one launch, from h0/c0 to h_n/c_n (no sorted copies).
+  if (ops.block_forward(a)) return;
+  ops.gather(a.hs, a.h0, a.perm, B, H);  // the state in sorted order
+  if (lstm) ops.gather(a.cs, a.c0, a.perm, B, H);
   for (int64_t k = 0; k < T; ++k) {
     const int64_t t = a.reverse ? T - 1 - k : k, rows = a.batch_sizes[t], off = a.offsets[t];
     if (rows == 0) continue;
@@ -196,11 +201,13 @@ template <class R, class Ops> void backward_sequence(Ops& ops, const BackwardArg
   const int64_t N = B ? a.offsets[T] : 0;
   const bool lstm = a.cell == kLstm, gru = a.cell == kGru;
   R* dgi = gru ? a.dgi : a.dgh;  // the input side differs from the recurrent one in the GRU only
-  if (B > 0) {
+  // Small and dense: the whole loop in one launch, from dh_n/dc_n to dh0/dc0 (no sorted copies).
+  const bool in_block = B > 0 && ops.block_backward(a);
+  if (B > 0 && !in_block) {
     ops.gather(a.dhs, a.dh_n, a.perm, B, H);
     if (lstm) ops.gather(a.dcs, a.dc_n, a.perm, B, H);
   }
-  for (int64_t k = 0; k < T && B > 0; ++k) {
+  for (int64_t k = 0; k < T && B > 0 && !in_block; ++k) {
     const int64_t t = a.reverse ? k : T - 1 - k, rows = a.batch_sizes[t], off = a.offsets[t];
     if (rows == 0) continue;
     BwdStep<R> s;
@@ -214,7 +221,7 @@ template <class R, class Ops> void backward_sequence(Ops& ops, const BackwardArg
     // dL/dh_{t-1} = dgh W_hh (GRU: + the direct path the pointwise pass left in dhs)
     ops.gemm(false, false, rows, H, GH, s.dgh, GH, a.W_hh, H, gru ? R(1) : R(0), a.dhs, H);
   }
-  if (B > 0) {
+  if (B > 0 && !in_block) {
     ops.scatter(a.dh0, a.dhs, a.perm, B, H);
     if (lstm) ops.scatter(a.dc0, a.dcs, a.perm, B, H);
   }

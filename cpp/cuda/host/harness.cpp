@@ -6,12 +6,36 @@
 // without a GPU; only the cuBLAS calls and the launches stay for a GPU run.
 #include <cstring>
 #include <exception>
+#include <vector>
 
 #include "../sequence.h"
 
 namespace {
 
 using namespace rnnkit::cuda;
+
+// The one-block path (block.h) on the host: a phase's elements one after another, the barrier a
+// no-op. Taken where the device would take it (shared memory limit: an H100's 227 KB) when
+// g_block is set (rnnkit_cuda_host_set_block), so the test runs every case both ways.
+int g_block = 0;
+int g_block_calls = 0;  // calls that took it (the test checks the path it means to test is run)
+constexpr int64_t kHostBlockBytes = 227 * 1024;
+
+struct HostBlock {
+  template <class F> void for_each(int n, F&& f) {
+    for (int e = 0; e < n; ++e) f(e);
+  }
+  void sync() {}
+};
+
+template <class R, class A, class F> bool host_block(const A& a, F&& run) {
+  if (!g_block || !block_path(a.dense, a.cell, a.T, a.B, a.H, sizeof(R), kHostBlockBytes)) return false;
+  std::vector<R> smem(size_t(block_smem_elems(a.cell, a.B, a.H)));
+  HostBlock blk;
+  run(blk, smem.data());
+  ++g_block_calls;
+  return true;
+}
 
 struct HostOps {
   template <class R>
@@ -51,6 +75,26 @@ struct HostOps {
           default: forward_element<kGru>(s, i, u); break;
         }
   }
+  template <class R> bool block_forward(const ForwardArgs<R>& a) {
+    return host_block<R>(a, [&](HostBlock& blk, R* smem) {
+      switch (a.cell) {
+        case kRnnTanh: rnnkit::cuda::block_forward<kRnnTanh>(blk, a, smem); break;
+        case kRnnRelu: rnnkit::cuda::block_forward<kRnnRelu>(blk, a, smem); break;
+        case kLstm: rnnkit::cuda::block_forward<kLstm>(blk, a, smem); break;
+        default: rnnkit::cuda::block_forward<kGru>(blk, a, smem); break;
+      }
+    });
+  }
+  template <class R> bool block_backward(const BackwardArgs<R>& a) {
+    return host_block<R>(a, [&](HostBlock& blk, R* smem) {
+      switch (a.cell) {
+        case kRnnTanh: rnnkit::cuda::block_backward<kRnnTanh>(blk, a, smem); break;
+        case kRnnRelu: rnnkit::cuda::block_backward<kRnnRelu>(blk, a, smem); break;
+        case kLstm: rnnkit::cuda::block_backward<kLstm>(blk, a, smem); break;
+        default: rnnkit::cuda::block_backward<kGru>(blk, a, smem); break;
+      }
+    });
+  }
   template <class R> void backward_step(int cell, const BwdStep<R>& s) {
     for (int64_t u = 0; u < s.H; ++u)
       for (int64_t i = 0; i < s.rows; ++i) switch (cell) {
@@ -80,6 +124,9 @@ extern "C" {
 const char* rnnkit_cuda_forward_pointers() { return kForwardPointers; }
 const char* rnnkit_cuda_backward_pointers() { return kBackwardPointers; }
 const char* rnnkit_cuda_sizes() { return kSizes; }
+// 1: small dense calls take the one-block path (block.h), as on a GPU; 0: the step loop.
+void rnnkit_cuda_host_set_block(int on) { g_block = on; }
+int rnnkit_cuda_host_block_calls() { return g_block_calls; }
 
 // double_precision: 0 float32, 1 float64. Returns 0, or 1 with the message in err.
 int rnnkit_cuda_host_forward(int double_precision, const uintptr_t* ptrs, const int64_t* sizes,
