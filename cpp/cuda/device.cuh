@@ -59,9 +59,15 @@ struct DeviceBlock {
 #endif
   }
 };
-// Launch kernel<<<1, threads, bytes of dynamic shared memory, stream>>>(args).
+// Launch kernel<<<1, threads, bytes of dynamic shared memory, stream>>>(args), with no more threads
+// than the kernel's registers allow in one block (its maxThreadsPerBlock: the backward kernel needs
+// more than 64 registers a thread, so 1024 threads failed on an H200 with "too many resources
+// requested for launch"); block.h's phases stride over whatever threads there are.
 template <class Kernel, class Args>
 void launch_block(Kernel kernel, int threads, size_t bytes, cudaStream_t stream, const Args& args, const char* what) {
+  cudaFuncAttributes attr;
+  check(cudaFuncGetAttributes(&attr, kernel), what);
+  if (threads > attr.maxThreadsPerBlock) threads = attr.maxThreadsPerBlock / 32 * 32;
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), what);
   kernel<<<1, threads, bytes, stream>>>(args);
   check(cudaGetLastError(), what);
