@@ -4,6 +4,7 @@ names the array, the worst index and the max abs/rel error. (A module of its own
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -29,6 +30,15 @@ def unusable(backend) -> Optional[str]:
             import cupy  # noqa: F401
         except ImportError as exc:
             return f"backend {backend!r} is usable, but its tests need CuPy for GPU arrays: {exc}"
+    return None
+
+
+def options_skipped(backend) -> Optional[str]:
+    """Why the tests of ONNX's options skip `backend` by request, or None: RNNKIT_SKIP_NUMBA_OPTIONS=1
+    skips numba's option drivers, whose first compile takes about a minute per dtype (.ci/packaging
+    sets it for its two reinstalled test runs; the README stage of CI runs them)."""
+    if backend == "numba" and os.environ.get("RNNKIT_SKIP_NUMBA_OPTIONS") == "1":
+        return "numba's option drivers skipped (RNNKIT_SKIP_NUMBA_OPTIONS=1)"
     return None
 
 

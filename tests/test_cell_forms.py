@@ -6,7 +6,7 @@ against training; threads 1 against 2."""
 
 import numpy as np
 import pytest
-from _helpers import BACKENDS, assert_close, make_case
+from _helpers import BACKENDS, assert_close, make_case, options_skipped
 from test_backends import CASES
 
 import rnnkit
@@ -92,6 +92,9 @@ def _need_options(backend):
         pytest.skip(f"{backend} not available")
     if not _backends._implements(backend, None, options=True):
         pytest.skip(f"{backend} does not run ONNX's options yet")
+    why = options_skipped(backend)
+    if why:
+        pytest.skip(why)
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numba"])

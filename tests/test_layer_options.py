@@ -5,6 +5,7 @@ onnxruntime), forward and backward, on every backend that runs the options; the 
 
 import numpy as np
 import pytest
+from _helpers import options_skipped
 
 import rnnkit
 from rnnkit import _backends
@@ -62,6 +63,8 @@ def _composed(layer, x, lengths, dy):
 def test_layer_with_options_is_the_functional_cell_per_direction(backend, cls, cell, kw):
     if backend not in _backends_with_options():
         pytest.skip(f"{backend} does not run ONNX's options here")
+    if options_skipped(backend):
+        pytest.skip(options_skipped(backend))
     layer = cls(3, 4, dtype=np.float64, seed=0, backend=backend, **kw)
     assert layer._forms[0][0] == cell
     rng = np.random.default_rng(1)
@@ -119,6 +122,8 @@ def test_cells_with_peepholes_and_options_step_like_their_layer(backend):
     outputs, and its backward the layer's gradients; GRUCell and RNNCell with options likewise."""
     if backend not in _backends_with_options():
         pytest.skip(f"{backend} does not run ONNX's options here")
+    if options_skipped(backend):
+        pytest.skip(options_skipped(backend))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 2, 3))
     for cell_cls, layer_cls, kw in (

@@ -103,7 +103,7 @@ def _np(t: Optional[Tensor]) -> Any:
 
 def _tensor(a: Any) -> Tensor:
     """The tensor of a kernel's result, sharing its memory (NumPy: CPU; CuPy: through DLPack)."""
-    return torch.from_numpy(a) if isinstance(a, np.ndarray) else torch.from_dlpack(a)
+    return torch.from_numpy(a) if isinstance(a, np.ndarray) else torch.utils.dlpack.from_dlpack(a)
 
 
 @contextlib.contextmanager
