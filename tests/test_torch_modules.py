@@ -434,3 +434,27 @@ def test_signatures_and_docstrings_are_their_own(name):
         assert doc and doc != theirs.__doc__, obj
         assert "Parameters\n" in inspect.cleandoc(doc), obj
     assert "forward" in vars(ours) and "__init__" in vars(ours)
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_no_grad_calls_skip_autograd_and_match_it(cell, monkeypatch):
+    """Under no_grad (or with nothing requiring grad) the modules call the kernels without
+    autograd's Function (and without a zeros tensor for a missing state): the same outputs,
+    bitwise, as the autograd path; with grad the Function runs."""
+    ours_cls, _, extra = PAIRS[cell]
+    torch.manual_seed(0)
+    m = ours_cls(4, 3, num_layers=2, bidirectional=True, **extra)
+    x = torch.randn(5, 2, 4)
+    out, st = m(x)  # parameters require grad: autograd's path
+    assert out.grad_fn is not None
+    calls = []
+    real_apply = rt._Recurrent.apply
+    monkeypatch.setattr(rt._Recurrent, "apply", lambda *a: calls.append(1) or real_apply(*a))
+    with torch.no_grad():
+        out2, st2 = m(x)
+    assert not calls and out2.grad_fn is None and not out2.requires_grad
+    assert torch.equal(out.detach(), out2)
+    for a, b in zip(st if isinstance(st, tuple) else (st,), st2 if isinstance(st2, tuple) else (st2,)):
+        assert torch.equal(a.detach(), b)
+    m(x)[0].sum().backward()
+    assert calls, "a call with grad must go through autograd"

@@ -161,12 +161,15 @@ class _Recurrent(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, cell: str, backend: str, reverses: Tuple[bool, ...], lengths: Any, training: bool,
                 y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:  # fmt: skip
-        with _on_device(x):
-            return _Recurrent._forward(ctx, cell, backend, reverses, lengths, training, y_out, x, *flat)
+        with _on_device(x):  # (with a ctx every output is a tensor)
+            return cast(Tuple[Tensor, ...], _Recurrent._forward(ctx, cell, backend, reverses, lengths, training,
+                                                                y_out, x, *flat))  # fmt: skip
 
     @staticmethod
     def _forward(ctx: Any, cell: str, backend: str, reverses: Tuple[bool, ...], lengths: Any, training: bool,
-                 y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor]) -> Tuple[Tensor, ...]:  # fmt: skip
+                 y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:  # fmt: skip
+        """The call itself; ctx None: outside autograd (nothing to differentiate, see _apply), and a
+        cell without c returns None for it instead of the empty tensor a Function must return."""
         lstm = cell == "lstm"
         calls: List[dict[str, Any]] = []
         for d, reverse in enumerate(reverses):
@@ -188,18 +191,19 @@ class _Recurrent(torch.autograd.Function):
                 y_out = _np(y_t)
         with _torch_threads():
             runs = F._forward_group(calls, backend, y_out=y_out)
-        ctx.fctxs = [fctx for _, _, fctx in runs]
-        ctx.lstm = lstm
-        # The inputs go through autograd's own saving, which is what makes torch's rules hold:
-        # an in-place change before backward, or a second backward without retain_graph, raises
-        # (the kernels' cache holds views of these same tensors' memory).
-        ctx.save_for_backward(x, *flat)
         ys = [y for y, _, _ in runs]
-        out = [y_t if y_t is not None else _tensor(ys[0] if y_out is None else y_out)]
-        ctx.H = ys[0].shape[2]
+        if ctx is not None:
+            ctx.fctxs = [fctx for _, _, fctx in runs]
+            ctx.lstm = lstm
+            # The inputs go through autograd's own saving, which is what makes torch's rules hold:
+            # an in-place change before backward, or a second backward without retain_graph, raises
+            # (the kernels' cache holds views of these same tensors' memory).
+            ctx.save_for_backward(x, *flat)
+            ctx.H = ys[0].shape[2]
+        out: List[Optional[Tensor]] = [y_t if y_t is not None else _tensor(ys[0] if y_out is None else y_out)]
         for _, sn, _ in runs:
             h_n, c_n = sn if lstm else (sn, None)
-            out += [_tensor(h_n), _tensor(c_n) if c_n is not None else x.new_zeros(0)]
+            out += [_tensor(h_n), _tensor(c_n) if c_n is not None else (x.new_zeros(0) if ctx is not None else None)]
         return tuple(out)
 
     @staticmethod
@@ -247,10 +251,15 @@ def _apply(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any 
     # Keep per-step activations only when autograd will ask for them (not under no_grad/inference).
     training = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *flat))
     reverses = tuple(bool(r) for *_, r in directions)
-    # torch's stubs leave Function.apply unannotated
-    y, *states = _Recurrent.apply(cell, backend, reverses, lengths, training, y_out, x, *flat)  # type: ignore[no-untyped-call]
+    if training:
+        # torch's stubs leave Function.apply unannotated
+        y, *states = _Recurrent.apply(cell, backend, reverses, lengths, training, y_out, x, *flat)  # type: ignore[no-untyped-call]
+    else:  # nothing to differentiate: the call without autograd's Function machinery (~25 us a call)
+        with _on_device(x):
+            y, *states = _Recurrent._forward(None, cell, backend, reverses, lengths, False, y_out, x, *flat)
     lstm = cell == "lstm"
-    return y, [(states[2 * d], states[2 * d + 1] if lstm else None) for d in range(len(directions))]
+    return cast(Tensor, y), [(cast(Tensor, states[2 * d]), states[2 * d + 1] if lstm else None)
+                             for d in range(len(directions))]  # fmt: skip
 
 
 def _compiling() -> bool:
@@ -473,7 +482,10 @@ class _RNNBase(nn.RNNBase):
         lstm = cell == "lstm"
         h0: Optional[Tensor]
         c0: Optional[Tensor]
-        if hx is None and compiling:  # the operator starts from zeros: no kernel in the graph for them
+        # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py),
+        # and a missing state stays None (the kernels start from zeros; no zeros tensor per call).
+        infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if hx is None and (compiling or infer):  # the operator / the kernels start from zeros
             h0 = c0 = None
         elif hx is None:
             zeros = x.new_zeros(L * D, B, H)
@@ -490,8 +502,6 @@ class _RNNBase(nn.RNNBase):
         inp = x
         hs: List[Tensor] = []
         cs: List[Tensor] = []
-        # Without autograd the inner layers write into the module's kept buffers (rnnkit/_buffers.py).
-        infer = not torch.is_grad_enabled() or not (x.requires_grad or any(p.requires_grad for p in self.parameters()))
         # (the buffers are NumPy arrays: CPU tensors only)
         shape, npdt = (x.shape[0], B, D * S), _NP_DTYPES.get(x.dtype) if x.device.type == "cpu" else None
         with self._outputs.call(infer and L > 1 and npdt is not None and not compiling) as held:
@@ -513,8 +523,11 @@ class _RNNBase(nn.RNNBase):
                 if self.dropout and self.training and layer < L - 1:
                     inp = nn.functional.dropout(inp, self.dropout, True)
         inp = _as(inp, out_dt)
-        h_n = _as(torch.stack(hs), out_dt)
-        state: _State = (h_n, _as(torch.stack(cs), out_dt)) if lstm else h_n
+        def stack(ts: List[Tensor]) -> Tensor:
+            return ts[0].unsqueeze(0) if len(ts) == 1 else torch.stack(ts)
+
+        h_n = _as(stack(hs), out_dt)
+        state: _State = (h_n, _as(stack(cs), out_dt)) if lstm else h_n
         if isinstance(input, PackedSequence):
             bs = input.batch_sizes
             si = input.sorted_indices if input.sorted_indices is not None else torch.arange(B, device=inp.device)
