@@ -1,0 +1,57 @@
+"""The fixed cost of a call: functional.forward, the rnnkit.torch module and torch.nn, inference
+(no_grad) on a tiny problem where the kernels take almost nothing, and on the streaming LSTM.
+
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/call_cost.py [--calls N]
+Prints, per case, the best of 5 rounds of N calls each, in microseconds a call (threads: 2, as the
+suite; RNNKIT_BENCH_THREADS overrides). These VMs are noisy: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import rnnkit.torch as rt
+from rnnkit import functional as F
+from rnnkit.bench import THREADS
+
+CASES = {"tiny T1 B1 I4 H4": (1, 1, 4, 4), "stream T100 B1 I40 H128": (100, 1, 40, 128)}
+
+
+def best_us(fn, calls, rounds=5):
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t) / calls)
+    return best * 1e6
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=2000, help="calls per round for the tiny case (stream: /10)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(THREADS)
+    print(f"LSTM, float32, inference under torch.no_grad, {THREADS} threads; us a call (best of 5 rounds)")
+    for name, (T, B, I, H) in CASES.items():
+        torch.manual_seed(0)
+        ours, ref = rt.LSTM(I, H), torch.nn.LSTM(I, H)
+        ref.load_state_dict(ours.state_dict())
+        x = torch.randn(T, B, I)
+        w = tuple(p.detach().numpy() for p in (ours.weight_ih_l0, ours.weight_hh_l0, ours.bias_ih_l0, ours.bias_hh_l0))
+        xn = x.numpy()
+        n = args.calls if T == 1 else max(args.calls // 10, 20)
+        with torch.no_grad():
+            f = best_us(lambda: F.forward("lstm", xn, w, training=False), n)
+            m = best_us(lambda: ours(x), n)
+            t = best_us(lambda: ref(x), n)
+        print(f"{name:24} functional.forward {f:7.1f}   rnnkit.torch.LSTM {m:7.1f}   torch.nn.LSTM {t:7.1f}"
+              f"   torch / rnnkit.torch {t / m:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
