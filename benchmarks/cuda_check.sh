@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The device check of backend "cuda": the one script a machine with a GPU runs (no network there:
 # torch built for CUDA 13, CuPy, nvidia-cublas, pybind11 and scikit-build-core preinstalled; the
-# wheels it lacks, scipy-openblas32 and tbb/tcmlib for Python 3.12, travel in .whl/ when present).
+# wheels it lacks, scipy-openblas32 and tbb/tcmlib for Python 3.12, travel in .whl/ when present:
+#   echo /.whl/ >> .git/info/exclude; python3 -m pip download --no-deps --only-binary=:all: \
+#     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .whl \
+#     scipy-openblas32 tbb tcmlib      then run it with .whl carried).
 # 1. build and install rnnkit with RNNKIT_CUDA=ON (a missing nvcc or cuBLAS fails it), all cores;
 # 2. the CUDA tests: test_cuda*.py and every cuda case of the backend matrix (test_backends,
 #    test_errors, test_threads) against the NumPy reference, bitwise repeats, streams, errors, the
