@@ -46,9 +46,9 @@ def main(argv=None):
         xn = x.numpy()
         n = args.calls if T == 1 else max(args.calls // 10, 20)
         with torch.no_grad():
-            f = best_us(lambda: F.forward("lstm", xn, w, training=False), n)
-            m = best_us(lambda: ours(x), n)
-            t = best_us(lambda: ref(x), n)
+            f = best_us(lambda xn=xn, w=w: F.forward("lstm", xn, w, training=False), n)
+            m = best_us(lambda ours=ours, x=x: ours(x), n)
+            t = best_us(lambda ref=ref, x=x: ref(x), n)
         print(f"{name:24} functional.forward {f:7.1f}   rnnkit.torch.LSTM {m:7.1f}   torch.nn.LSTM {t:7.1f}"
               f"   torch / rnnkit.torch {t / m:.2f}x")
 

@@ -4,7 +4,6 @@ float64; results stay on the device and are bitwise equal run to run and on a si
 errors for mixed devices and for torch.compile. Skips with the reason without a GPU (torch's CUDA
 and rnnkit's cuda backend); run on a GPU by benchmarks/cuda_check.sh."""
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")

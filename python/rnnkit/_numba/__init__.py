@@ -204,6 +204,23 @@ def _panels(N, G, H, K):
     return PANELS if N * G * H * K >= MIN_PANELLED_WORK else 1
 
 
+def _folded_biases(p):
+    """(bias [G*H], b_hn [H]) as the drivers add them: b_ih + b_hh over every gate, zeros for a
+    missing one; the GRUs take b_hh of r and z only, its n part apart as b_hn (the reset gate
+    scales it)."""
+    G, H, dt = p.G, p.H, p.dtype
+    bias, b_hn = np.zeros(G * H, dt), np.zeros(H, dt)
+    if p.b_ih is not None:
+        bias += p.b_ih
+    if p.b_hh is not None:
+        grus = p.cell in ("gru", "gru_reset_before")
+        k = (2 if grus else G) * H
+        bias[:k] += p.b_hh[:k]
+        if grus:
+            b_hn[:] = p.b_hh[2 * H :]
+    return bias, b_hn
+
+
 def _forward(p):
     if p.options:
         return _forward_form(p)
@@ -218,14 +235,7 @@ def _forward(p):
     cache = None
     if T and B:
         X = _packed_x(p, pl)
-        bias = np.zeros(G * H, dt)
-        if p.b_ih is not None:
-            bias += p.b_ih
-        b_hn = np.zeros(H, dt)
-        if p.b_hh is not None:
-            bias[: (2 if gru else G) * H] += p.b_hh[: (2 if gru else G) * H]
-            if gru:
-                b_hn[:] = p.b_hh[2 * H :]
+        bias, b_hn = _folded_biases(p)
         xg = np.empty((N, G * H), dt)
         h_prev = np.empty((N, H) if train else (1, H), dt)
         c_prev = np.empty((N, H) if train and lstm else (1, H), dt)
@@ -303,11 +313,7 @@ def _forward_proj(p):
     cache = None
     if T and B:
         X = _packed_x(p, pl)
-        bias = np.zeros(4 * H, dt)
-        if p.b_ih is not None:
-            bias += p.b_ih
-        if p.b_hh is not None:
-            bias += p.b_hh
+        bias = _folded_biases(p)[0]
         xg = np.empty((N, 4 * H), dt)
         h_prev = np.empty((N, S) if train else (1, S), dt)
         c_prev = np.empty((N, H) if train else (1, H), dt)
@@ -370,11 +376,7 @@ def _forward_peephole(p):
     cache = None
     if T and B:
         X = _packed_x(p, pl)
-        bias = np.zeros(4 * H, dt)
-        if p.b_ih is not None:
-            bias += p.b_ih
-        if p.b_hh is not None:
-            bias += p.b_hh
+        bias = _folded_biases(p)[0]
         xg = np.empty((N, 4 * H), dt)
         h_prev = np.empty((N, H) if train else (1, H), dt)
         c_prev = np.empty((N, H) if train else (1, H), dt)
@@ -435,13 +437,7 @@ def _forward_reset_before(p):
     cache = None
     if T and B:
         X = _packed_x(p, pl)
-        bias = np.zeros(3 * H, dt)  # b_ih, and b_hh for r and z
-        if p.b_ih is not None:
-            bias += p.b_ih
-        b_hn = np.zeros(H, dt)
-        if p.b_hh is not None:
-            bias[: 2 * H] += p.b_hh[: 2 * H]
-            b_hn[:] = p.b_hh[2 * H :]
+        bias, b_hn = _folded_biases(p)
         xg = np.empty((N, 3 * H), dt)
         h_prev = np.empty((N, H) if train else (1, H), dt)
         hn = np.empty((N, H) if train else (1, H), dt)
@@ -514,14 +510,7 @@ def _forward_form(p):
     cache = None
     if T and B:
         X = _packed_x(p, pl)
-        bias = np.zeros(G * H, dt)
-        if p.b_ih is not None:
-            bias += p.b_ih
-        b_hn = np.zeros(H, dt)
-        if p.b_hh is not None:
-            bias[: (2 if grus else G) * H] += p.b_hh[: (2 if grus else G) * H]
-            if grus:
-                b_hn[:] = p.b_hh[2 * H :]
+        bias, b_hn = _folded_biases(p)
         xg = np.empty((N, G * H), dt)
         h_prev = np.empty((N, H) if train else (1, H), dt)
         c_prev = np.empty((N, H) if train and lstm else (1, H), dt)
@@ -601,10 +590,7 @@ def _forward_form_proj(p):
     cache = None
     if T and B:
         X = _packed_x(p, pl)
-        bias = np.zeros(4 * H, dt)
-        for b in (p.b_ih, p.b_hh):
-            if b is not None:
-                bias += b
+        bias = _folded_biases(p)[0]
         xg = np.empty((N, 4 * H), dt)
         h_prev = np.empty((N, S) if train else (1, S), dt)
         c_prev = np.empty((N, H) if train else (1, H), dt)
