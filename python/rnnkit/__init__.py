@@ -13,12 +13,12 @@ run on `get_num_threads` threads.
 """
 
 from . import functional, training
-from ._backends import available_backends
+from ._backends import available_backends, precompile
 from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .layers import GRU, LSTM, RNN, Embedding, GRUCell, Linear, LSTMCell, RNNCell
 
 __all__ = [
     "GRU", "LSTM", "RNN", "Embedding", "GRUCell", "LSTMCell", "Linear", "RNNCell", "__version__",
-    "available_backends", "functional", "get_num_threads", "set_num_threads", "training",
+    "available_backends", "functional", "get_num_threads", "precompile", "set_num_threads", "training",
 ]  # fmt: skip

@@ -1,10 +1,12 @@
-"""The `rnnkit` command (also `python -m rnnkit`): info, demo, hello, sentiment, bench, gradnorm.
+"""The `rnnkit` command (also `python -m rnnkit`): info, precompile, demo, hello, sentiment, bench,
+gradnorm.
 Bad arguments or unreadable files give a message and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 
 def _info(args) -> int:
@@ -30,6 +32,23 @@ def _info(args) -> int:
         print(f"pointwise ISA: {core.isa()}")
         print(f"build: {core.build_info()}")
         print(f"blas: {core.blas_config()}")
+    return 0
+
+
+def _precompile(args) -> int:
+    import rnnkit
+
+    t0 = time.perf_counter()
+    try:
+        reports = rnnkit.precompile(args.cells, args.dtypes, options=not args.no_options,
+                                    projections=not args.no_projections, processes=args.processes)  # fmt: skip
+    except RuntimeError as exc:  # numba missing, or a worker failed (its output is in the message)
+        print(f"rnnkit precompile: {exc}", file=sys.stderr)
+        return 1
+    for r in reports:
+        state = "already compiled" if r["hits"] and not r["misses"] else "compiled"
+        print(f"numba {r['group']:<12} {r['direction']:<8} {r['dtype']}: {state} in {r['seconds']:.1f} s")
+    print(f"precompile done in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -152,12 +171,22 @@ def _png(value):
 
 def parser() -> argparse.ArgumentParser:
     """The `rnnkit` command line: one subcommand per tool, every option with its help text."""
+    from rnnkit._validate import GATES
+
     parser = argparse.ArgumentParser(prog="rnnkit", description="Fast recurrent cells: RNN, LSTM, GRU.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     backend = dict(default="auto", choices=["auto", "cpp", "numba", "numpy"], help="backend (default auto)")
 
     p = sub.add_parser("info", help="version, backends (and why any is missing), threads, CPU, build")
     p.set_defaults(func=_info)
+
+    p = sub.add_parser("precompile", help="compile the numba backend's kernels now, on every core (cached on disk)")
+    p.add_argument("--cells", nargs="+", choices=list(GATES), help="only these cells (default all)")
+    p.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], help="only these dtypes (default both)")
+    p.add_argument("--no-options", action="store_true", help="not the kernels of ONNX's options (the longest)")
+    p.add_argument("--no-projections", action="store_true", help="not the LSTM with projections (proj_size)")
+    p.add_argument("--processes", type=_int_in(1, 4096), help="worker processes at a time (default: the cores)")
+    p.set_defaults(func=_precompile)
 
     p = sub.add_parser("demo", help="train a character LSTM on a text, sample from it, time each backend")
     p.add_argument("--text", metavar="FILE", help="train on this UTF-8 text (default: the Zen of Python)")

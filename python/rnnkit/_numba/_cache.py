@@ -14,6 +14,7 @@ instead of failing to import. CACHE is the value every @njit here passes as cach
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 import warnings
@@ -101,3 +102,36 @@ class RnnkitLocator(caching._CacheLocator):
 _impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # the name before numba 0.61
 if RnnkitLocator not in _impl._locator_classes:
     _impl._locator_classes.insert(0, RnnkitLocator)
+
+
+# Saving an entry is load index -> pick a data file name -> write the index -> write the data, with
+# nothing between processes: two processes compiling the same function at once (precompile's
+# workers, DDP ranks, pytest-xdist) both read the same index, pick the same file name for different
+# signatures, and the index kept may point at the other signature's code. Here saves into this
+# package's cache take a lock (a file in the cache directory) and write the data before the index,
+# so a reader that sees an entry finds its data. Where fcntl is missing (Windows), Numba's own save.
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Linux or macOS
+    fcntl = None  # type: ignore[assignment]
+
+_numba_save = caching.IndexDataCacheFile.save
+
+
+def _locked_save(self, key, data):
+    if fcntl is None or _DIR is None or os.path.abspath(self._cache_path) != os.path.abspath(_DIR):
+        return _numba_save(self, key, data)
+    with open(os.path.join(_DIR, "rnnkit-cache.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        overloads = self._load_index()
+        name = overloads.get(key)
+        if name is None:
+            used = set(overloads.values())
+            name = next(n for n in map(self._data_name, itertools.count(1)) if n not in used)
+        self._save_data(name, data)
+        overloads[key] = name
+        self._save_index(overloads)
+
+
+if getattr(caching.IndexDataCacheFile.save, "__name__", "") != "_locked_save":
+    caching.IndexDataCacheFile.save = _locked_save

@@ -1,0 +1,188 @@
+"""The Numba kernels compiled ahead of their first call, by worker processes in parallel.
+
+A first call compiles its driver for 12-35 s on one core (forward or backward, per dtype; measured
+on a 2-vCPU EPYC, fresh cache: the plain drivers 14 s forward + 12 s backward in float32, the
+option drivers of forms.py 28 s + 35 s), and everything a driver calls is linked into it and
+optimised there, so splitting the code finer does not shorten it (tried: Numba-level inlining made
+it longer, and the parallel regions themselves cost nothing measurable). What does shorten the
+wait is doing it on every core at once: each (driver, dtype) is a job of its own, run in a worker
+process, as many at a time as there are cores, longest first; each saves its driver to the disk
+cache (_cache.py), from which every later process loads it in well under a second.
+
+A job compiles exactly the signatures real calls produce: it runs the public API
+(functional.forward / backward, backend "numba") on tiny problems covering the driver's paths
+(every cell of the group, dense and with lengths, both directions, training and inference), with
+its own driver replaced by one that compiles for the arguments it is given without running, and
+every other driver by one that does nothing (the outputs are then garbage; nothing reads them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+# group -> (its cells, (forward driver, backward driver)) as attributes of rnnkit._numba (plain
+# names) or of rnnkit._numba.forms ("forms." names). The option drivers serve every cell.
+GROUPS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, str]]] = {
+    "plain": (("rnn_tanh", "rnn_relu", "lstm", "gru"), ("sequence_forward", "sequence_backward")),
+    "proj": (("lstm",), ("lstm_proj_forward", "lstm_proj_backward")),
+    "peephole": (("lstm_peephole",), ("_peephole_forward_kernel", "_peephole_backward_kernel")),
+    "reset_before": (("gru_reset_before",), ("_reset_before_forward_kernel", "_reset_before_backward_kernel")),
+    "forms": (("rnn_tanh", "rnn_relu", "lstm", "lstm_peephole", "gru", "gru_reset_before"),
+              ("forms.forms_forward", "forms.forms_backward")),
+    "forms_proj": (("lstm",), ("forms.forms_lstm_proj_forward", "forms.forms_lstm_proj_backward")),
+}  # fmt: skip
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_peephole")
+DTYPES = ("float32", "float64")
+# Seconds of a fresh compile per job (measured as above, float32; float64 alike): the longest run first.
+_COST = {"plain": (14, 12), "proj": (14, 13), "peephole": (12, 11), "reset_before": (13, 13), "forms": (28, 35),
+         "forms_proj": (20, 22)}  # fmt: skip
+
+
+def groups_for(cells: Sequence[str], options: bool, projections: bool) -> List[str]:
+    """The driver groups the calls on these cells need (options: with ONNX's options too;
+    projections: the LSTM with torch's proj_size too)."""
+    need = {"plain"} if set(cells) & {"rnn_tanh", "rnn_relu", "lstm", "gru"} else set()
+    if "lstm" in cells and projections:
+        need.add("proj")
+    if "lstm_peephole" in cells:
+        need.add("peephole")
+    if "gru_reset_before" in cells:
+        need.add("reset_before")
+    if options:
+        need.add("forms")
+        if "lstm" in cells and projections:
+            need.add("forms_proj")
+    return [g for g in GROUPS if g in need]
+
+
+def jobs_for(cells: Sequence[str], dtypes: Sequence[str], options: bool, projections: bool) -> List[dict]:
+    """One job per (group, direction, dtype), the longest first."""
+    jobs = [{"group": g, "direction": d, "dtype": dt} for g in groups_for(cells, options, projections)
+            for d in ("forward", "backward") for dt in dtypes]  # fmt: skip
+    return sorted(jobs, key=lambda j: -_COST[j["group"]][j["direction"] == "backward"])
+
+
+def _tour(group: str, dtype: str) -> None:
+    """Calls of the public API covering the drivers of one group in one dtype."""
+    from .. import functional as F
+
+    cells = GROUPS[group][0]
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    T, B, I, H, S = 3, 3, 2, 8, 4  # noqa: E741
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dt)
+
+    for cell in cells:
+        G = {"lstm": 4, "lstm_peephole": 4, "gru": 3, "gru_reset_before": 3}.get(cell, 1)
+        proj = group in ("proj", "forms_proj")
+        W = [arr(G * H, I), arr(G * H, S if proj else H), arr(G * H), arr(G * H)]
+        if cell == "lstm_peephole":
+            W.append(arr(3 * H))
+        if proj:
+            W.append(arr(S, H))
+        opts = {"clip": 1.0} if group.startswith("forms") else {}
+        for lengths in (None, [3, 1, 2]):
+            for reverse in (False, True):
+                for training in (True, False):
+                    y, _, ctx = F.forward(cell, arr(T, B, I), tuple(W), None, lengths=lengths, reverse=reverse,
+                                          training=training, backend="numba", **opts)  # fmt: skip
+                    if training:
+                        F.backward(ctx, np.ones_like(y))
+
+
+def run_job(job: dict) -> dict:
+    """Compiles the driver of one job (see the module's doc) in this process, into the disk cache;
+    returns the job with its seconds and the driver's cache hits and misses."""
+    from .. import _numba as nb
+    from ._cache import CACHE
+
+    forms = nb._forms() if job["group"].startswith("forms") else None
+    own = GROUPS[job["group"]][1][job["direction"] == "backward"]
+    names = [n for g in GROUPS.values() for n in g[1] if forms is not None or not n.startswith("forms.")]
+    saved = {}
+
+    def place(name):
+        return (forms, name[6:]) if name.startswith("forms.") else (nb, name)
+
+    def noop(*args):
+        return None
+
+    def compile_only(disp):
+        def call(*args):
+            disp.compile(tuple(disp.typeof_pyval(a) for a in args))
+
+        return call
+
+    t0 = time.perf_counter()
+    for name in names:
+        mod, attr = place(name)
+        saved[name] = getattr(mod, attr)
+        setattr(mod, attr, compile_only(saved[name]) if name == own else noop)
+    try:
+        _tour(job["group"], job["dtype"])
+    finally:
+        for name, disp in saved.items():
+            mod, attr = place(name)
+            setattr(mod, attr, disp)
+    disp = saved[own]
+    return dict(job, seconds=round(time.perf_counter() - t0, 2), cached=CACHE,
+                hits=sum(disp.stats.cache_hits.values()), misses=sum(disp.stats.cache_misses.values()))
+
+
+def run(cells: Optional[Sequence[str]] = None, dtypes: Optional[Sequence[str]] = None, options: bool = True,
+        projections: bool = True, processes: Optional[int] = None) -> List[dict]:  # fmt: skip
+    """Runs jobs_for(...) in worker processes, `processes` at a time (default: the cores this
+    process may use); returns each job's report (run_job's), in the order they finished. A job that
+    fails raises RuntimeError naming it, with the end of its output."""
+    from ._cache import CACHE
+
+    if not CACHE:
+        raise RuntimeError("precompile: the numba backend has no writable cache directory (see the warning at "
+                           "import); set NUMBA_CACHE_DIR to a writable path")  # fmt: skip
+    jobs = jobs_for(cells or CELLS, dtypes or DTYPES, options, projections)
+    if processes is None:
+        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    processes = max(1, min(processes, len(jobs)))
+    pending, running, done = list(jobs), [], []
+    try:
+        while pending or running:
+            while pending and len(running) < processes:
+                job = pending.pop(0)
+                out = tempfile.TemporaryFile("w+")
+                proc = subprocess.Popen([sys.executable, "-m", "rnnkit._numba.precompile", json.dumps(job)],
+                                        stdout=out, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                running.append((job, proc, out))
+            finished = [r for r in running if r[1].poll() is not None]
+            if not finished:
+                time.sleep(0.05)
+            for job, proc, out in finished:
+                running.remove((job, proc, out))
+                out.seek(0)
+                lines = out.read().strip().splitlines()
+                out.close()
+                if proc.returncode != 0 or not lines:
+                    tail = "\n".join(lines[-15:])
+                    raise RuntimeError(f"precompile: the job {job} failed (exit {proc.returncode}):\n{tail}")
+                done.append(json.loads(lines[-1]))
+    finally:
+        for _, proc, out in running:  # after a failure or an interrupt
+            proc.kill()
+            proc.wait()
+            out.close()
+    return done
+
+if __name__ == "__main__":
+    import warnings
+
+    warnings.simplefilter("ignore")  # the report is the last line of the output
+    print(json.dumps(run_job(json.loads(sys.argv[1]))))

@@ -1,0 +1,154 @@
+"""rnnkit.precompile / `rnnkit precompile`: the numba kernels compiled by worker processes into the disk
+cache, so that a later process's first calls load them; the cache's saves safe between processes."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import rnnkit
+from rnnkit import _backends
+
+pytestmark = pytest.mark.skipif("numba" not in rnnkit.available_backends(), reason="numba backend not available")
+
+# A process's first calls through the public API, other sizes and arguments than the workers' own
+# calls (h0 given, a missing bias, B = 1, blocks over several threads); prints the plain drivers'
+# cache statistics in that process.
+FIRST_CALLS = r"""
+import json, numpy as np
+import rnnkit
+from rnnkit import functional as F
+import rnnkit._numba as nb
+rng = np.random.default_rng(1)
+for dt in (np.float32,):
+    for cell, G in (("gru", 3), ("rnn_relu", 1), ("lstm", 4)):
+        for T, B, I, H, lengths in ((7, 4, 5, 32, None), (6, 3, 2, 16, [6, 2, 4]), (4, 1, 3, 8, None)):
+            W = (rng.standard_normal((G * H, I)).astype(dt), rng.standard_normal((G * H, H)).astype(dt), None,
+                 rng.standard_normal(G * H).astype(dt))
+            x = rng.standard_normal((T, B, I)).astype(dt)
+            h0 = rng.standard_normal((B, H)).astype(dt)
+            state = (h0, h0.copy()) if cell == "lstm" else h0
+            for reverse in (False, True):
+                y, _, ctx = F.forward(cell, x, W, state, lengths=lengths, reverse=reverse, backend="numba")
+                F.backward(ctx, np.ones_like(y))
+                F.forward(cell, x, W, state, lengths=lengths, reverse=reverse, training=False, backend="numba")
+stats = {d: {"hits": sum(getattr(nb, d).stats.cache_hits.values()),
+             "misses": sum(getattr(nb, d).stats.cache_misses.values())}
+         for d in ("sequence_forward", "sequence_backward")}
+print(json.dumps(stats))
+"""
+
+
+def test_precompile_then_a_new_process_loads_every_first_call():
+    out = subprocess.run([sys.executable, "-m", "rnnkit", "precompile", "--cells", "lstm", "gru", "rnn_relu",
+                          "--dtypes", "float32", "--no-options", "--no-projections"],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("numba plain") and "forward  float32" in line for line in lines), lines
+    assert any(line.startswith("numba plain") and "backward float32" in line for line in lines), lines
+    assert lines[-1].startswith("precompile done in"), lines
+    t0 = time.perf_counter()
+    first = subprocess.run([sys.executable, "-c", FIRST_CALLS], capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - t0
+    assert first.returncode == 0, first.stderr
+    stats = json.loads(first.stdout.strip().splitlines()[-1])
+    for driver, s in stats.items():
+        # a miss: a call whose argument types the workers' calls did not produce, compiled here
+        assert s == {"hits": 1, "misses": 0}, (driver, s, f"{seconds:.1f} s")
+
+
+def test_precompile_reports_each_kernel_and_dtype(monkeypatch):
+    from rnnkit._numba import precompile as jobs
+
+    started = []
+
+    class FakeProc:
+        def __init__(self, cmd, stdout, stderr, text):
+            job = json.loads(cmd[-1])
+            started.append(job)
+            stdout.write("a warning\n" + json.dumps(dict(job, seconds=0.0, cached=True, hits=1, misses=0)) + "\n")
+            self.returncode = 0
+
+        def poll(self):
+            return self.returncode
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", FakeProc)
+    reports = rnnkit.precompile(["lstm_peephole", "gru_reset_before"], ["float64", "float32"], options=False,
+                                processes=2)  # fmt: skip
+    want = {(g, d, t) for g in ("peephole", "reset_before") for d in ("forward", "backward")
+            for t in ("float32", "float64")}  # fmt: skip
+    assert {(r["group"], r["direction"], r["dtype"]) for r in reports} == want
+    assert len(reports) == len(started) == 8
+    # every cell with options adds the option drivers (longest first), the LSTM its projections
+    groups = jobs.groups_for(["lstm"], options=True, projections=True)
+    assert groups == ["plain", "proj", "forms", "forms_proj"]
+    order = [j["group"] for j in jobs.jobs_for(["lstm"], ["float32"], True, True)]
+    assert order[:2] == ["forms", "forms"], order
+
+
+def test_a_failing_worker_names_its_job_and_output(monkeypatch):
+    from rnnkit._numba import precompile as jobs
+
+    monkeypatch.setattr(jobs, "jobs_for", lambda *a: [{"group": "no-such-group", "direction": "forward",
+                                                       "dtype": "float32"}])  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"no-such-group.*failed \(exit 1\)(.|\n)*KeyError"):
+        rnnkit.precompile(["lstm"], ["float32"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(cells=["lsmt"]), r"cells: expected names among rnn_tanh, .*; got 'lsmt'"),
+        (dict(dtypes=["float16"]), r"dtypes: expected float32 or float64; got 'float16'"),
+        (dict(dtypes=["nonsense"]), r"dtypes: expected float32 or float64; got 'nonsense'"),
+        (dict(processes=0), r"processes: expected a positive int or None; got 0"),
+        (dict(processes=2.0), r"processes: expected a positive int or None; got 2.0"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rnnkit.precompile(**kwargs)
+
+
+def test_without_numba_says_why(monkeypatch):
+    monkeypatch.setattr(_backends, "_load", lambda name: None)
+    monkeypatch.setitem(_backends._missing, "numba", "ModuleNotFoundError: No module named 'numba'")
+    with pytest.raises(RuntimeError, match="numba backend is not available here: ModuleNotFoundError"):
+        rnnkit.precompile(["lstm"])
+    out = subprocess.run([sys.executable, "-m", "rnnkit", "precompile", "--cells", "lsmt"], capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 2 and "invalid choice: 'lsmt'" in out.stderr
+
+
+def test_concurrent_saves_of_one_function_keep_every_signature(tmp_path, monkeypatch):
+    """Two savers (threads here, processes in practice) of different signatures of one function,
+    overlapping between reading the index and writing it: with Numba's own save both pick the same
+    data file and one entry is lost, or points at the other's code."""
+    from numba.core import caching
+
+    from rnnkit._numba import _cache
+
+    monkeypatch.setattr(_cache, "_DIR", str(tmp_path))
+    files = [caching.IndexDataCacheFile(str(tmp_path), "kernel-1", "stamp") for _ in range(2)]
+    read = caching.IndexDataCacheFile._load_index
+
+    def slow_read(self):
+        index = read(self)
+        time.sleep(0.2)  # the other saver reads the same index meanwhile
+        return index
+
+    monkeypatch.setattr(caching.IndexDataCacheFile, "_load_index", slow_read)
+    savers = [threading.Thread(target=f.save, args=(f"sig{k}", f"code of sig{k}")) for k, f in enumerate(files)]
+    for s in savers:
+        s.start()
+    for s in savers:
+        s.join()
+    monkeypatch.setattr(caching.IndexDataCacheFile, "_load_index", read)
+    reader = caching.IndexDataCacheFile(str(tmp_path), "kernel-1", "stamp")
+    assert [reader.load(f"sig{k}") for k in range(2)] == ["code of sig0", "code of sig1"]
+    assert sorted(os.listdir(tmp_path)) == ["kernel-1.1.nbc", "kernel-1.2.nbc", "kernel-1.nbi", "rnnkit-cache.lock"]
