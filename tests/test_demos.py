@@ -58,7 +58,7 @@ def _cli(*args):
                           env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=300)  # fmt: skip
 
 
-@pytest.mark.parametrize("cmd", ["info", "demo", "hello", "sentiment", "gradnorm"])
+@pytest.mark.parametrize("cmd", ["info", "precompile", "demo", "hello", "sentiment", "gradnorm"])
 def test_cli_help(cmd):
     r = _cli(cmd, "--help")
     assert r.returncode == 0 and "usage: rnnkit" in r.stdout
@@ -70,7 +70,7 @@ def test_every_cli_option_has_help_text():
     from rnnkit.__main__ import parser
 
     subs = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subs.choices) == {"info", "demo", "hello", "sentiment", "bench", "gradnorm"}
+    assert set(subs.choices) == {"info", "precompile", "demo", "hello", "sentiment", "bench", "gradnorm"}
     for name, sub in subs.choices.items():
         for action in sub._actions:
             assert action.help, f"rnnkit {name} {action.option_strings}: no help text"

@@ -17,6 +17,7 @@
 #include "rnnkit/blas.h"
 #include "rnnkit/build_info.h"
 #include "rnnkit/kernels.h"
+#include "rnnkit/pack.h"
 #include "rnnkit/pointwise.h"
 #include "rnnkit/profile.h"
 #include "rnnkit/threads.h"
@@ -157,16 +158,24 @@ Problem make_problem(const Args& c, int cell, const py::object& x, const py::obj
 
 // One call's arguments, in the order of rnnkit._core.forward (see _core.pyi):
 //   cell, y, h_n, c_n, xg, xp, h_prev, c_prev, hn, x, W_ih, W_hh, b_ih, b_hh, h0, c0,
-//   perm, batch_sizes, offsets, reverse, training, dense, threads, m, W_hr, P, form
+//   perm, batch_sizes, offsets, reverse, training, dense, threads, m, W_hr, P, form, pack
 // (threads: the most threads this call may use, 0 for rnnkit's setting; see Problem::threads;
 // m, W_hr: an LSTM with projections, else None; P: an LSTM with peepholes, else None; form:
 // ONNX's options as (activation codes, alphas, betas, clip, input_forget), see Problem::Form, or
-// None for torch's cell)
-constexpr size_t kForwardArgs = 27, kForwardThreads = 22, kForwardForm = 26;
+// None for torch's cell; pack: a WeightPack to take the packed weights from and keep them in, or
+// None, see rnnkit/pack.h)
+constexpr size_t kForwardArgs = 28, kForwardThreads = 22, kForwardForm = 26, kForwardPack = 27;
 // ... and of rnnkit._core.backward:
 //   cell, dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, x, W_ih, W_hh, xg, xp, h_prev, c_prev,
-//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads, dW_hr, m, W_hr, dP, P, form
-constexpr size_t kBackwardArgs = 33, kBackwardThreads = 26, kBackwardForm = 32;
+//   hn, dy, dh_n, dc_n, perm, batch_sizes, offsets, reverse, dense, threads, dW_hr, m, W_hr, dP, P, form, pack
+constexpr size_t kBackwardArgs = 34, kBackwardThreads = 26, kBackwardForm = 32, kBackwardPack = 33;
+
+// The pack argument: None, or a WeightPack (kept alive by the call's tuple for the whole call).
+rnnkit::WeightPack* pack_arg(const Args& c, const py::object& o) {
+  if (o.is_none()) return nullptr;
+  if (!py::isinstance<rnnkit::WeightPack>(o)) c.fail("pack must be a WeightPack or None, got " + std::string(py::str(py::type::of(o))));
+  return o.cast<rnnkit::WeightPack*>();
+}
 
 // ONNX's options (None: torch's cell): one activation code, alpha and beta per position of the cell.
 Form make_form(const Args& c, const Problem& p, const py::object& o) {
@@ -213,6 +222,7 @@ template <class F> rnnkit::ForwardArgs<F> forward_args(const Problem& p, const A
   a.m = c.get<F>(t[23], "m", {N, H}, tr && proj, true);
   a.W_hr = c.get<F>(t[24], "W_hr", {S, H}, proj, false);
   a.P = c.get<F>(t[25], "P", {3 * H}, p.peephole, false);
+  a.pack = pack_arg(c, t[kForwardPack]);
   return a;
 }
 
@@ -245,6 +255,7 @@ template <class F> rnnkit::BackwardArgs<F> backward_args(const Problem& p, const
   a.W_hr = c.get<F>(t[29], "W_hr", {S, H}, proj, false);
   a.dP = c.get<F>(t[30], "dP", {3 * H}, p.peephole, true);
   a.P = c.get<F>(t[31], "P", {3 * H}, p.peephole, false);
+  a.pack = pack_arg(c, t[kBackwardPack]);
   return a;
 }
 
@@ -396,6 +407,14 @@ PYBIND11_MODULE(_core, m) {
     return g_pool_bytes;
   }, "Bytes held by the pool of freed blocks.");
   m.def("pool_limit", [] { return kPoolBytes; }, "Most bytes the pool keeps.");
+  py::class_<rnnkit::WeightPack>(m, "WeightPack",
+                                 "A store of packed weights, passed as forward/backward's pack argument "
+                                 "(rnnkit/pack.h); its owner keeps the weights unchanged while it is used.")
+      .def(py::init<>())
+      .def_property_readonly("nbytes", &rnnkit::WeightPack::nbytes, "Bytes of packed weights held.")
+      .def_property_readonly("layouts", &rnnkit::WeightPack::layouts,
+                             "How many layouts (pass, thread count, dtype) it holds.")
+      .def("clear", &rnnkit::WeightPack::clear, "Drop every layout (the weights changed).");
   m.def("contention", [] {
         const rnnkit::ContentionStats c = rnnkit::contention_stats();
         py::dict d;

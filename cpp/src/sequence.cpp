@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 
 #include "rnnkit/blas.h"
 #include "rnnkit/forms.h"
 #include "rnnkit/gates.h"
 #include "rnnkit/kernels.h"
+#include "rnnkit/pack.h"
 #include "rnnkit/pointwise.h"
 #include "rnnkit/profile.h"
 #include "rnnkit/threads.h"
@@ -225,6 +227,43 @@ template <class T> void unpack_rows(T* W, const T* Wp, int64_t G, int64_t H, int
       copy(W + (g * H + u) * K, Wp + packed_index(g, u, G, H) * K, K);
 }
 
+// A call's use of the caller's pack (rnnkit/pack.h): at[i] its i-th buffer of counts[i] elements
+// (each 64-byte aligned; all null without a pack, or when another call is filling this layout: the
+// call then packs into its workspace), ready whether they hold the packed weights, fills whether
+// this call packs them there (and publishes them when done).
+template <class T> struct PackUse {
+  T* at[3] = {nullptr, nullptr, nullptr};
+  bool ready = false, fills = false;
+  WeightPack* pack = nullptr;
+  std::shared_ptr<WeightPack::Layout> layout;
+  void publish() const {
+    if (fills) pack->publish(layout);
+  }
+};
+template <class T>
+PackUse<T> pack_use(const Problem& p, WeightPack* pack, const T* W_ih, const T* W_hh, const T* W_hr, int pass,
+                    int nthreads, int nr, std::initializer_list<int64_t> counts) {
+  PackUse<T> u;
+  if (!pack) return u;
+  constexpr int64_t align = 64 / sizeof(T);
+  auto rounded = [](int64_t n) { return (n + align - 1) / align * align; };
+  int64_t total = 0;
+  for (int64_t n : counts) total += rounded(n);
+  WeightPack::Identity id;
+  id.cell = static_cast<int>(p.cell) + (p.reset_before ? 8 : 0);
+  id.G = p.G, id.H = p.H, id.I = p.I, id.S = p.S, id.W_ih = W_ih, id.W_hh = W_hh, id.W_hr = W_hr;
+  const WeightPack::Use use = pack->acquire(id, pass, nthreads, sizeof(T), nr, total * int64_t(sizeof(T)));
+  if (!use.layout) return u;
+  T* at = static_cast<T*>(use.layout->data());
+  int i = 0;
+  for (int64_t n : counts) {
+    u.at[i++] = n > 0 ? at : nullptr;
+    at += rounded(n);
+  }
+  u.ready = use.ready, u.fills = !use.ready, u.pack = pack, u.layout = use.layout;
+  return u;
+}
+
 std::atomic<bool> g_profiling{false};
 std::atomic<int64_t> g_phase_ns[static_cast<int>(Phase::kCount)];
 
@@ -316,15 +355,23 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   bool report = false, marginal = false;
   const int nthreads = call_threads(p, &report, &marginal);
 
-  T* const Wih = ws.get<T>(kWih, GH * I);
-  T* const Whh = ws.get<T>(kWhh, GH * S);
-  pack_rows(Wih, a.W_ih, G, H, I);
-  pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
   // Per thread, W_hh^T and W_ih^T as panels of its own packed columns (and W_hr^T of its own
-  // columns of h; grb: W_{hr,hz}^T of its columns of the G = 2 layout, then W_hn^T of its units).
-  T* const Whh_panels = ws.get<T>(kWhhPanels, (GH + (grb ? 2 : 1) * nthreads * pw.nr) * S);
-  T* const Whr_panels = proj ? ws.get<T>(kWhrPanels, (S + nthreads * pw.nr) * H) : nullptr;
-  T* const Wih_panels = ws.get<T>(kWihPanels, (GH + nthreads * pw.nr) * I);
+  // columns of h; grb: W_{hr,hz}^T of its columns of the G = 2 layout, then W_hn^T of its units):
+  // from the caller's pack when it holds them for this thread count (rnnkit/pack.h), else packed
+  // here from W's rows in packed order.
+  const int64_t n_whh = (GH + (grb ? 2 : 1) * nthreads * pw.nr) * S;
+  const int64_t n_whr = proj ? (S + nthreads * pw.nr) * H : 0, n_wih = (GH + nthreads * pw.nr) * I;
+  const PackUse<T> pk = pack_use<T>(p, a.pack, a.W_ih, a.W_hh, a.W_hr, 0, nthreads, pw.nr, {n_whh, n_whr, n_wih});
+  const bool packed = pk.ready;  // the panels are there: nothing to pack
+  T* const Whh_panels = pk.at[0] ? pk.at[0] : ws.get<T>(kWhhPanels, n_whh);
+  T* const Whr_panels = !proj ? nullptr : pk.at[1] ? pk.at[1] : ws.get<T>(kWhrPanels, n_whr);
+  T* const Wih_panels = pk.at[2] ? pk.at[2] : ws.get<T>(kWihPanels, n_wih);
+  T* const Wih = packed ? nullptr : ws.get<T>(kWih, GH * I);
+  T* const Whh = packed ? nullptr : ws.get<T>(kWhh, GH * S);
+  if (!packed) {
+    pack_rows(Wih, a.W_ih, G, H, I);
+    pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
+  }
   const int64_t cap = std::max(B, kChunkRows);
   T* const chunk = p.training ? nullptr : ws.get<T>(kChunk, cap * GH);
   T* const acc = ws.get<T>(kAcc, B * GH);  // grb: [B, 2H] the r, z products, then [B, H] W_hn (r * h)
@@ -380,12 +427,14 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     const int64_t units = sp.u1 - sp.u0, ld_acc = grb ? 2 * H : GH;
     T* const Wp = Whh_panels + (sr.col0 + k * pw.nr) * S;
     T* const Wip = Wih_panels + (sp.col0 + k * pw.nr) * I;
-    pw.pack_panels(Wp, Whh + sr.col0 * S, S, true, S, rcols);
-    pw.pack_panels(Wip, Wih + sp.col0 * I, I, true, I, ncols);
     T* const Wnp = grb ? Whh_panels + (2 * H + nthreads * pw.nr + sp.u0 + k * pw.nr) * S : nullptr;
-    if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + (2 * H + sp.u0) * S, S, true, S, units);
     T* const Wrp = proj ? Whr_panels + (sh.u0 + k * pw.nr) * H : nullptr;
-    if (proj && hcols > 0) pw.pack_panels(Wrp, a.W_hr + sh.u0 * H, H, true, H, hcols);
+    if (!packed) {
+      pw.pack_panels(Wp, Whh + sr.col0 * S, S, true, S, rcols);
+      pw.pack_panels(Wip, Wih + sp.col0 * I, I, true, I, ncols);
+      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + (2 * H + sp.u0) * S, S, true, S, units);
+      if (proj && hcols > 0) pw.pack_panels(Wrp, a.W_hr + sh.u0 * H, H, true, H, hcols);
+    }
     tc.lap(Phase::kSetup);
 
     StepFwd<T> st;
@@ -465,7 +514,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     }
   });
   clock.skip();
-  if (report && !ws.grew())  // a first call of its size faults in fresh workspace pages
+  pk.publish();  // a pack filled by this call serves the next ones
+  if (report && !ws.grew() && !pk.fills)  // fresh workspace or pack pages faulted in
     g_contention.report(barrier.slept(), barrier.slept_longer(), barrier.phases(), marginal);
   if (lstm) copy_rows_permuted(a.c_n, c, p.perm, B, H, false);
   clock.lap(Phase::kSetup);
@@ -495,11 +545,6 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   // The gradients of the pre-activations, all steps: a workspace unless the caller passes one.
   T* const dg = a.dg ? a.dg : ws.get<T>(kDg, N * GH);
   const PointwiseTable<T>& pw = pointwise<T>();
-  T* const Wih = ws.get<T>(kWih, GH * I);
-  T* const Whh = ws.get<T>(kWhh, GH * S);
-  pack_rows(Wih, a.W_ih, G, H, I);
-  pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
-
   T* const dh = ws.get<T>(kStates, B * S + B * H);  // gradients of the running state, sorted rows
   T* const dc = dh + B * S;
   // With projections: dL/dh_t of every step [N, S] (for dW_hr) and dm_t = dL/dh_t W_hr [B, H].
@@ -517,11 +562,25 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   bool report = false, marginal = false;
   const int nthreads = call_threads(p, &report, &marginal);
   const int64_t GK = grb ? 2 * H : GH;  // the depth of the dh_{t-1} product (grb: r and z only)
-  T* const Whh_panels = ws.get<T>(kWhhPanels, (S + nthreads * pw.nr) * GK);  // W_hh, per thread
-  T* const Whr_panels = proj ? ws.get<T>(kWhrPanels, (H + nthreads * pw.nr) * S) : nullptr;
+  // W_ih's rows in packed order (for dx), per thread the panels of W_hh, and of W_hr (projections)
+  // or W_hn (grb: its units): from the caller's pack when it holds them (rnnkit/pack.h), else
+  // packed here.
+  const int64_t n_whh = (S + nthreads * pw.nr) * GK;
+  const int64_t n_third = proj ? (H + nthreads * pw.nr) * S : grb ? (H + nthreads * pw.nr) * H : 0;
+  const PackUse<T> pk = pack_use<T>(p, a.pack, a.W_ih, a.W_hh, a.W_hr, 1, nthreads, pw.nr, {GH * I, n_whh, n_third});
+  const bool packed = pk.ready;  // nothing to pack
+  T* const Wih = pk.at[0] ? pk.at[0] : ws.get<T>(kWih, GH * I);
+  T* const Whh = packed ? nullptr : ws.get<T>(kWhh, GH * S);
+  if (!packed) {
+    pack_rows(Wih, a.W_ih, G, H, I);
+    pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
+  }
+  T* const Whh_panels = pk.at[1] ? pk.at[1] : ws.get<T>(kWhhPanels, n_whh);  // W_hh, per thread
+  T* const third = n_third == 0 ? nullptr : pk.at[2] ? pk.at[2] : ws.get<T>(kWhrPanels, n_third);
+  T* const Whr_panels = proj ? third : nullptr;
   // grb: W_hn per thread (its units), the r and z columns of dg twice (steps in turn: a thread may
   // only overwrite one after the next barrier) and d(r*h) [B, H].
-  T* const Wn_panels = grb ? ws.get<T>(kWhrPanels, (H + nthreads * pw.nr) * H) : nullptr;
+  T* const Wn_panels = grb ? third : nullptr;
   T* const dgrz_buf = grb ? ws.get<T>(kProj, 2 * B * 2 * H + B * H) : nullptr;
   T* const drh = grb ? dgrz_buf + 2 * B * 2 * H : nullptr;
 
@@ -534,11 +593,13 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     const Split sh = split_for(k, nt, S, 1);  // this thread's columns of h (its units without projections)
     const int64_t hcols = sh.u1 - sh.u0, units = sp.u1 - sp.u0;
     T* const Wp = Whh_panels + (sh.u0 + k * pw.nr) * GK;
-    pw.pack_panels(Wp, Whh + sh.u0, S, false, GK, hcols);
     T* const Wnp = grb ? Wn_panels + (sp.u0 + k * pw.nr) * H : nullptr;
-    if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + 2 * H * S + sp.u0, S, false, H, units);
     T* const Wrp = proj ? Whr_panels + (sp.u0 + k * pw.nr) * S : nullptr;
-    if (proj && units > 0) pw.pack_panels(Wrp, a.W_hr + sp.u0, H, false, S, units);
+    if (!packed) {
+      pw.pack_panels(Wp, Whh + sh.u0, S, false, GK, hcols);
+      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + 2 * H * S + sp.u0, S, false, H, units);
+      if (proj && units > 0) pw.pack_panels(Wrp, a.W_hr + sp.u0, H, false, S, units);
+    }
     tc.lap(Phase::kSetup);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
@@ -655,7 +716,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     tc.lap(Phase::kInputGrad);
   });
   clock.skip();
-  if (report && !ws.grew()) g_contention.report(step_slept, step_longer, step_phases, marginal);
+  pk.publish();  // a pack filled by this call serves the next ones
+  if (report && !ws.grew() && !pk.fills) g_contention.report(step_slept, step_longer, step_phases, marginal);
   if (!p.dense)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)

@@ -106,7 +106,7 @@ def _forward_call(p, y=None):
     m = _empty((N, H), dt) if train and proj else None
     call = (_CELL_ID[p.cell], y, h_n, c_n, xg, xp, h_prev, c_prev, hn, p.x, p.W_ih, p.W_hh, p.b_ih,
             p.b_hh, p.h0, p.c0, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, pl.dense,
-            _threads.call_cap(), m, p.W_hr, p.P, _form(p))  # fmt: skip
+            _threads.call_cap(), m, p.W_hr, p.P, _form(p), p.pack)  # fmt: skip
     cache = CppCache(pl, xg, xp, h_prev, c_prev, hn, m) if train else None
     return call, (y, h_n, c_n, cache)
 
@@ -167,7 +167,7 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     call = (_CELL_ID[p.cell], dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dg, dn, p.x, p.W_ih, p.W_hh,
             cache.xg, cache.xp, cache.h_prev, cache.c_prev, cache.hn, dy, dh_n, dc_n, pl.perm,
             pl.batch_sizes, pl.offsets, p.reverse, pl.dense, _threads.call_cap(), dW_hr, cache.m,
-            p.W_hr, dP, p.P, _form(p))  # fmt: skip
+            p.W_hr, dP, p.P, _form(p), p.pack)  # fmt: skip
     out = (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh)
     fifth = dW_hr if dW_hr is not None else dP  # the fifth weight's gradient, if any
     return call, (out if fifth is None else out + (fifth,))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,6 +76,9 @@ class Problem:
     # Where the arrays are: None for host memory (NumPy), else a device such as "cuda:0"; the arrays
     # are then CuPy arrays on it (see device_of), and only backend "cuda" runs the problem.
     device: Optional[str] = None
+    # The weights' store of packed panels (rnnkit._core.WeightPack) when they came as PackedWeights,
+    # else None: the C++ backend then reuses the panels instead of packing W per call.
+    pack: Any = None
 
     @property
     def options(self) -> bool:
@@ -91,6 +94,30 @@ class Problem:
     def S(self) -> int:
         """The width of h (and of y): the projection's size, or H without one."""
         return self.H if self.W_hr is None else self.W_hr.shape[0]
+
+
+class PackedWeights(tuple):  # type: ignore[type-arg]
+    """A cell's weights packed once for many calls (made by `rnnkit.functional.pack`).
+
+    A tuple of the weight arrays, as `functional.forward` takes them (read-only copies made at
+    packing time), that any backend accepts; the C++ backend keeps the weights' packed panels in
+    it, made by the first call of each layout (forward or backward pass, thread count) and reused
+    by the later calls instead of being packed in every call."""
+
+    cell: str
+    _rnnkit_pack: Any  # rnnkit._core.WeightPack, or None without the C++ backend
+
+    @classmethod
+    def _wrap(cls, arrays: Sequence[Any], cell: str, pack: Any) -> "PackedWeights":
+        """The arrays as they are (no copy), with pack: for callers that keep them unchanged while
+        the pack is in use (functional.pack passes its read-only copies)."""
+        w = cls(arrays)
+        w.cell, w._rnnkit_pack = cell, pack
+        return w
+
+    def __repr__(self) -> str:
+        shapes = ", ".join("None" if a is None else str(tuple(a.shape)) for a in self)
+        return f"PackedWeights({self.cell!r}, shapes ({shapes}))"
 
 
 def _shape(a) -> str:
@@ -163,7 +190,7 @@ def _fast_problem(cell, x, weights, state, lengths, reverse, training) -> Option
     explains what is wrong). Both give the same Problem."""
     G = GATES.get(cell) if type(cell) is str and cell != "lstm_peephole" else None  # P: the full path
     if (G is None or type(x) is not np.ndarray or x.ndim != 3 or x.dtype not in DTYPES
-            or not x.flags.c_contiguous or type(weights) not in (tuple, list) or len(weights) != 4
+            or not x.flags.c_contiguous or type(weights) not in (tuple, list, PackedWeights) or len(weights) != 4
             or lengths is not None or type(reverse) is not bool or type(training) is not bool):  # fmt: skip
         return None
     W_ih, W_hh, b_ih, b_hh = weights
@@ -205,11 +232,15 @@ def problem(cell, x, weights, state=None, lengths=None, reverse=False, training=
         if fast is not None:
             if backend == "cuda":
                 _on_device(cell, x, weights, state, lengths, backend)  # raises: NumPy arrays
-            return fast
-        return _checked_problem(cell, x, weights, state, lengths, reverse, training, backend)
-    cell, acts, clip, input_forget = form(cell_name(cell), activations, clip, input_forget)
-    p = _checked_problem(cell, x, weights, state, lengths, reverse, training, backend)
-    p.acts, p.clip, p.input_forget = acts, clip, input_forget
+            p = fast
+        else:
+            p = _checked_problem(cell, x, weights, state, lengths, reverse, training, backend)
+    else:
+        cell, acts, clip, input_forget = form(cell_name(cell), activations, clip, input_forget)
+        p = _checked_problem(cell, x, weights, state, lengths, reverse, training, backend)
+        p.acts, p.clip, p.input_forget = acts, clip, input_forget
+    if type(weights) is PackedWeights and p.device is None:
+        p.pack = weights._rnnkit_pack
     return p
 
 

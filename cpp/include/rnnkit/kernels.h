@@ -13,6 +13,10 @@
 #include "rnnkit/problem.h"
 
 namespace rnnkit {
+class WeightPack;  // rnnkit/pack.h
+}
+
+namespace rnnkit {
 
 template <class T> struct ForwardArgs {
   // outputs (overwritten)
@@ -39,6 +43,7 @@ template <class T> struct ForwardArgs {
   T* m = nullptr;           // [N, H] training: o * tanh(c_t), the projection's input
   const T* W_hr = nullptr;  // [S, H]
   const T* P = nullptr;     // [3H] LSTM with peepholes: (p_i, p_f, p_o); null otherwise
+  WeightPack* pack = nullptr;  // the caller's store of packed weights (rnnkit/pack.h), or null
 };
 
 template <class T> struct BackwardArgs {
@@ -73,6 +78,7 @@ template <class T> struct BackwardArgs {
   // LSTM with peepholes only (null otherwise)
   T* dP = nullptr;          // [3H] out
   const T* P = nullptr;     // [3H]
+  WeightPack* pack = nullptr;  // the caller's store of packed weights (rnnkit/pack.h), or null
 };
 
 template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>& a);

@@ -1,0 +1,65 @@
+"""Weights packed once (functional.pack) against plain weights, C++ backend, float32 LSTM, in a
+process without torch: inference calls, and forward + backward training steps.
+
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/packed.py [--threads N]
+Prints per case the median of 7 rounds (5 for training), plain and packed alternated in each round,
+in microseconds a call. These VMs are noisy: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import rnnkit
+from rnnkit import functional as F
+
+# name: (I, H, B, T)
+CASES = {"cell T1 B1 I128 H128": (128, 128, 1, 1), "S T32 B1 I64 H64": (64, 64, 1, 32),
+         "stream T100 B1 I40 H128": (40, 128, 1, 100), "M T64 B16 I256 H256": (256, 256, 16, 64)}  # fmt: skip
+
+
+def median(v):
+    return sorted(v)[len(v) // 2]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2, help="rnnkit's threads (default 2)")
+    args = ap.parse_args(argv)
+    rnnkit.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    f = np.float32
+    print(f"LSTM float32, cpp backend, {args.threads} threads; us a call, median; plain / packed")
+    for name, (I, H, B, T) in CASES.items():  # noqa: E741
+        x = rng.standard_normal((T, B, I)).astype(f)
+        W = (0.1 * rng.standard_normal((4 * H, I)).astype(f), 0.1 * rng.standard_normal((4 * H, H)).astype(f),
+             np.zeros(4 * H, f), np.zeros(4 * H, f))  # fmt: skip
+        Wp = F.pack("lstm", W)
+        n = max(20, int(2e5 // (T * B * H)))
+
+        def infer(w, x=x):
+            F.forward("lstm", x, w, None, training=False, backend="cpp")
+
+        def step(w, x=x):
+            y, _, ctx = F.forward("lstm", x, w, None, training=True, backend="cpp")
+            F.backward(ctx, y)
+
+        out = []
+        for fn, rounds, calls in ((infer, 7, n), (step, 5, max(5, n // 3))):
+            times = {"plain": [], "packed": []}
+            for _ in range(rounds):
+                for key, w in (("plain", W), ("packed", Wp)):
+                    t0 = time.perf_counter()
+                    for _ in range(calls):
+                        fn(w)
+                    times[key].append((time.perf_counter() - t0) / calls * 1e6)
+            a, b = median(times["plain"]), median(times["packed"])
+            out.append(f"{a:9.1f} / {b:9.1f} ({a / b:.2f}x)")
+        print(f"{name:24s} inference {out[0]}   training step {out[1]}")
+
+
+if __name__ == "__main__":
+    main()
