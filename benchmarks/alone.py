@@ -3,7 +3,8 @@ the check on a ratio that the in-process suite may have skewed.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/alone.py M lstm numba training
       (CONFIG: S|M|L|XL, or a whole model of rnnkit.bench.MODELS (bi2|deep2000|stream|lstmp, cell lstm);
-      CELL: rnn_tanh|lstm|gru; IMPL: cpp|numba|torch|rnnkit_torch|onnxruntime|openvino;
+      CELL: rnn_tanh|lstm|gru; IMPL: cpp|cpp_packed|numba|torch|rnnkit_torch|onnxruntime|openvino
+      (cpp_packed: weights packed once by functional.pack, as the engines' sessions prepack them);
       MODE: inference|training; onnxruntime and openvino: inference, CONFIG S|M|L|XL)
       A model on cpp/numba runs the NumPy layers (rnnkit.LSTM): torch is never imported then, nor
       for onnxruntime and openvino (each compiles the case's ONNX graph).
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-if len(sys.argv) > 3 and sys.argv[3] in ("cpp", "numba", "onnxruntime", "openvino"):
+if len(sys.argv) > 3 and sys.argv[3] in ("cpp", "cpp_packed", "numba", "onnxruntime", "openvino"):
     sys.modules["torch"] = None  # rnnkit alone: torch's import fails, rnnkit.bench runs without it
 
 import rnnkit  # noqa: E402
@@ -29,7 +30,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", choices=[*CONFIGS, *MODELS])
     ap.add_argument("cell", choices=["rnn_tanh", "lstm", "gru"])
-    impls = ["cpp", "numba", "torch", "rnnkit_torch", "onnxruntime", "openvino"]
+    impls = ["cpp", "cpp_packed", "numba", "torch", "rnnkit_torch", "onnxruntime", "openvino"]
     ap.add_argument("impl", choices=impls)
     ap.add_argument("mode", choices=["inference", "training"])
     ap.add_argument("--budget", type=float, default=1.0)
@@ -48,6 +49,8 @@ def main(argv=None):
 
         torch.set_num_threads(THREADS)
     if a.config in MODELS:
+        if a.impl == "cpp_packed":
+            ap.error("cpp_packed times the single-layer cases (S|M|L|XL)")
         if a.cell != "lstm":
             ap.error(f"the whole models are LSTMs: {a.config} needs cell lstm")
         fn = model_fn(ModelCase(a.config), a.impl, training)
@@ -60,7 +63,8 @@ def main(argv=None):
             if fn is None:
                 ap.error(f"onnx/{a.impl} are not installed (pip install 'rnnkit[bench]')")
         else:
-            fn = case.torch_fn(training) if a.impl == "torch" else case.rnnkit_fn(a.impl, training)
+            fn = case.torch_fn(training) if a.impl == "torch" else case.rnnkit_fn(
+                "cpp" if a.impl == "cpp_packed" else a.impl, training, packed=a.impl == "cpp_packed")
     times: list = []
     ms = time_call(fn, min_repeats=5, budget=a.budget, times=times) * 1e3
     print(f"{a.config} {a.cell} {a.mode} {a.impl} threads={THREADS}: {ms:.3f} ms (min {min(times) * 1e3:.3f})")

@@ -12,7 +12,8 @@ import rnnkit
 
 CELLS = ("rnn_tanh", "lstm", "gru")
 MODES = ("inference", "training")
-IMPLS = ("torch", "torch_nomkldnn", "onnxruntime", "openvino", "cpp", "rnnkit_torch", "numba", "numpy")
+# cpp_packed: the C++ backend with the weights packed once (functional.pack), like the engines' sessions
+IMPLS = ("torch", "torch_nomkldnn", "onnxruntime", "openvino", "cpp", "cpp_packed", "rnnkit_torch", "numba", "numpy")
 _cases: dict = {}
 
 
@@ -49,9 +50,10 @@ def _fn(case, impl, training):
             pytest.skip("only torch's LSTM runs through oneDNN on the CPU")
         return case.torch_fn(training, mkldnn=impl == "torch")
     avail = rnnkit.available_backends()
-    if impl not in avail:
-        pytest.skip(f"backend {impl!r} unavailable: {avail.missing.get(impl)}")
-    return case.rnnkit_fn(impl, training)
+    backend = "cpp" if impl == "cpp_packed" else impl
+    if backend not in avail:
+        pytest.skip(f"backend {backend!r} unavailable: {avail.missing.get(backend)}")
+    return case.rnnkit_fn(backend, training, packed=impl == "cpp_packed")
 
 
 def _extra(benchmark, machine_info, case, training, impl):

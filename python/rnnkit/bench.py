@@ -79,8 +79,12 @@ class Case:
         self.valid_steps = int(self.lengths.sum()) if lengths else T * B
 
     # --- rnnkit -------------------------------------------------------------------------------
-    def rnnkit_fn(self, backend, training):
+    def rnnkit_fn(self, backend, training, packed=False):
+        """packed: the weights packed once (functional.pack), as an onnxruntime or OpenVINO session
+        prepacks them when it is created (implementation "cpp_packed")."""
         cell, x, w, lengths, dy = self.cell, self.x, self.weights, self.lengths, self.dy
+        if packed:
+            w = F.pack(cell, w)
         if not training:
             return lambda: F.forward(cell, x, w, lengths=lengths, training=False, backend=backend)[0]
 
@@ -497,8 +501,9 @@ def run(full=False, impls=None, only_cells=None, only_configs=None, progress=Tru
 
 # --- reporting ------------------------------------------------------------------------------------
 
-ORDER = ("torch", "torch_nomkldnn", "torch_packed", "torch_padded", "onnxruntime", "openvino", "cpp", "rnnkit_torch", "numba", "numpy")
-RATIO_OF = ("cpp", "rnnkit_torch", "numba", "numpy")
+ORDER = ("torch", "torch_nomkldnn", "torch_packed", "torch_padded", "onnxruntime", "openvino", "cpp", "cpp_packed",
+         "rnnkit_torch", "numba", "numpy")  # fmt: skip
+RATIO_OF = ("cpp", "cpp_packed", "rnnkit_torch", "numba", "numpy")
 
 
 def _group_key(name):
