@@ -21,6 +21,7 @@ from .. import _threads
 from .._plan import Plan, packed_rows, plan, unpack
 from .._validate import DEFAULT_ACTS
 from . import blas
+from . import precompile as _warm
 from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
 from .sequence import lstm_proj_backward, lstm_proj_forward  # the LSTM with projections
 from .sequence import lstm_peephole_backward as _peephole_backward_kernel
@@ -242,6 +243,8 @@ def _forward(p):
         hn = np.empty((N, H) if train and gru else (1, H), dt)
         bounds = _blocks(B, H, G)
         acc, scr = _scratch(bounds, B, G, dt), _scratch(bounds, 4, G, dt)
+        if train:  # a first training forward: its backward compiles meanwhile in a worker
+            _warm.start_backward("plain", sequence_forward, dt)
         with _kernel_call():
             sequence_forward(_CELL[p.cell], _panels(N, G, H, p.I), X, _ro(p.W_ih),
                              _ro(_packed_whh(p.W_hh, bounds, H, G)), bounds, bias, b_hn, p.h0[pl.perm],
@@ -276,6 +279,7 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     dummy = np.empty((1, H), dt)
     bounds = _blocks(B, H, G)
+    _warm.wait_backward("plain", dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
         sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
                           _ro(np.ascontiguousarray(p.W_hh.T)), bounds, cache.xg, cache.h_prev,
@@ -320,6 +324,8 @@ def _forward_proj(p):
         m = np.empty((N, H) if train else (1, H), dt)
         bounds, sbounds = _proj_blocks(B, H, S)
         acc, scr = _scratch(bounds, B, 4, dt), _scratch(bounds, 4, 4, dt)
+        if train:  # a first training forward: its backward compiles meanwhile in a worker
+            _warm.start_backward("proj", lstm_proj_forward, dt)
         with _kernel_call():
             lstm_proj_forward(_panels(N, 4, H, p.I), X, _ro(p.W_ih), _ro(_packed_whh(p.W_hh, bounds, H, 4)),
                               _ro(p.W_hr), _ro(np.ascontiguousarray(p.W_hr.T)), bounds, sbounds, bias,
@@ -347,6 +353,7 @@ def _backward_proj(p, cache: NumbaCache, dy, dh_n, dc_n):
     dh, dc = dh_n[pl.perm], dc_n[pl.perm]
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     bounds, sbounds = _proj_blocks(B, H, S)
+    _warm.wait_backward("proj", dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
         lstm_proj_backward(_panels(N, 4, H, S + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
                            _ro(np.ascontiguousarray(p.W_hh.T)), _ro(p.W_hr), _ro(np.ascontiguousarray(p.W_hr.T)),
@@ -382,6 +389,8 @@ def _forward_peephole(p):
         c_prev = np.empty((N, H) if train else (1, H), dt)
         bounds = _blocks(B, H, 4)
         acc, scr = _scratch(bounds, B, 4, dt), _scratch(bounds, 4, 4, dt)
+        if train:  # a first training forward: its backward compiles meanwhile in a worker
+            _warm.start_backward("peephole", _peephole_forward_kernel, dt)
         with _kernel_call():
             _peephole_forward_kernel(_panels(N, 4, H, p.I), X, _ro(p.W_ih), _ro(_packed_whh(p.W_hh, bounds, H, 4)),
                                      bounds, bias, _ro(p.P), p.h0[pl.perm], c, pl.perm, pl.batch_sizes, pl.offsets,
@@ -410,6 +419,7 @@ def _backward_peephole(p, cache: NumbaCache, dy, dh_n, dc_n):
     dh, dc = dh_n[pl.perm], dc_n[pl.perm]
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     bounds = _blocks(B, H, 4)
+    _warm.wait_backward("peephole", dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
         _peephole_backward_kernel(_panels(N, 4, H, H + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
                                   _ro(np.ascontiguousarray(p.W_hh.T)), bounds, cache.xg, cache.h_prev, cache.c_prev,
@@ -444,6 +454,8 @@ def _forward_reset_before(p):
         bounds = _blocks(B, H, 3)
         acc, scr = _scratch(bounds, B, 2, dt), _scratch(bounds, 4, 2, dt)
         Wblk = _ro(_packed_whh(np.ascontiguousarray(p.W_hh[: 2 * H]), bounds, H, 2))
+        if train:  # a first training forward: its backward compiles meanwhile in a worker
+            _warm.start_backward("reset_before", _reset_before_forward_kernel, dt)
         with _kernel_call():
             _reset_before_forward_kernel(_panels(N, 3, H, p.I), X, _ro(p.W_ih), Wblk,
                                          _ro(np.ascontiguousarray(p.W_hh[2 * H :])), bounds, bias, b_hn,
@@ -472,6 +484,7 @@ def _backward_reset_before(p, cache: NumbaCache, dy, dh_n, dc_n):
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     bounds = _blocks(B, H, 3)
     W_rz, W_hn = p.W_hh[: 2 * H], p.W_hh[2 * H :]
+    _warm.wait_backward("reset_before", dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
         _reset_before_backward_kernel(_panels(N, 3, H, H + I), cache.X, _ro(p.W_ih), _ro(np.ascontiguousarray(W_rz)),
                                       _ro(np.ascontiguousarray(W_rz.T)), _ro(np.ascontiguousarray(W_hn)),
@@ -519,6 +532,8 @@ def _forward_form(p):
         Wblk = _packed_whh(np.ascontiguousarray(p.W_hh[: 2 * H]), bounds, H, 2) if rb else _packed_whh(p.W_hh, bounds, H, G)
         Whn = np.ascontiguousarray(p.W_hh[2 * H :]) if rb else np.zeros((1, 1), dt)
         P = p.P if p.P is not None else np.zeros(0, dt)
+        if train:  # a first training forward: its backward compiles meanwhile in a worker
+            _warm.start_backward("forms", forms.forms_forward, dt)
         with _kernel_call():
             forms.forms_forward(forms.CELL_CODE[p.cell], _panels(N, G, H, p.I), _form_of(p), X, _ro(p.W_ih),
                                 _ro(Wblk), _ro(Whn), bounds, bias, b_hn, _ro(P), p.h0[pl.perm], c, pl.perm,
@@ -558,6 +573,7 @@ def _backward_form(p, cache: NumbaCache, dy, dh_n, dc_n):
     Whh = p.W_hh[: 2 * H] if rb else p.W_hh
     Whn = p.W_hh[2 * H :] if rb else np.zeros((1, 1), dt)
     P = p.P if p.P is not None else np.zeros(0, dt)
+    _warm.wait_backward("forms", dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
         forms.forms_backward(forms.CELL_CODE[p.cell], _panels(N, G, H, H + I), _form_of(p), cache.X, _ro(p.W_ih),
                              _ro(np.ascontiguousarray(Whh)), _ro(np.ascontiguousarray(Whh.T)),
@@ -596,6 +612,8 @@ def _forward_form_proj(p):
         c_prev = np.empty((N, H) if train else (1, H), dt)
         m = np.empty((N, H) if train else (1, H), dt)
         bounds, sbounds = _proj_blocks(B, H, S)
+        if train:  # a first training forward: its backward compiles meanwhile in a worker
+            _warm.start_backward("forms_proj", forms.forms_lstm_proj_forward, dt)
         with _kernel_call():
             forms.forms_lstm_proj_forward(_panels(N, 4, H, p.I), _form_of(p), X, _ro(p.W_ih),
                                           _ro(_packed_whh(p.W_hh, bounds, H, 4)), _ro(p.W_hr),
@@ -626,6 +644,7 @@ def _backward_form_proj(p, cache: NumbaCache, dy, dh_n, dc_n):
     dh, dc = dh_n[pl.perm], dc_n[pl.perm]
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     bounds, sbounds = _proj_blocks(B, H, S)
+    _warm.wait_backward("forms_proj", dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
         forms.forms_lstm_proj_backward(_panels(N, 4, H, S + I), _form_of(p), cache.X, _ro(p.W_ih), _ro(p.W_hh),
                                        _ro(np.ascontiguousarray(p.W_hh.T)), _ro(p.W_hr),

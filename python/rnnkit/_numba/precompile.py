@@ -139,6 +139,72 @@ def run_job(job: dict) -> dict:
                 hits=sum(disp.stats.cache_hits.values()), misses=sum(disp.stats.cache_misses.values()))
 
 
+def workers_allowed() -> bool:
+    """Whether a first call may start a worker (see start_backward): not inside a worker, not
+    where RNNKIT_NUMBA_WORKERS=0, not in a frozen application (sys.executable is not Python there),
+    and only with two cores or more to run it on."""
+    if os.environ.get("RNNKIT_NUMBA_WORKERS", "1") == "0" or getattr(sys, "frozen", False) or not sys.executable:
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores >= 2
+
+
+def _start(job: dict, stdout) -> subprocess.Popen:
+    env = dict(os.environ, RNNKIT_NUMBA_WORKERS="0")  # a worker's own calls start no workers
+    return subprocess.Popen([sys.executable, "-m", "rnnkit._numba.precompile", json.dumps(job)], stdout=stdout,
+                            stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+
+
+def compiled_for(disp, dtype) -> bool:
+    """Whether the kernel disp has code for arrays of dtype, in this process or in the disk cache
+    (for this CPU; any signature of that dtype: a first call's own signature is not known before
+    its arguments are built)."""
+    from numba import from_dtype, types
+
+    want = from_dtype(np.dtype(dtype))
+
+    def has(sig) -> bool:
+        return any(isinstance(t, types.Array) and t.dtype == want for t in sig)
+
+    if any(has(sig) for sig in disp.overloads):
+        return True
+    try:  # Numba's index: {(signature, the codegen's magic tuple, code hashes): data file}
+        index = disp._cache._cache_file._load_index()
+        magic = disp.targetctx.codegen().magic_tuple()
+    except Exception:  # no cache (NullCache), or another Numba's layout: as if not compiled
+        return False
+    return any(k[1] == magic and has(k[0]) for k in index)
+
+
+# (group, dtype) -> the worker compiling that group's backward kernel, started by a first training
+# forward (None: none is, or it is done)
+_background: Dict[Tuple[str, str], Optional[subprocess.Popen]] = {}
+
+
+def start_backward(group: str, forward_kernel, dtype) -> None:
+    """Before the first training forward of a group in a dtype: when its forward kernel has no code
+    for the dtype yet (a fresh install: it is about to compile for some 14 s), the backward kernel
+    is compiled meanwhile by a worker process (run_job), on another core, into the disk cache; the
+    first backward then waits for it (wait_backward) and loads it, instead of compiling for as long
+    again. Once per (group, dtype) and process; see workers_allowed."""
+    key = (group, np.dtype(dtype).name)
+    if key in _background:
+        return
+    _background[key] = None
+    if workers_allowed() and not compiled_for(forward_kernel, dtype):
+        job = {"group": group, "direction": "backward", "dtype": key[1]}
+        _background[key] = _start(job, subprocess.DEVNULL)
+
+
+def wait_backward(group: str, dtype) -> None:
+    """Before a backward call: waits for the worker compiling its kernel, if one is running."""
+    key = (group, np.dtype(dtype).name)
+    proc = _background.get(key)
+    if proc is not None:
+        proc.wait()
+        _background[key] = None
+
+
 def run(cells: Optional[Sequence[str]] = None, dtypes: Optional[Sequence[str]] = None, options: bool = True,
         projections: bool = True, processes: Optional[int] = None) -> List[dict]:  # fmt: skip
     """Runs jobs_for(...) in worker processes, `processes` at a time (default: the cores this
@@ -159,9 +225,7 @@ def run(cells: Optional[Sequence[str]] = None, dtypes: Optional[Sequence[str]] =
             while pending and len(running) < processes:
                 job = pending.pop(0)
                 out = tempfile.TemporaryFile("w+")
-                proc = subprocess.Popen([sys.executable, "-m", "rnnkit._numba.precompile", json.dumps(job)],
-                                        stdout=out, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-                running.append((job, proc, out))
+                running.append((job, _start(job, out), out))
             finished = [r for r in running if r[1].poll() is not None]
             if not finished:
                 time.sleep(0.05)
