@@ -130,3 +130,66 @@ def test_pack_checks_the_weights():
         F.pack("lstm", (rng.standard_normal((16, 3)), rng.standard_normal((12, 4)), None, None))
     with pytest.raises(TypeError, match="W_ih must have dtype float32 or float64"):
         F.pack("gru", (np.zeros((12, 3), np.int32), np.zeros((12, 4)), None, None))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnnkit.LSTM(5, 12, num_layers=2, bidirectional=True),
+    lambda: rnnkit.GRU(5, 12, num_layers=2),
+    lambda: rnnkit.RNN(5, 12, bidirectional=True, nonlinearity="relu"),
+    lambda: rnnkit.LSTM(5, 12, proj_size=4),
+], ids=["lstm-2-bi", "gru-2", "rnn-relu-bi", "lstm-proj"])  # fmt: skip
+def test_packed_layers_are_bitwise_their_originals(backend, make):
+    layer = make()
+    layer.backend = backend
+    x = np.random.default_rng(0).standard_normal((6, 3, 5)).astype(np.float32)
+    lengths = [6, 2, 4]
+    want = layer.eval()(x, lengths=lengths)
+    fast = layer.packed()
+    got = fast(x, lengths=lengths)
+    def flat(out):
+        y, state = out
+        return [y, *(state if isinstance(state, tuple) else (state,))]
+
+    for w, g in zip(flat(want), flat(got)):
+        np.testing.assert_array_equal(g, w)
+    assert fast(x, lengths=lengths)[0].tobytes() == want[0].tobytes()  # the second call reads the packs
+    assert len(fast._packs) == layer.num_layers * layer.num_directions
+    if backend == "cpp":
+        assert all(w._rnnkit_pack.layouts == 1 for w in fast._packs.values())  # forward's, filled once
+
+
+@pytest.mark.parametrize("cls", [rnnkit.LSTMCell, rnnkit.GRUCell, rnnkit.RNNCell])
+def test_a_packed_cell_decodes_like_its_original(backend, cls):
+    cell = cls(4, 16)
+    cell.backend = backend
+    fast = cell.packed()
+    rng = np.random.default_rng(1)
+    state = fast_state = None
+    for _ in range(5):  # a decoder loop: one step at a time
+        x = rng.standard_normal((2, 4)).astype(np.float32)
+        state = cell.eval()(x, state)
+        fast_state = fast(x, fast_state)
+        for a, b in zip(state if isinstance(state, tuple) else (state,),
+                        fast_state if isinstance(fast_state, tuple) else (fast_state,)):  # fmt: skip
+            np.testing.assert_array_equal(b, a)
+    assert list(fast._packs) == [None]
+    if backend == "cpp":
+        assert fast._packs[None]._rnnkit_pack.layouts == 1
+
+
+def test_a_packed_copy_is_frozen_and_apart():
+    cell = rnnkit.LSTMCell(3, 8)
+    fast = cell.packed()
+    x = np.ones((1, 3), np.float32)
+    before = fast(x)
+    assert not fast.training and all(not v.flags.writeable for v in fast.params.values())
+    with pytest.raises(ValueError, match="packed inference copy"):
+        fast.train()
+    cell.params["weight_hh"][...] = 0  # the original trains on; the copy keeps its weights
+    for a, b in zip(before, fast(x)):
+        np.testing.assert_array_equal(a, b)
+    cell.train()
+    cell(x)
+    assert len(cell._tape) == 1 and fast._tape == []
+    layer = rnnkit.GRU(3, 8)
+    assert layer.packed()._outputs is not layer._outputs

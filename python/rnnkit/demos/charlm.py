@@ -66,12 +66,13 @@ class CharLM:
         rng = np.random.default_rng(seed)
         self.train_mode(False)
         state, out = None, prime
+        rnn = self.rnn.packed()  # one step per character: weights packed once for all of them
         ids = [self.index.get(c, 0) for c in (prime or self.chars[0])]
         for i in ids[:-1]:
-            _, state = self.rnn(self.emb(np.array([[i]])), state)
+            _, state = rnn(self.emb(np.array([[i]])), state)
         cur = ids[-1]
         for _ in range(n):
-            h, state = self.rnn(self.emb(np.array([[cur]])), state)
+            h, state = rnn(self.emb(np.array([[cur]])), state)
             p = softmax(self.out(h[0, 0]).astype(np.float64) / temperature)
             cur = int(rng.choice(len(p), p=p / p.sum()))
             out += self.chars[cur]
