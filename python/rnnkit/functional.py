@@ -508,5 +508,11 @@ def pack(cell: str, weights: Weights) -> PackedWeights:
             a = np.array(a, copy=True, order="C")
             a.flags.writeable = False
         frozen.append(a)
+    return _packed(cell, frozen)
+
+
+def _packed(cell: str, frozen: Sequence[Optional[Array]]) -> PackedWeights:
+    """frozen (arrays nobody changes while the result is in use: pack's copies, or a packed
+    module's read-only parameters) as PackedWeights with a fresh store of the C++ backend's."""
     cpp = _backends._load("cpp")  # the C++ backend's module (its _core holds WeightPack), or None
     return PackedWeights._wrap(frozen, cell, None if cpp is None else cpp._core.WeightPack())

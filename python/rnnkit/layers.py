@@ -225,8 +225,8 @@ class _Module:
         packs = getattr(self, "_packs", None)
         if packs is None:
             return weights
-        if key not in packs:
-            packs[key] = F.pack(cell, weights)
+        if key not in packs:  # this copy's parameters are read-only copies already (packed)
+            packs[key] = F._packed(cell, weights)
         return packs[key]
 
     def _accumulate(self, names: Sequence[str], dweights: Sequence[Optional[Array]]) -> None:

@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._validate import GATES
+
 # group -> (its cells, (forward driver, backward driver)) as attributes of rnnkit._numba (plain
 # names) or of rnnkit._numba.forms ("forms." names). The option drivers serve every cell.
 GROUPS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, str]]] = {
@@ -39,7 +41,6 @@ GROUPS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, str]]] = {
               ("forms.forms_forward", "forms.forms_backward")),
     "forms_proj": (("lstm",), ("forms.forms_lstm_proj_forward", "forms.forms_lstm_proj_backward")),
 }  # fmt: skip
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "gru_reset_before", "lstm_peephole")
 DTYPES = ("float32", "float64")
 # Seconds of a fresh compile per job (measured as above, float32; float64 alike): the longest run first.
 _COST = {"plain": (14, 12), "proj": (14, 13), "peephole": (12, 11), "reset_before": (13, 13), "forms": (28, 35),
@@ -83,7 +84,7 @@ def _tour(group: str, dtype: str) -> None:
         return rng.standard_normal(shape).astype(dt)
 
     for cell in cells:
-        G = {"lstm": 4, "lstm_peephole": 4, "gru": 3, "gru_reset_before": 3}.get(cell, 1)
+        G = GATES[cell]
         proj = group in ("proj", "forms_proj")
         W = [arr(G * H, I), arr(G * H, S if proj else H), arr(G * H), arr(G * H)]
         if cell == "lstm_peephole":
@@ -139,14 +140,18 @@ def run_job(job: dict) -> dict:
                 hits=sum(disp.stats.cache_hits.values()), misses=sum(disp.stats.cache_misses.values()))
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def workers_allowed() -> bool:
     """Whether a first call may start a worker (see start_backward): not inside a worker, not
     where RNNKIT_NUMBA_WORKERS=0, not in a frozen application (sys.executable is not Python there),
     and only with two cores or more to run it on."""
     if os.environ.get("RNNKIT_NUMBA_WORKERS", "1") == "0" or getattr(sys, "frozen", False) or not sys.executable:
         return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores >= 2
+    return _cores() >= 2
 
 
 def _start(job: dict, stdout) -> subprocess.Popen:
@@ -215,10 +220,8 @@ def run(cells: Optional[Sequence[str]] = None, dtypes: Optional[Sequence[str]] =
     if not CACHE:
         raise RuntimeError("precompile: the numba backend has no writable cache directory (see the warning at "
                            "import); set NUMBA_CACHE_DIR to a writable path")  # fmt: skip
-    jobs = jobs_for(cells or CELLS, dtypes or DTYPES, options, projections)
-    if processes is None:
-        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    processes = max(1, min(processes, len(jobs)))
+    jobs = jobs_for(cells or tuple(GATES), dtypes or DTYPES, options, projections)
+    processes = max(1, min(processes or _cores(), len(jobs)))
     pending, running, done = list(jobs), [], []
     try:
         while pending or running:
@@ -244,6 +247,7 @@ def run(cells: Optional[Sequence[str]] = None, dtypes: Optional[Sequence[str]] =
             proc.wait()
             out.close()
     return done
+
 
 if __name__ == "__main__":
     import warnings
