@@ -18,6 +18,7 @@
 #include "rnnkit/build_info.h"
 #include "rnnkit/kernels.h"
 #include "rnnkit/pack.h"
+#include "rnnkit/pool.h"
 #include "rnnkit/pointwise.h"
 #include "rnnkit/profile.h"
 #include "rnnkit/threads.h"
@@ -322,56 +323,15 @@ template <class T> void activation_of(int kind, py::array_t<T, py::array::c_styl
   rnnkit::pointwise<T>().activation(kind, x.mutable_data(), x.size());
 }
 
-// Memory for the large arrays rnnkit hands to Python (the training cache, outputs, gradients),
-// recycled: when such an array is freed its block goes back here, and the next request of the same
-// size takes it instead of a fresh mapping whose pages fault in (and are zeroed) on first touch.
-// Measured: a 2-layer bidirectional LSTM training step through rnnkit.torch faulted 10.6k pages per
-// call (torch's autograd frees the whole graph at once, and glibc then trims its heap), the NumPy
-// layers 1.3k. At most kPoolBytes (128 MiB) of freed blocks are kept; blocks are 64-byte aligned.
-// Requests and releases come from Python with the GIL held; the mutex keeps the pool consistent
-// regardless.
-std::mutex g_pool_mutex;
-std::unordered_multimap<size_t, void*> g_pool;
-size_t g_pool_bytes = 0;
-constexpr size_t kPoolBytes = size_t(128) << 20;
-
-void* pool_take(size_t n) {
-  {
-    std::lock_guard<std::mutex> lock(g_pool_mutex);
-    auto it = g_pool.find(n);
-    if (it != g_pool.end()) {
-      void* p = it->second;
-      g_pool.erase(it);
-      g_pool_bytes -= n;
-      return p;
-    }
-  }
-  void* p = std::aligned_alloc(64, n);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-
-void pool_give(void* p, size_t n) {
-  {
-    std::lock_guard<std::mutex> lock(g_pool_mutex);
-    if (g_pool_bytes + n <= kPoolBytes) {
-      g_pool.emplace(n, p);
-      g_pool_bytes += n;
-      return;
-    }
-  }
-  std::free(p);
-}
-
 // A writeable uint8 array of nbytes (rounded up to 64) from the pool; its memory returns to the
 // pool when the array (and every view of it) is freed. Contents are undefined, as np.empty's.
 py::array pooled(size_t nbytes) {
   const size_t n = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
-  void* p = pool_take(n);
+  void* p = rnnkit::pool_take(n);
   auto* block = new std::pair<void*, size_t>(p, n);
   py::capsule owner(block, [](void* b) {
     auto* q = static_cast<std::pair<void*, size_t>*>(b);
-    pool_give(q->first, q->second);
+    rnnkit::pool_give(q->first, q->second);
     delete q;
   });
   return py::array_t<uint8_t>({static_cast<py::ssize_t>(nbytes)}, {static_cast<py::ssize_t>(1)},
@@ -403,10 +363,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("pooled", &pooled, py::arg("nbytes"),
         "A uint8 array of nbytes whose memory is recycled when it is freed (rnnkit/_cpp.py).");
   m.def("pool_bytes", [] {
-    std::lock_guard<std::mutex> lock(g_pool_mutex);
-    return g_pool_bytes;
+    return rnnkit::pool_bytes();
   }, "Bytes held by the pool of freed blocks.");
-  m.def("pool_limit", [] { return kPoolBytes; }, "Most bytes the pool keeps.");
+  m.def("pool_limit", [] { return rnnkit::kPoolBytes; }, "Idle + in-use bytes the pool keeps at least (see pool_stats).");
+  m.def("pool_stats", [] {
+        const rnnkit::PoolStats st = rnnkit::pool_stats();
+        return py::dict(py::arg("idle") = st.idle, py::arg("live") = st.live, py::arg("peak_live") = st.peak_live,
+                        py::arg("bound") = st.bound);
+      }, "Bytes of the recycling pool: idle, in use, the most in use at once, and the bound on idle + in use.");
   py::class_<rnnkit::WeightPack>(m, "WeightPack",
                                  "A store of packed weights, passed as forward/backward's pack argument "
                                  "(rnnkit/pack.h); its owner keeps the weights unchanged while it is used.")
