@@ -326,9 +326,8 @@ template <class T> void activation_of(int kind, py::array_t<T, py::array::c_styl
 // A writeable uint8 array of nbytes (rounded up to 64) from the pool; its memory returns to the
 // pool when the array (and every view of it) is freed. Contents are undefined, as np.empty's.
 py::array pooled(size_t nbytes) {
-  const size_t n = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
-  void* p = rnnkit::pool_take(n);
-  auto* block = new std::pair<void*, size_t>(p, n);
+  void* p = rnnkit::pool_take(nbytes);
+  auto* block = new std::pair<void*, size_t>(p, nbytes);
   py::capsule owner(block, [](void* b) {
     auto* q = static_cast<std::pair<void*, size_t>*>(b);
     rnnkit::pool_give(q->first, q->second);
@@ -362,9 +361,7 @@ PYBIND11_MODULE(_core, m) {
         "Whether the threaded kernels run on the host's OpenMP threads (see use_host_openmp).");
   m.def("pooled", &pooled, py::arg("nbytes"),
         "A uint8 array of nbytes whose memory is recycled when it is freed (rnnkit/_cpp.py).");
-  m.def("pool_bytes", [] {
-    return rnnkit::pool_bytes();
-  }, "Bytes held by the pool of freed blocks.");
+  m.def("pool_bytes", [] { return rnnkit::pool_stats().idle; }, "Bytes held by the pool of freed blocks.");
   m.def("pool_limit", [] { return rnnkit::kPoolBytes; }, "Idle + in-use bytes the pool keeps at least (see pool_stats).");
   m.def("pool_stats", [] {
         const rnnkit::PoolStats st = rnnkit::pool_stats();

@@ -20,8 +20,8 @@ namespace rnnkit {
 // and the most bytes ever in use at once (peak_live), so recycling never raises a program's peak
 // above what it needed anyway, and a working set larger than 128 MiB is still kept whole (one
 // training step of a 2-layer LSTM over 2000 steps, B 8, H 256, holds ~260 MB: with a fixed 128 MiB
-// cap its 65 MB gate caches were unmapped after every backward and faulted in again, 16-32k
-// faults and 30-46 ms of system time a step). A request the idle blocks cannot serve frees idle
+// cap its 65 MB gate caches were unmapped after every backward and faulted in again, 16-27k
+// faults and 35-64 ms of system time a step). A request the idle blocks cannot serve frees idle
 // blocks until the new one fits within that bound.
 // Requests and releases come from Python with the GIL held; the mutex keeps the pool consistent
 // regardless.
@@ -32,9 +32,11 @@ size_t g_pool_bytes = 0;  // idle
 size_t g_live_bytes = 0, g_peak_live = 0;  // handed out and not returned; the most at once
 
 size_t pool_bound_locked() { return std::max(kPoolBytes, g_peak_live); }
+size_t rounded(size_t n) { return (std::max<size_t>(n, 1) + 63) / 64 * 64; }  // whole cache lines
 }  // namespace
 
-void* pool_take(size_t n) {
+void* pool_take(size_t nbytes) {
+  const size_t n = rounded(nbytes);
   std::vector<void*> evicted;
   {
     std::lock_guard<std::mutex> lock(g_pool_mutex);
@@ -64,7 +66,8 @@ void* pool_take(size_t n) {
   return p;
 }
 
-void pool_give(void* p, size_t n) {
+void pool_give(void* p, size_t nbytes) {
+  const size_t n = rounded(nbytes);
   {
     std::lock_guard<std::mutex> lock(g_pool_mutex);
     g_live_bytes -= n;
@@ -80,11 +83,6 @@ void pool_give(void* p, size_t n) {
 PoolStats pool_stats() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   return {g_pool_bytes, g_live_bytes, g_peak_live, pool_bound_locked()};
-}
-
-size_t pool_bytes() {
-  std::lock_guard<std::mutex> lock(g_pool_mutex);
-  return g_pool_bytes;
 }
 
 }  // namespace rnnkit

@@ -118,8 +118,8 @@ class Workspace {
     if (bytes <= size_[s]) return aligned<T>(kept_[s]);
     if (kept_total() - size_[s] + bytes > kKeptBytes) {
       own_[s].reset();
-      own_[s].n = (static_cast<size_t>(bytes) + kAlign - 1) / kAlign * kAlign;
-      own_[s].p = pool_take(own_[s].n);  // 64-byte aligned
+      own_[s].n = static_cast<size_t>(bytes);
+      own_[s].p = pool_take(own_[s].n);  // kAlign-aligned, as kept buffers are
       return static_cast<T*>(own_[s].p);
     }
     kept_[s].reset();  // the old one first: both at once would raise the peak
@@ -158,6 +158,9 @@ class Workspace {
   struct PoolBlock {  // a block of the pool, given back by reset()
     void* p = nullptr;
     size_t n = 0;
+    PoolBlock() = default;
+    PoolBlock(const PoolBlock&) = delete;
+    PoolBlock& operator=(const PoolBlock&) = delete;
     void reset() {
       if (p) pool_give(p, n);
       p = nullptr, n = 0;

@@ -13,15 +13,14 @@ namespace rnnkit {
 // Idle + in-use bytes stay within max(kPoolBytes, the most bytes ever in use at once).
 constexpr size_t kPoolBytes = size_t(128) << 20;
 
-// A 64-byte aligned block of n bytes (a multiple of 64); throws std::bad_alloc.
-void* pool_take(size_t n);
-// Returns a block of pool_take(n).
-void pool_give(void* p, size_t n);
+// A 64-byte aligned block of at least nbytes (whole cache lines); throws std::bad_alloc.
+void* pool_take(size_t nbytes);
+// Gives back a block of pool_take(nbytes), with the same nbytes.
+void pool_give(void* p, size_t nbytes);
 
 struct PoolStats {
   size_t idle, live, peak_live, bound;
 };
 PoolStats pool_stats();
-size_t pool_bytes();  // idle
 
 }  // namespace rnnkit

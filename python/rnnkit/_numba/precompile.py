@@ -171,7 +171,10 @@ def compiled_for(disp, dtype) -> bool:
     def has(sig) -> bool:
         return any(isinstance(t, types.Array) and t.dtype == want for t in sig)
 
-    if any(has(sig) for sig in disp.overloads):
+    overloads = getattr(disp, "overloads", None)
+    if overloads is None:  # not a Numba dispatcher (a wrapper put in its place): nothing to start
+        return True
+    if any(has(sig) for sig in overloads):
         return True
     try:  # Numba's index: {(signature, the codegen's magic tuple, code hashes): data file}
         index = disp._cache._cache_file._load_index()
