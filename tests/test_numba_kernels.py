@@ -138,7 +138,7 @@ def test_read_only_inputs_use_the_same_compiled_code(nb):
 
     case = make_case("lstm", T=3, B=2, I=4, H=5, dtype=np.float32, seed=3)
     case.run("numba")
-    before = (len(sequence.sequence_forward.signatures), len(sequence.sequence_backward.signatures))
+    before = (len(sequence.sequence_forward_serial.signatures), len(sequence.sequence_backward_serial.signatures))
 
     def ro(a):
         a = a.copy()
@@ -149,7 +149,7 @@ def test_read_only_inputs_use_the_same_compiled_code(nb):
     case.weights = tuple(ro(w) for w in case.weights)
     case.dy = ro(case.dy)
     got = case.run("numba")
-    after = (len(sequence.sequence_forward.signatures), len(sequence.sequence_backward.signatures))
+    after = (len(sequence.sequence_forward_serial.signatures), len(sequence.sequence_backward_serial.signatures))
     assert after == before
     want = case.astype(np.float64).run("numpy")
     for k in want:
@@ -159,7 +159,8 @@ def test_read_only_inputs_use_the_same_compiled_code(nb):
 def test_kernels_release_the_gil(nb):
     from rnnkit._numba import sequence
 
-    for f in (sequence.sequence_forward, sequence.sequence_backward):
+    for f in (sequence.sequence_forward, sequence.sequence_backward, sequence.sequence_forward_serial,
+              sequence.sequence_backward_serial):
         assert f.targetoptions.get("nogil") is True, f
 
 

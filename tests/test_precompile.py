@@ -26,7 +26,9 @@ import rnnkit._numba as nb
 rng = np.random.default_rng(1)
 for dt in (np.float32,):
     for cell, G in (("gru", 3), ("rnn_relu", 1), ("lstm", 4)):
-        for T, B, I, H, lengths in ((7, 4, 5, 32, None), (6, 3, 2, 16, [6, 2, 4]), (4, 1, 3, 8, None)):
+        # the last: an LSTM step split in two blocks on two threads (the parallel drivers)
+        for T, B, I, H, lengths in ((7, 4, 5, 32, None), (6, 3, 2, 16, [6, 2, 4]), (4, 1, 3, 8, None),
+                                    (3, 8, 5, 64, None)):
             W = (rng.standard_normal((G * H, I)).astype(dt), rng.standard_normal((G * H, H)).astype(dt), None,
                  rng.standard_normal(G * H).astype(dt))
             x = rng.standard_normal((T, B, I)).astype(dt)
@@ -38,8 +40,8 @@ for dt in (np.float32,):
                 F.forward(cell, x, W, state, lengths=lengths, reverse=reverse, training=False, backend="numba")
 stats = {d: {"hits": sum(getattr(nb, d).stats.cache_hits.values()),
              "misses": sum(getattr(nb, d).stats.cache_misses.values())}
-         for d in ("sequence_forward", "sequence_backward")}
-print(json.dumps(stats))
+         for d in ("sequence_forward", "sequence_backward", "sequence_forward_serial", "sequence_backward_serial")}
+print(json.dumps(dict(stats, threads=rnnkit.get_num_threads())))
 """
 
 
@@ -57,9 +59,15 @@ def test_precompile_then_a_new_process_loads_every_first_call():
     seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stderr
     stats = json.loads(first.stdout.strip().splitlines()[-1])
-    for driver, s in stats.items():
+    threads = stats.pop("threads")
+    called = {d for d, s in stats.items() if s != {"hits": 0, "misses": 0}}
+    want = {"sequence_forward_serial", "sequence_backward_serial"}
+    if threads >= 2:
+        want |= {"sequence_forward", "sequence_backward"}
+    assert called == want, stats
+    for driver in called:
         # a miss: a call whose argument types the workers' calls did not produce, compiled here
-        assert s == {"hits": 1, "misses": 0}, (driver, s, f"{seconds:.1f} s")
+        assert stats[driver] == {"hits": 1, "misses": 0}, (driver, stats[driver], f"{seconds:.1f} s")
 
 
 def test_precompile_reports_each_kernel_and_dtype(monkeypatch):
@@ -86,7 +94,7 @@ def test_precompile_reports_each_kernel_and_dtype(monkeypatch):
     assert len(reports) == len(started) == 8
     # every cell with options adds the option drivers (longest first), the LSTM its projections
     groups = jobs.groups_for(["lstm"], options=True, projections=True)
-    assert groups == ["plain", "proj", "forms", "forms_proj"]
+    assert groups == ["plain", "serial", "proj", "forms", "forms_proj"]
     order = [j["group"] for j in jobs.jobs_for(["lstm"], ["float32"], True, True)]
     assert order[:2] == ["forms", "forms"], order
 
@@ -164,10 +172,10 @@ rng = np.random.default_rng(0)
 x = rng.standard_normal((5, 3, 4)).astype(f)
 W = (rng.standard_normal((32, 4)).astype(f), rng.standard_normal((32, 8)).astype(f), None, None)
 y, _, ctx = F.forward("lstm", x, W, None, backend="numba")
-worker = pc._background.get(("plain", "float32")) is not None
+worker = pc._background.get(("serial", "float32")) is not None  # a single-block call: the serial variant
 F.backward(ctx, np.ones_like(y))
-print(json.dumps({"worker": worker, "hits": sum(nb.sequence_backward.stats.cache_hits.values()),
-                  "misses": sum(nb.sequence_backward.stats.cache_misses.values())}))
+print(json.dumps({"worker": worker, "hits": sum(nb.sequence_backward_serial.stats.cache_hits.values()),
+                  "misses": sum(nb.sequence_backward_serial.stats.cache_misses.values())}))
 """
 
 
@@ -196,20 +204,20 @@ def test_no_worker_when_compiled_or_turned_off(monkeypatch):
     x = np.zeros((2, 1, 3), np.float32)
     W = (np.zeros((8, 3), np.float32), np.zeros((8, 2), np.float32), None, None)
     F.backward(F.forward("lstm", x, W, None, backend="numba")[2], np.zeros((2, 1, 2), np.float32))
-    assert jobs.compiled_for(nb.sequence_forward, np.float32)
+    assert jobs.compiled_for(nb.sequence_forward_serial, np.float32)
     started = []
     monkeypatch.setattr(jobs, "_start", lambda job, stdout: started.append(job))
     monkeypatch.setattr(jobs, "_background", {})
-    jobs.start_backward("plain", nb.sequence_forward, np.float32)  # compiled here already: no worker
-    assert started == [] and jobs._background == {("plain", "float32"): None}
+    jobs.start_backward("serial", nb.sequence_forward_serial, np.float32)  # compiled here already: no worker
+    assert started == [] and jobs._background == {("serial", "float32"): None}
     monkeypatch.setattr(jobs, "_background", {})
     monkeypatch.setattr(jobs, "compiled_for", lambda disp, dtype: False)
     monkeypatch.setenv("RNNKIT_NUMBA_WORKERS", "0")
-    jobs.start_backward("plain", nb.sequence_forward, np.float32)
+    jobs.start_backward("serial", nb.sequence_forward_serial, np.float32)
     assert started == [] and not jobs.workers_allowed()
     monkeypatch.setenv("RNNKIT_NUMBA_WORKERS", "1")
     monkeypatch.setattr(jobs, "_background", {})
     if jobs.workers_allowed():  # two cores: the first call would start one, once
-        jobs.start_backward("plain", nb.sequence_forward, np.float32)
-        jobs.start_backward("plain", nb.sequence_forward, np.float32)
-        assert started == [{"group": "plain", "direction": "backward", "dtype": "float32"}]
+        jobs.start_backward("serial", nb.sequence_forward_serial, np.float32)
+        jobs.start_backward("serial", nb.sequence_forward_serial, np.float32)
+        assert started == [{"group": "serial", "direction": "backward", "dtype": "float32"}]

@@ -546,7 +546,7 @@ def test_torch_modules_follow_torch_set_num_threads(backend, monkeypatch, torch_
 
         from rnnkit import _numba
 
-        for name in ("sequence_forward", "sequence_backward"):
+        for name in ("sequence_forward", "sequence_backward", "sequence_forward_serial", "sequence_backward_serial"):
             real_fn = getattr(_numba, name)
 
             def call(*args, _real=real_fn, _name=name):

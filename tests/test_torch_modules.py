@@ -281,7 +281,16 @@ def test_cpu_autocast_lstm_returns_the_autocast_dtype():
     x = torch.randn(5, 2, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         for ours, ref in (_make("lstm", dtype=torch.float32), _make("gru", dtype=torch.float32)):
-            y, yr = ours(x)[0], ref(x)[0]
+            y = ours(x)[0]
+            try:
+                yr = ref(x)[0]
+            except RuntimeError as e:
+                # torch's own bfloat16 LSTM is oneDNN's, which has none on a CPU without AVX-512
+                # (seen on an AVX2 EPYC); autocast's rule (LSTM in bfloat16) then gives the dtype
+                if "primitive descriptor" not in str(e):
+                    raise
+                with torch.autocast("cpu", enabled=False):
+                    yr = ref(x)[0].to(torch.bfloat16)
             assert y.dtype == yr.dtype, (y.dtype, yr.dtype)
             torch.testing.assert_close(y.float(), yr.float(), rtol=3e-2, atol=3e-2)
 

@@ -22,7 +22,8 @@ from .._plan import Plan, packed_rows, plan, unpack
 from .._validate import DEFAULT_ACTS
 from . import blas
 from . import precompile as _warm
-from .sequence import GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_forward
+from .sequence import (GRU, LSTM, RNN_RELU, RNN_TANH, sequence_backward, sequence_backward_serial, sequence_forward,
+                       sequence_forward_serial)
 from .sequence import lstm_proj_backward, lstm_proj_forward  # the LSTM with projections
 from .sequence import lstm_peephole_backward as _peephole_backward_kernel
 from .sequence import lstm_peephole_forward as _peephole_forward_kernel
@@ -222,6 +223,12 @@ def _folded_biases(p):
     return bias, b_hn
 
 
+def _plain(bounds, parallel, serial):
+    """The plain driver for steps split into these blocks, and its precompile group: the serial
+    variant (sequence._serial) for a single block, else the one with parallel regions."""
+    return ("plain", parallel) if len(bounds) > 2 else ("serial", serial)
+
+
 def _forward(p):
     if p.options:
         return _forward_form(p)
@@ -243,13 +250,14 @@ def _forward(p):
         hn = np.empty((N, H) if train and gru else (1, H), dt)
         bounds = _blocks(B, H, G)
         acc, scr = _scratch(bounds, B, G, dt), _scratch(bounds, 4, G, dt)
+        group, driver = _plain(bounds, sequence_forward, sequence_forward_serial)
         if train:  # a first training forward: its backward compiles meanwhile in a worker
-            _warm.start_backward("plain", sequence_forward, dt)
+            _warm.start_backward(group, driver, dt)
         with _kernel_call():
-            sequence_forward(_CELL[p.cell], _panels(N, G, H, p.I), X, _ro(p.W_ih),
-                             _ro(_packed_whh(p.W_hh, bounds, H, G)), bounds, bias, b_hn, p.h0[pl.perm],
-                             c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
-                             h_prev, c_prev, hn, np.empty((2, B, H), dt), acc, scr, blas.LIMIT)  # fmt: skip
+            driver(_CELL[p.cell], _panels(N, G, H, p.I), X, _ro(p.W_ih),
+                   _ro(_packed_whh(p.W_hh, bounds, H, G)), bounds, bias, b_hn, p.h0[pl.perm],
+                   c, pl.perm, pl.batch_sizes, pl.offsets, p.reverse, train, y, h_n, xg,
+                   h_prev, c_prev, hn, np.empty((2, B, H), dt), acc, scr, blas.LIMIT)  # fmt: skip
         if train:
             cache = NumbaCache(pl, X, xg, h_prev, c_prev if lstm else None, hn if gru else None)
     elif train:
@@ -279,14 +287,15 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     dummy = np.empty((1, H), dt)
     bounds = _blocks(B, H, G)
-    _warm.wait_backward("plain", dt)  # its kernel, if a worker is compiling it
+    group, driver = _plain(bounds, sequence_backward, sequence_backward_serial)
+    _warm.wait_backward(group, dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
-        sequence_backward(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
-                          _ro(np.ascontiguousarray(p.W_hh.T)), bounds, cache.xg, cache.h_prev,
-                          cache.c_prev if lstm else dummy, cache.hn if gru else dummy, _ro(dy), dh, dc,
-                          pl.perm, pl.batch_sizes, pl.offsets, p.reverse, np.empty((N, G * H), dt),
-                          np.empty((N, H) if gru else (1, H), dt), dW_ih, dW_hh, db_ih, db_hh, dX,
-                          _scratch(bounds, 4, G, dt), blas.LIMIT)  # fmt: skip
+        driver(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),
+               _ro(np.ascontiguousarray(p.W_hh.T)), bounds, cache.xg, cache.h_prev,
+               cache.c_prev if lstm else dummy, cache.hn if gru else dummy, _ro(dy), dh, dc,
+               pl.perm, pl.batch_sizes, pl.offsets, p.reverse, np.empty((N, G * H), dt),
+               np.empty((N, H) if gru else (1, H), dt), dW_ih, dW_hh, db_ih, db_hh, dX,
+               _scratch(bounds, 4, G, dt), blas.LIMIT)  # fmt: skip
     if not pl.dense:
         dx.reshape(T * B, I)[packed_rows(pl, B)] = dX
     dh0 = np.empty_like(dh)
