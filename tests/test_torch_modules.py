@@ -3,6 +3,7 @@ Against torch.nn with the same state_dict (outputs, states, every gradient; Pack
 out), gradcheck in float64, identical training curves, clear errors for other devices, and
 `import rnnkit` leaving torch alone."""
 
+import copy
 import subprocess
 import sys
 
@@ -467,3 +468,84 @@ def test_no_grad_calls_skip_autograd_and_match_it(cell, monkeypatch):
         assert torch.equal(a.detach(), b)
     m(x)[0].sum().backward()
     assert calls, "a call with grad must go through autograd"
+
+
+PACKED_CASES = {
+    "lstm_deep_bi": (rt.LSTM, dict(num_layers=2, bidirectional=True)),
+    "gru_batch_first": (rt.GRU, dict(batch_first=True)),
+    "rnn_relu_no_bias": (rt.RNN, dict(nonlinearity="relu", bias=False)),
+    "lstm_proj": (rt.LSTM, dict(proj_size=2, num_layers=2)),
+}
+
+
+@pytest.mark.parametrize("case", list(PACKED_CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_packed_copy_is_bitwise_its_module_and_packs_once(backend, case, dtype, monkeypatch):
+    """module.packed(): an eval copy whose weights are functional.pack'ed once per (layer,
+    direction) at its first call: outputs and states bitwise those of the module in eval mode
+    (lengths too), on every backend; an in-place change of the copy's own parameters packs again,
+    the original's later changes do not reach it."""
+    from rnnkit import functional as F
+
+    cls, kw = PACKED_CASES[case]
+    torch.manual_seed(0)
+    m = cls(4, 3, dtype=dtype, backend=backend, **kw).eval()
+    fast = m.packed()
+    assert not fast.training and not any(p.requires_grad for p in fast.parameters())
+    made = []
+    real_pack = F.pack
+    monkeypatch.setattr(F, "pack", lambda *a: made.append(a[0]) or real_pack(*a))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((3, 5, 4) if kw.get("batch_first") else (5, 3, 4), generator=g, dtype=dtype)
+    with torch.no_grad():
+        for lengths in (None, [5, 2, 4]):
+            for _ in range(3):
+                want, got = m(x, lengths=lengths), fast(x, lengths=lengths)
+                assert torch.equal(want[0], got[0])
+                for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (want[1], got[1]))):
+                    assert torch.equal(a, b)
+    L, D = kw.get("num_layers", 1), 2 if kw.get("bidirectional") else 1
+    assert len(made) == L * D, made  # once per (layer, direction), not per call
+    with torch.no_grad():
+        fast.weight_hh_l0.mul_(0.5)  # the copy's own change: packed again, and followed
+        m.weight_hh_l0.mul_(0.5)
+        assert torch.equal(fast(x)[0], m(x)[0]) and len(made) == L * D + 1
+        m.weight_ih_l0.add_(1.0)  # the original's: not the copy's
+        assert not torch.equal(fast(x)[0], m(x)[0]) and len(made) == L * D + 1
+
+
+@pytest.mark.parametrize("cls", [rt.RNNCell, rt.LSTMCell, rt.GRUCell])
+def test_packed_cell_over_a_decoder_loop(backend, cls):
+    torch.manual_seed(0)
+    cell = cls(4, 3, dtype=torch.float64, backend=backend)
+    fast = cell.packed()
+    x = torch.randn(6, 2, 4, dtype=torch.float64)
+    lstm = cls is rt.LSTMCell
+    s = s2 = (torch.zeros(2, 3, dtype=torch.float64),) * 2 if lstm else torch.zeros(2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        for t in range(6):
+            s, s2 = cell(x[t], s), fast(x[t], s2)
+            for a, b in zip(s if lstm else (s,), s2 if lstm else (s2,)):
+                assert torch.equal(a, b)
+    assert len(fast._packs.packs) == 1
+
+
+def test_packed_copy_refuses_training_and_takes_input_gradients():
+    m = rt.GRU(4, 3, num_layers=2)
+    fast = m.packed()
+    with pytest.raises(RuntimeError, match="packed inference copy"):
+        fast.train()
+    with pytest.raises(RuntimeError, match="packed inference copy"):
+        torch.nn.Sequential(fast).train()
+    m.eval()
+    x = torch.randn(5, 2, 4, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    m(x)[0].sum().backward()
+    fast(x2)[0].sum().backward()  # the plain path: gradients reach the input, not the frozen weights
+    assert torch.equal(x.grad, x2.grad) and all(p.grad is None for p in fast.parameters())
+    assert fast._packs.packs == {}  # (that call had something to differentiate: nothing packed)
+    with torch.no_grad():
+        fast(x)
+    again = copy.deepcopy(fast)  # a copy of a packed copy packs afresh
+    assert len(fast._packs.packs) == 2 and again._packs.packs == {}
+    assert torch.equal(again(x)[0], fast(x)[0])

@@ -34,7 +34,8 @@ Examples
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union, cast, overload
+import copy
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union, cast, overload
 
 import numpy as np
 import torch
@@ -62,6 +63,7 @@ _Device = Union[torch.device, str, int, None]
 # One direction of a layer: ((W_ih, W_hh, b_ih, b_hh), h0, c0, reverse); biases and states may be None.
 _Weights = Tuple[Optional[Tensor], ...]
 _Direction = Tuple[_Weights, Optional[Tensor], Optional[Tensor], bool]
+_P = TypeVar("_P", bound="_Packable")
 # y, and (h_n, c_n) per direction (c_n None but for the LSTM).
 _LayerOut = Tuple[Tensor, List[Tuple[Tensor, Optional[Tensor]]]]
 
@@ -167,14 +169,17 @@ class _Recurrent(torch.autograd.Function):
 
     @staticmethod
     def _forward(ctx: Any, cell: str, backend: str, reverses: Tuple[bool, ...], lengths: Any, training: bool,
-                 y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:  # fmt: skip
+                 y_out: Optional[NDArray[Any]], x: Tensor, *flat: Optional[Tensor],
+                 packs: Optional[Sequence[Any]] = None) -> Tuple[Optional[Tensor], ...]:  # fmt: skip
         """The call itself; ctx None: outside autograd (nothing to differentiate, see _apply), and a
-        cell without c returns None for it instead of the empty tensor a Function must return."""
+        cell without c returns None for it instead of the empty tensor a Function must return.
+        packs: per direction, its weights as functional.PackedWeights (a packed copy's), or None."""
         lstm = cell == "lstm"
         calls: List[dict[str, Any]] = []
         for d, reverse in enumerate(reverses):
             w_ih, w_hh, b_ih, b_hh, h0, c0, w_hr = flat[7 * d : 7 * d + 7]
-            weights = (_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)) + (() if w_hr is None else (_np(w_hr),))
+            weights = packs[d] if packs is not None else (
+                (_np(w_ih), _np(w_hh), _np(b_ih), _np(b_hh)) + (() if w_hr is None else (_np(w_hr),)))  # fmt: skip
             calls.append(dict(cell=cell, x=_np(x), weights=weights,
                               state=(_np(h0), _np(c0)) if lstm else _np(h0), lengths=lengths,
                               reverse=reverse, training=training))  # fmt: skip
@@ -237,10 +242,11 @@ class _Recurrent(torch.autograd.Function):
 
 
 def _apply(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any = None, backend: str = "auto",
-           y_out: Optional[NDArray[Any]] = None) -> _LayerOut:  # fmt: skip
+           y_out: Optional[NDArray[Any]] = None, packs: Optional[Sequence[Any]] = None) -> _LayerOut:  # fmt: skip
     """directions: (weights, h0, c0, reverse) each, weights (W_ih, W_hh, b_ih, b_hh[, W_hr]);
     returns y [T, B, D*H] and [(h_n, c_n)] per direction. y_out: an array to write y into
-    (rnnkit/_buffers.py), or None."""
+    (rnnkit/_buffers.py), or None. packs: the directions' weights packed (a packed copy's, equal
+    to the tensors), used when there is nothing to differentiate."""
     _check_tensor("x", x)
     flat: List[Optional[Tensor]] = []
     for weights, h0, c0, _ in directions:
@@ -256,7 +262,8 @@ def _apply(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any 
         y, *states = _Recurrent.apply(cell, backend, reverses, lengths, training, y_out, x, *flat)  # type: ignore[no-untyped-call]
     else:  # nothing to differentiate: the call without autograd's Function machinery (~25 us a call)
         with _on_device(x):
-            y, *states = _Recurrent._forward(None, cell, backend, reverses, lengths, False, y_out, x, *flat)
+            y, *states = _Recurrent._forward(None, cell, backend, reverses, lengths, False, y_out, x, *flat,
+                                             packs=packs)  # fmt: skip
     lstm = cell == "lstm"
     return cast(Tensor, y), [(cast(Tensor, states[2 * d]), states[2 * d + 1] if lstm else None)
                              for d in range(len(directions))]  # fmt: skip
@@ -367,15 +374,87 @@ def recurrent(cell: str, x: Tensor, weights: Sequence[Optional[Tensor]], h0: Opt
 
 
 def _recurrent_eager(cell: str, x: Tensor, weights: Sequence[Optional[Tensor]], h0: Optional[Tensor],
-                     c0: Optional[Tensor], lengths: _Lengths, reverse: bool,
-                     backend: str) -> Tuple[Tensor, Tensor, Optional[Tensor]]:  # fmt: skip
-    y, [(h_n, c_n)] = _apply(cell, x, [(tuple(weights), h0, c0, reverse)], lengths, backend)
+                     c0: Optional[Tensor], lengths: _Lengths, reverse: bool, backend: str,
+                     pack: Any = None) -> Tuple[Tensor, Tensor, Optional[Tensor]]:  # fmt: skip
+    y, [(h_n, c_n)] = _apply(cell, x, [(tuple(weights), h0, c0, reverse)], lengths, backend,
+                             packs=None if pack is None else [pack])  # fmt: skip
     return y, h_n, c_n
 
 
 def _layer(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any, backend: str,
-           y_out: Optional[NDArray[Any]] = None) -> _LayerOut:  # fmt: skip
-    return _apply(cell, x, directions, lengths, backend, y_out)
+           y_out: Optional[NDArray[Any]] = None, packs: Optional[Sequence[Any]] = None) -> _LayerOut:  # fmt: skip
+    return _apply(cell, x, directions, lengths, backend, y_out, packs)
+
+
+class _Packs:
+    """A packed copy's packs: (parameter index, dtype) -> (the parameters' stamp, PackedWeights).
+    Not copied or pickled with the module (a copy packs afresh)."""
+
+    def __init__(self) -> None:
+        self.packs: dict[Any, Tuple[Any, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class _Packable(nn.Module):
+    """packed() for the modules and cells: an inference copy whose weights are packed once."""
+
+    _packs: Optional[_Packs] = None
+
+    def packed(self: _P) -> _P:
+        """An inference copy of this module whose weights are packed once.
+
+        Every call of the C++ backend otherwise packs the weights into the panels its products
+        read (see `rnnkit.functional.pack`), most of the cost of a single decoder step and a
+        part of every small call. The copy is in eval mode, its parameters are copies that do
+        not require grad (this module's later changes do not reach it: pack again after
+        training), and ``train(True)`` on it raises. Its packs are made at its first call of each
+        layer and dtype and made again when its own parameters change in place (their version
+        counter; a write through ``.data`` is not seen). A call with an input that requires grad
+        runs the plain path (gradients reach the input only). Results are bitwise those of this
+        module in eval mode.
+
+        Returns
+        -------
+        module
+            A module of the same class and settings.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from rnnkit.torch import LSTM
+        >>> fast = LSTM(8, 16).packed()
+        >>> out, (h_n, c_n) = fast(torch.zeros(5, 1, 8))
+        >>> fast.training, fast.weight_hh_l0.requires_grad
+        (False, False)
+        """
+        clone = copy.deepcopy(self)
+        clone.train(False)
+        clone.requires_grad_(False)
+        clone._packs = _Packs()
+        return clone
+
+    def train(self: _P, mode: bool = True) -> _P:
+        if mode and self._packs is not None:
+            raise RuntimeError(f"this {type(self).__name__} is a packed inference copy (packed()): it cannot "
+                               "train; train the module it was made from and pack it again")  # fmt: skip
+        return super().train(mode)
+
+    def _pack_for(self, index: int, cell: str, dt: torch.dtype, own: Sequence[Optional[Tensor]],
+                  weights: Sequence[Optional[Tensor]]) -> Any:  # fmt: skip
+        """weights (own: the parameters they were made from) as PackedWeights in a packed copy,
+        on the CPU and outside torch.compile; else None."""
+        if self._packs is None or _compiling() or any(w is not None and w.device.type != "cpu" for w in weights):
+            return None
+        stamp = tuple(None if w is None else (w.data_ptr(), w._version) for w in own)
+        hit = self._packs.packs.get((index, dt))
+        if hit is None or hit[0] != stamp:
+            hit = self._packs.packs[(index, dt)] = (stamp, F.pack(cell, tuple(_np(w) for w in weights)))
+        return hit[1]
 
 
 _CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
@@ -410,7 +489,7 @@ def _as(t: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
     return t if t is None or t.dtype == dtype else t.to(dtype)
 
 
-class _RNNBase(nn.RNNBase):
+class _RNNBase(_Packable, nn.RNNBase):
     """torch.nn.RNNBase itself (constructor, parameters, initialisation, all_weights,
     flatten_parameters, extra_repr, state_dict), with the forward running rnnkit's kernels."""
 
@@ -515,7 +594,10 @@ class _RNNBase(nn.RNNBase):
                     y_out = None
                     if npdt is not None and (D > 1 or (held and layer < L - 1)):
                         y_out = self._outputs.get(layer, shape, npdt, held, last=layer == L - 1)
-                    inp, states = _layer(cell, inp, dirs, lens, self.backend, y_out)  # both directions, one call
+                    packs = [self._pack_for(i, cell, dt, [getattr(self, n) for n in self._all_weights[i]], d[0])
+                             for i, d in zip(range(layer * D, layer * D + D), dirs)] if infer else [None]  # fmt: skip
+                    inp, states = _layer(cell, inp, dirs, lens, self.backend, y_out,  # both directions, one call
+                                         None if packs[0] is None else packs)  # fmt: skip
                 for h_n, c_n in states:
                     hs.append(h_n)
                     if c_n is not None:
@@ -856,7 +938,7 @@ class GRU(_RNNBase):
         return output, cast(Tensor, state)
 
 
-class _CellBase(nn.RNNCellBase):
+class _CellBase(_Packable, nn.RNNCellBase):
     """torch.nn.RNNCellBase itself (constructor, parameters, initialisation, extra_repr), with the
     forward running rnnkit's kernels; batched (B, I) or unbatched (I,) input, as torch."""
 
@@ -895,9 +977,16 @@ class _CellBase(nn.RNNCellBase):
             c0 = x.new_zeros(B, H) if lstm else None
         else:
             h0, c0 = hx if lstm else (hx, None)
-        w = tuple(_as(t, dt) for t in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh))
-        _, h_n, c_n = recurrent(self.cell, x.unsqueeze(0).contiguous(), w, _as(h0, dt).contiguous(),
-                                None if c0 is None else _as(c0, dt).contiguous(), backend=self.backend)  # fmt: skip
+        own = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        w = tuple(_as(t, dt) for t in own)
+        args = (self.cell, x.unsqueeze(0).contiguous(), w, _as(h0, dt).contiguous(),
+                None if c0 is None else _as(c0, dt).contiguous())  # fmt: skip
+        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *own))
+        pack = None if grad else self._pack_for(0, self.cell, dt, own, w)
+        if pack is None:
+            _, h_n, c_n = recurrent(*args, backend=self.backend)
+        else:
+            _, h_n, c_n = _recurrent_eager(*args, None, False, self.backend, pack)
         out = [_as(t, out_dt) for t in ((h_n, cast(Tensor, c_n)) if lstm else (h_n,))]
         if unbatched:
             out = [t.squeeze(0) for t in out]
