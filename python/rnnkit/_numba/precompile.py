@@ -6,8 +6,8 @@ option drivers of forms.py 28 s + 35 s), and everything a driver calls is linked
 optimised there, so splitting the code finer does not shorten it (tried: Numba-level inlining made
 it longer). The parallel regions do cost: the plain drivers have a serial variant each
 (sequence._serial), which single-block calls run and which compiles in about 60% of the time;
-each variant is a group of its own here, so a first call compiles only the one it runs. What does shorten the
-wait is doing it on every core at once: each (driver, dtype) is a job of its own, run in a worker
+each variant is a group of its own here, so a first call compiles only the one it runs. What also
+shortens the wait is doing it on every core at once: each (driver, dtype) is a job of its own, run in a worker
 process, as many at a time as there are cores, longest first; each saves its driver to the disk
 cache (_cache.py), from which every later process loads it in well under a second.
 

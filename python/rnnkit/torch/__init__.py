@@ -594,10 +594,12 @@ class _RNNBase(_Packable, nn.RNNBase):
                     y_out = None
                     if npdt is not None and (D > 1 or (held and layer < L - 1)):
                         y_out = self._outputs.get(layer, shape, npdt, held, last=layer == L - 1)
-                    packs = [self._pack_for(i, cell, dt, [getattr(self, n) for n in self._all_weights[i]], d[0])
-                             for i, d in zip(range(layer * D, layer * D + D), dirs)] if infer else [None]  # fmt: skip
+                    packs = None  # a packed copy's, when there is nothing to differentiate
+                    if infer and self._packs is not None:
+                        packs = [self._pack_for(i, cell, dt, [getattr(self, n) for n in self._all_weights[i]], d[0])
+                                 for i, d in zip(range(layer * D, layer * D + D), dirs)]  # fmt: skip
                     inp, states = _layer(cell, inp, dirs, lens, self.backend, y_out,  # both directions, one call
-                                         None if packs[0] is None else packs)  # fmt: skip
+                                         None if packs is None or packs[0] is None else packs)  # fmt: skip
                 for h_n, c_n in states:
                     hs.append(h_n)
                     if c_n is not None:
@@ -981,8 +983,10 @@ class _CellBase(_Packable, nn.RNNCellBase):
         w = tuple(_as(t, dt) for t in own)
         args = (self.cell, x.unsqueeze(0).contiguous(), w, _as(h0, dt).contiguous(),
                 None if c0 is None else _as(c0, dt).contiguous())  # fmt: skip
-        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h0, c0, *own))
-        pack = None if grad else self._pack_for(0, self.cell, dt, own, w)
+        pack = None  # a packed copy's, when there is nothing to differentiate
+        if self._packs is not None and not (torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad for t in (x, h0, c0, *own))):  # fmt: skip
+            pack = self._pack_for(0, self.cell, dt, own, w)
         if pack is None:
             _, h_n, c_n = recurrent(*args, backend=self.backend)
         else:
