@@ -1,5 +1,7 @@
 """The fixed cost of a call: functional.forward, the rnnkit.torch module and torch.nn, inference
-(no_grad) on a tiny problem where the kernels take almost nothing, and on the streaming LSTM.
+(no_grad) on a tiny problem where the kernels take almost nothing, and on the streaming LSTM;
+then a decoder step, LSTMCell(128, 128) at batch 1: functional.forward with packed weights, the
+rnnkit.torch cell's packed() copy and torch.nn.LSTMCell.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/call_cost.py [--calls N]
 Prints, per case, the best of 5 rounds of N calls each, in microseconds a call (threads: 2, as the
@@ -51,6 +53,19 @@ def main(argv=None):
             t = best_us(lambda ref=ref, x=x: ref(x), n)
         print(f"{name:24} functional.forward {f:7.1f}   rnnkit.torch.LSTM {m:7.1f}   torch.nn.LSTM {t:7.1f}"
               f"   torch / rnnkit.torch {t / m:.2f}x")
+    torch.manual_seed(0)
+    cell, ref_cell = rt.LSTMCell(128, 128), torch.nn.LSTMCell(128, 128)
+    ref_cell.load_state_dict(cell.state_dict())
+    fast = cell.packed()
+    x, h, c = torch.randn(1, 128), torch.zeros(1, 128), torch.zeros(1, 128)
+    pack = F.pack("lstm", tuple(p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)))
+    xn, st = x.numpy()[None], (h.numpy(), c.numpy())
+    with torch.no_grad():
+        f = best_us(lambda: F.forward("lstm", xn, pack, st, training=False), args.calls)
+        m = best_us(lambda: fast(x, (h, c)), args.calls)
+        t = best_us(lambda: ref_cell(x, (h, c)), args.calls)
+    print(f"{'cell step B1 I128 H128':24} functional.forward {f:7.1f}   rnnkit.torch packed  {m:7.1f}   "
+          f"torch.nn.LSTMCell {t:7.1f}   torch / rnnkit.torch {t / m:.2f}x")
 
 
 if __name__ == "__main__":

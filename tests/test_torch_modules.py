@@ -530,6 +530,50 @@ def test_packed_cell_over_a_decoder_loop(backend, cls):
     assert len(fast._packs.packs) == 1
 
 
+@pytest.mark.parametrize("cls", [rt.RNNCell, rt.LSTMCell, rt.GRUCell])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_packed_cell_short_path_is_bitwise_the_general_one(backend, cls, dtype, monkeypatch):
+    """A packed cell's common call (CPU tensors of its dtype, nothing to differentiate) goes
+    straight to functional.forward, without _apply; batched and unbatched, a missing state, a
+    tuple or a list: bitwise the module's results. Anything else (a state of another dtype, an
+    input requiring grad, autocast) runs the general path, with the same results and errors."""
+    torch.manual_seed(0)
+    cell = cls(4, 3, dtype=dtype, backend=backend).eval()
+    fast = cell.packed()
+    lstm = cls is rt.LSTMCell
+    g = torch.Generator().manual_seed(2)
+    x, h, c = (torch.randn(n, generator=g, dtype=dtype) for n in ((2, 4), (2, 3), (2, 3)))
+    states = [None, (h, c), [h, c]] if lstm else [None, h]
+    general = []
+    real_apply = rt._apply
+    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+
+    def same(a, b):
+        for u, v in zip(a if lstm else (a,), b if lstm else (b,)):
+            assert u.dtype == v.dtype and u.shape == v.shape and torch.equal(u, v)
+
+    with torch.no_grad():
+        for s in states:
+            want = cell(x, s)
+            n = len(general)
+            same(want, fast(x, s))
+            assert len(general) == n, "the short path must not go through _apply"
+            s1 = None if s is None else type(s)(t[0] for t in s) if lstm else s[0]
+            same(cell(x[0], s1), fast(x[0], s1))  # unbatched
+        # a state of the other dtype: the general path converts it, as the module does
+        other = torch.float64 if dtype == torch.float32 else torch.float32
+        s2 = (h.to(other), c.to(other)) if lstm else h.to(other)
+        n = len(general)
+        same(cell(x, s2), fast(x, s2))
+        assert len(general) == n + 2
+        with pytest.raises(ValueError, match=r"h0 must have shape \(B, H\) = \(2, 3\), got \(3, 3\)"):
+            fast(x, (torch.zeros(3, 3, dtype=dtype),) * 2 if lstm else torch.zeros(3, 3, dtype=dtype))
+    xg = x.clone().requires_grad_(True)
+    out = fast(xg, states[1])  # something to differentiate: autograd's path
+    (out[0] if lstm else out).sum().backward()
+    assert xg.grad is not None
+
+
 def test_packed_copy_refuses_training_and_takes_input_gradients():
     m = rt.GRU(4, 3, num_layers=2)
     fast = m.packed()

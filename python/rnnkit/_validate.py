@@ -545,7 +545,7 @@ def _state(cell, state, B, H, name="state", S=None):
         if a is not None:
             a = _array(nm, a)
             if w == H:
-                _expect_shape(nm, a, (B, H), f"(B, H) = ({B}, {H})")
+                _expect_shape(nm, a, (B, H), "(B, H)")
             else:
                 _expect_shape(nm, a, (B, w), "(B, S) with S the projection size")
         out.append(a)
@@ -593,7 +593,7 @@ def grads(p: Problem, dy: Any, dstate_n: Any) -> Tuple[np.ndarray, np.ndarray, O
     dy = _array("dy", dy)
     S = p.S
     want = "(T, B, H)" if S == p.H else "(T, B, S)"
-    _expect_shape("dy", dy, (p.T, p.B, S), f"{want} = ({p.T}, {p.B}, {S}), like y")
+    _expect_shape("dy", dy, (p.T, p.B, S), want)  # (like y)
     dh_n, dc_n = _state(p.cell, dstate_n, p.B, p.H, name="dstate_n", S=S)
     for name, a in (("dy", dy), ("dh_n", dh_n), ("dc_n", dc_n)):
         if a is not None and a.dtype != p.dtype:

@@ -393,6 +393,16 @@ class _Packs:
     def __init__(self) -> None:
         self.packs: dict[Any, Tuple[Any, Any]] = {}
 
+    def get(self, index: int, cell: str, dt: torch.dtype, own: Sequence[Optional[Tensor]],
+            weights: Sequence[Optional[Tensor]]) -> Any:  # fmt: skip
+        """weights (CPU tensors of dtype dt, made from the parameters own) as PackedWeights: the
+        pack kept for (index, dt) while own's stamp (each one's data_ptr and version) holds."""
+        stamp = tuple(None if w is None else (w.data_ptr(), w._version) for w in own)
+        hit = self.packs.get((index, dt))
+        if hit is None or hit[0] != stamp:
+            hit = self.packs[(index, dt)] = (stamp, F.pack(cell, tuple(_np(w) for w in weights)))
+        return hit[1]
+
     def __getstate__(self) -> dict[str, Any]:
         return {}
 
@@ -450,11 +460,7 @@ class _Packable(nn.Module):
         on the CPU and outside torch.compile; else None."""
         if self._packs is None or _compiling() or any(w is not None and w.device.type != "cpu" for w in weights):
             return None
-        stamp = tuple(None if w is None else (w.data_ptr(), w._version) for w in own)
-        hit = self._packs.packs.get((index, dt))
-        if hit is None or hit[0] != stamp:
-            hit = self._packs.packs[(index, dt)] = (stamp, F.pack(cell, tuple(_np(w) for w in weights)))
-        return hit[1]
+        return self._packs.get(index, cell, dt, own, weights)
 
 
 _CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
@@ -958,6 +964,10 @@ class _CellBase(_Packable, nn.RNNCellBase):
     # The public cells' forward (each with its own signature and documentation) calls this one.
     # hx: a tensor, or (LSTM) a tuple or list of two.
     def _forward(self, input: Tensor, hx: Any) -> _State:
+        if self._packs is not None:
+            short = self._packed_step(input, hx)
+            if short is not None:
+                return short
         if not isinstance(input, torch.Tensor):
             _check_tensor("input", input)  # raises, naming what it got
         if input.dim() not in (1, 2):
@@ -995,6 +1005,55 @@ class _CellBase(_Packable, nn.RNNCellBase):
         if unbatched:
             out = [t.squeeze(0) for t in out]
         return (out[0], out[1]) if lstm else out[0]
+
+    def _packed_step(self, input: Any, hx: Any) -> Optional[_State]:
+        """A packed copy's step in the common case, straight to functional.forward: CPU tensors of
+        the parameters' float dtype (exact torch.Tensor), nothing to differentiate, no autocast,
+        outside torch.compile; None otherwise (the general path then runs, with the same kernels
+        and results). A decoder step is mostly the overhead of the call around it, and each Python
+        operation costs more than it seems: the step's weights have just evicted the interpreter's
+        data from L2. So this path is a short one: no tensor conversions or copies, no lists per
+        direction, no group call."""
+        params = self._parameters  # (nn.Module's attribute lookup costs ~1 us a name)
+        own = (params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"))
+        dt = own[1].dtype  # type: ignore[union-attr]
+        lstm = self.cell == "lstm"
+        if hx is None:
+            parts: Tuple[Any, ...] = ()
+        elif not lstm:
+            parts = (hx,)
+        elif type(hx) in (tuple, list) and len(hx) == 2:
+            parts = tuple(hx)
+        else:
+            return None
+        if type(input) is not Tensor or not input.is_cpu or input.dtype != dt or _compiling():
+            return None
+        nd = input.dim()
+        grad = torch.is_grad_enabled()
+        if nd not in (1, 2) or (grad and input.requires_grad) or (
+                dt == torch.float32 and lstm and torch.is_autocast_enabled("cpu")):  # fmt: skip
+            return None
+        for t in parts:
+            if type(t) is not Tensor or not t.is_cpu or t.dtype != dt or t.dim() != nd or (grad and t.requires_grad):
+                return None  # (the general path converts, or raises naming what it got)
+        for w in own:
+            if w is not None and (not w.is_cpu or (grad and w.requires_grad)):
+                return None
+        pack = cast(_Packs, self._packs).get(0, self.cell, dt, own, own)
+        # (.numpy() refuses a tensor that requires grad, allowed here under no_grad)
+        x = (input.detach() if input.requires_grad else input).numpy()
+        arrs = [(t.detach() if t.requires_grad else t).numpy() for t in parts]
+        if nd == 1:
+            x, arrs = x[None, None], [a[None] for a in arrs]
+        else:
+            x = x[None]
+        state = None if hx is None else (tuple(arrs) if lstm else arrs[0])
+        with _torch_threads():
+            _, sn, _ = F.forward(self.cell, x, pack, state, training=False, backend=self.backend)
+        if not lstm:
+            return torch.from_numpy(sn[0] if nd == 1 else sn)
+        h, c = sn
+        return (torch.from_numpy(h[0]), torch.from_numpy(c[0])) if nd == 1 else (torch.from_numpy(h), torch.from_numpy(c))
 
 
 class RNNCell(_CellBase, nn.RNNCell):
