@@ -530,6 +530,68 @@ def test_packed_cell_over_a_decoder_loop(backend, cls):
     assert len(fast._packs.packs) == 1
 
 
+SHORT_CASES = {
+    "lstm_deep_bi": (rt.LSTM, dict(num_layers=2, bidirectional=True)),
+    "lstm_proj_batch_first": (rt.LSTM, dict(proj_size=2, num_layers=2, batch_first=True)),
+    "gru_three_layers": (rt.GRU, dict(num_layers=3)),
+    "rnn_relu_no_bias_bi": (rt.RNN, dict(nonlinearity="relu", bias=False, bidirectional=True)),
+}
+
+
+@pytest.mark.parametrize("case", list(SHORT_CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "packed"])
+def test_module_inference_short_path_is_bitwise_the_general_one(backend, case, dtype, packed, monkeypatch):
+    """A module's common inference call (a dense CPU tensor of its dtype, nothing to
+    differentiate) runs each layer's directions straight through functional's group call, without
+    _apply: batched and unbatched, with and without hx, plain and packed, bitwise the general
+    path's outputs and states (the same kernels), twice in a row (the kept inner buffers). Lengths,
+    a PackedSequence, an hx of another dtype or an input requiring grad run the general path."""
+    cls, kw = SHORT_CASES[case]
+    torch.manual_seed(0)
+    m = cls(4, 3, dtype=dtype, backend=backend, **kw).eval()
+    if packed:
+        m = m.packed()
+    L, D = kw.get("num_layers", 1), 2 if kw.get("bidirectional") else 1
+    lstm, S = cls is rt.LSTM, kw.get("proj_size") or 3
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn((2, 5, 4) if kw.get("batch_first") else (5, 2, 4), generator=g, dtype=dtype)
+    h, c = torch.randn(L * D, 2, S, generator=g, dtype=dtype), torch.randn(L * D, 2, 3, generator=g, dtype=dtype)
+    general = []
+    real_apply = rt._apply
+    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    short = m._inference_call
+
+    def both(*args):
+        """(the general path's result, the short path's), asserting the short one was taken"""
+        monkeypatch.setattr(m, "_inference_call", lambda *a: None)
+        want = m(*args)
+        monkeypatch.setattr(m, "_inference_call", short)
+        n = len(general)
+        got = m(*args)
+        assert len(general) == n, "the short path must not go through _apply"
+        return want, got
+
+    def same(a, b):
+        for u, v in zip(torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b)):
+            assert u.dtype == v.dtype and u.shape == v.shape and torch.equal(u, v)
+
+    with torch.no_grad():
+        for hx in (None, (h, c) if lstm else h):
+            for _ in range(2):
+                same(*both(x, hx))
+            x1 = x[0] if kw.get("batch_first") else x[:, 0]  # unbatched: (T, I)
+            hx1 = None if hx is None else (h[:, 0], c[:, 0]) if lstm else h[:, 0]
+            same(*both(x1, hx1))
+        n = len(general)
+        m(x, lengths=[5, 3])
+        other = torch.float64 if dtype == torch.float32 else torch.float32
+        m(x, (h.to(other), c.to(other)) if lstm else h.to(other))
+        assert len(general) == n + 2 * L
+        with pytest.raises(ValueError, match="h0 must have shape"):
+            m(x, (h[:1], c[:1]) if lstm else h[:1])
+
+
 @pytest.mark.parametrize("cls", [rt.RNNCell, rt.LSTMCell, rt.GRUCell])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_packed_cell_short_path_is_bitwise_the_general_one(backend, cls, dtype, monkeypatch):

@@ -532,6 +532,10 @@ class _RNNBase(_Packable, nn.RNNBase):
         the states are those after its last valid step. hx: a tensor, or a tuple or list of two
         (the LSTM)."""
         cell = _CELLS[self.mode]
+        if lengths is None:
+            short = self._inference_call(cell, input, hx)
+            if short is not None:
+                return short
         if not isinstance(input, (PackedSequence, torch.Tensor)):
             raise TypeError(f"input must be a torch.Tensor or a PackedSequence, got {type(input).__name__}")
         compiling = _compiling()
@@ -627,6 +631,91 @@ class _RNNBase(_Packable, nn.RNNBase):
             return inp.squeeze(1), (state[0].squeeze(1), state[1].squeeze(1)) if isinstance(state, tuple) else state.squeeze(1)
         out = inp.transpose(0, 1) if self.batch_first else inp
         return out, state
+
+
+    def _inference_call(self, cell: str, input: Any, hx: Any) -> Optional[Tuple[Tensor, _State]]:
+        """The common inference call in short: a dense CPU input tensor of the parameters' float
+        dtype, nothing to differentiate, no dropout to apply, no autocast, outside torch.compile:
+        each layer's directions go straight to functional's group call on NumPy views (the
+        packed copy's packs, the inner layers' kept buffers, as below), without _apply's tensor
+        conversions and copies per direction. None otherwise: the general path then runs, with
+        the same kernels and results (and raises, naming what is wrong)."""
+        params = self._parameters  # (nn.Module's attribute lookup costs ~1 us a name)
+        names = self._all_weights
+        dt = params[names[0][0]].dtype  # type: ignore[union-attr]
+        if type(input) is not Tensor or not input.is_cpu or input.dtype != dt or _compiling():
+            return None
+        nd = input.dim()
+        L, D, H = self.num_layers, 2 if self.bidirectional else 1, self.hidden_size
+        S = self.proj_size or H
+        lstm = cell == "lstm"
+        grad = torch.is_grad_enabled()
+        if (nd not in (2, 3) or (grad and input.requires_grad) or (self.dropout and self.training and L > 1)
+                or (lstm and dt == torch.float32 and torch.is_autocast_enabled("cpu"))):  # fmt: skip
+            return None
+        own = [[params[n] for n in ns] for ns in names]
+        for ws in own:
+            for w in ws:
+                if w is None or not w.is_cpu or w.dtype != dt or (grad and w.requires_grad):
+                    return None
+        if hx is None:
+            parts: Tuple[Any, ...] = ()
+        elif not lstm:
+            parts = (hx,)
+        elif type(hx) in (tuple, list) and len(hx) == 2:
+            parts = tuple(hx)
+        else:
+            return None
+        x = input.detach().numpy()
+        if nd == 2:  # (T, I), whatever batch_first says, as in torch.nn
+            x = x[:, None]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        B = x.shape[1]
+        states = []
+        for t, w in zip(parts, (S, H)):
+            if (type(t) is not Tensor or not t.is_cpu or t.dtype != dt or (grad and t.requires_grad)
+                    or t.shape != ((L * D, B, w) if nd == 3 else (L * D, w))):  # fmt: skip
+                return None
+            a = t.detach().numpy()
+            states.append(a[:, None] if nd == 2 else a)
+        packs = self._packs
+        hs: List[Any] = []
+        cs: List[Any] = []
+        inp = x
+        shape = (x.shape[0], B, D * S)
+        with self._outputs.call(L > 1) as held, _torch_threads():
+            for layer in range(L):
+                calls = []
+                for i in range(layer * D, layer * D + D):
+                    ws = own[i]  # (as _weights lays them out: the biases None without bias, W_hr last)
+                    if packs is not None:  # (the stamp of _pack_for's)
+                        full = tuple(ws) if self.bias else (ws[0], ws[1], None, None, *ws[2:])
+                        weights: Any = packs.get(i, cell, dt, ws, full)
+                    else:
+                        arrs = [w.detach().numpy() for w in ws]
+                        weights = tuple(arrs) if self.bias else (arrs[0], arrs[1], None, None, *arrs[2:])
+                    state = None if not states else (states[0][i], states[1][i]) if lstm else states[0][i]
+                    calls.append(dict(cell=cell, x=inp, weights=weights, state=state, reverse=i % D == 1,
+                                      training=False))  # fmt: skip
+                y_out = None
+                if D > 1 or (held and layer < L - 1):
+                    y_out = self._outputs.get(layer, shape, x.dtype, held, last=layer == L - 1)
+                runs = F._forward_group(calls, self.backend, y_out=y_out)
+                inp = runs[0][0] if y_out is None else y_out
+                for _, sn, _ in runs:
+                    if lstm:
+                        hs.append(sn[0])
+                        cs.append(sn[1])
+                    else:
+                        hs.append(sn)
+        y = torch.from_numpy(inp)
+        stacked = [torch.from_numpy(a[0][None] if len(a) == 1 else np.stack(a)) for a in ((hs, cs) if lstm else (hs,))]
+        if nd == 2:
+            y, stacked = y.squeeze(1), [t.squeeze(1) for t in stacked]
+        elif self.batch_first:
+            y = y.transpose(0, 1)
+        return y, ((stacked[0], stacked[1]) if lstm else stacked[0])
 
 
 # The modules are torch.nn.RNNBase instances but not torch.nn.RNN/LSTM/GRU ones: torch.compile
