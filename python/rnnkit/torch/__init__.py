@@ -653,7 +653,7 @@ class _RNNBase(_Packable, nn.RNNBase):
         if (nd not in (2, 3) or (grad and input.requires_grad) or (self.dropout and self.training and L > 1)
                 or (lstm and dt == torch.float32 and torch.is_autocast_enabled("cpu"))):  # fmt: skip
             return None
-        own = [[params[n] for n in ns] for ns in names]
+        own = cast(List[List[Tensor]], [[params[n] for n in ns] for ns in names])  # (checked below)
         for ws in own:
             for w in ws:
                 if w is None or not w.is_cpu or w.dtype != dt or (grad and w.requires_grad):
@@ -673,9 +673,9 @@ class _RNNBase(_Packable, nn.RNNBase):
             x = x.transpose(1, 0, 2)
         B = x.shape[1]
         states = []
-        for t, w in zip(parts, (S, H)):
+        for t, width in zip(parts, (S, H)):
             if (type(t) is not Tensor or not t.is_cpu or t.dtype != dt or (grad and t.requires_grad)
-                    or t.shape != ((L * D, B, w) if nd == 3 else (L * D, w))):  # fmt: skip
+                    or t.shape != ((L * D, B, width) if nd == 3 else (L * D, width))):  # fmt: skip
                 return None
             a = t.detach().numpy()
             states.append(a[:, None] if nd == 2 else a)
