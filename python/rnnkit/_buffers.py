@@ -12,9 +12,8 @@ buffers. Used by rnnkit.layers and rnnkit.torch.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from typing import Any, Dict, Iterator, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 
@@ -30,16 +29,10 @@ class InnerOutputs:
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__init__()
 
-    @contextlib.contextmanager
-    def call(self, reuse: bool) -> Iterator[bool]:
-        """Around one forward: yields whether this call may reuse the buffers (reuse asked for and
-        no other thread inside)."""
-        held = bool(reuse) and self._lock.acquire(blocking=False)
-        try:
-            yield held
-        finally:
-            if held:
-                self._lock.release()
+    def call(self, reuse: bool) -> "_Call":
+        """Around one forward (a with block): yields whether this call may reuse the buffers
+        (reuse asked for and no other thread inside)."""
+        return _Call(self._lock, bool(reuse))
 
     def get(self, layer: int, shape: Sequence[int], dtype: Any, held: bool, last: bool) -> np.ndarray:
         """The output array of `layer`: the kept buffer (held, an inner layer) or a new one."""
@@ -49,3 +42,20 @@ class InnerOutputs:
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
             buf = self._bufs[layer] = np.empty(shape, dtype)
         return buf
+
+
+class _Call:
+    """InnerOutputs.call's context: a class, not a generator (it wraps every layer call)."""
+
+    __slots__ = ("_lock", "_reuse", "_held")
+
+    def __init__(self, lock: Any, reuse: bool) -> None:
+        self._lock, self._reuse = lock, reuse
+
+    def __enter__(self) -> bool:
+        self._held = self._reuse and self._lock.acquire(blocking=False)
+        return self._held
+
+    def __exit__(self, *exc: object) -> None:
+        if self._held:
+            self._lock.release()

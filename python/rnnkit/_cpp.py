@@ -143,7 +143,7 @@ def forward_group(ps, ys=None):
     a gain (see _concurrent), else one after another. ys: each call's output view, or None."""
     _host_threads()
     calls = [_forward_call(p, y) for p, y in zip(ps, ys or [None] * len(ps))]
-    if not _concurrent(ps):
+    if len(calls) == 1 or not _concurrent(ps):
         for c, _ in calls:
             _core.forward(*c)
     else:
@@ -183,7 +183,7 @@ def _backward(p, cache: CppCache, dy, dh_n, dc_n):
 def backward_group(items):
     """Several independent backward calls; items: (p, cache, dy, dh_n, dc_n) each."""
     _host_threads()
-    if not _concurrent([it[0] for it in items]):
+    if len(items) == 1 or not _concurrent([it[0] for it in items]):
         return [_backward(*it) for it in items]
     calls = [_backward_call(*it) for it in items]
     _core.backward_group([c for c, _ in calls])

@@ -235,6 +235,11 @@ class _Module:
                 self.grads[n] += d
 
 
+def _stack(arrays: List[Array]) -> Array:
+    """np.stack(arrays), without its ~4 us of checks for the common single array (a view of it)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
 _Tape = Tuple[List[Tuple[List[Optional[F.Context]], Optional[Array], Tuple[int, ...]]], Tuple[int, ...]]
 
 
@@ -306,7 +311,21 @@ class _RecurrentLayer(_Module):
         return self._cell in LSTM_CELLS
 
     def _weights(self, sfx: str) -> Any:
-        return self._packed_weights(sfx, self._forms[0][0], tuple(self.params.get(n) for n in self._names(sfx)))
+        packs = getattr(self, "_packs", None)
+        if packs is not None and sfx in packs:  # (a packed copy's, made at its first call)
+            return packs[sfx]
+        names = self._name_lists.get(sfx)
+        if names is None:
+            names = self._name_lists[sfx] = self._names(sfx)
+        return self._packed_weights(sfx, self._forms[0][0], tuple(self.params.get(n) for n in names))
+
+    @property
+    def _name_lists(self) -> Dict[str, List[str]]:
+        """_names per suffix, made once (each call of a layer needs them for every direction)."""
+        lists = self.__dict__.get("_names_by_suffix")
+        if lists is None:
+            lists = self.__dict__["_names_by_suffix"] = {}
+        return lists
 
     def _split_state(self, state: Any, name: str, B: int) -> List[_PartState]:
         """(h, c) per (layer, direction) from torch-shaped states [L*D, B, H] (None: zeros; h has
@@ -451,8 +470,8 @@ class _RecurrentLayer(_Module):
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         self._tape = (tape, y.shape) if self.training else None
         self._consumed = False
-        h_n = np.stack(h_n_list)
-        state_n: State = (h_n, np.stack(c_n_list)) if lstm else h_n
+        h_n = _stack(h_n_list)
+        state_n: State = (h_n, _stack(c_n_list)) if lstm else h_n
         if not return_states:
             return y, state_n
         h_all = np.stack(h_all_list, axis=1)
