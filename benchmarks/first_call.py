@@ -4,8 +4,9 @@ backward of one dtype, compiling included. Run it with an empty cache, as a new 
     NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/first_call.py [T B I H] [--dtype float64]
 
 The default T8 B2 I5 H7 is a single-block call (the serial drivers); T8 B8 I5 H64 splits each step
-over two threads (the parallel ones). The first training forward starts a worker compiling the
-backward meanwhile (RNNKIT_NUMBA_WORKERS=0 turns it off).
+over two threads (the parallel drivers, which a fresh cache runs as the serial ones until a worker
+has compiled them: precompile.parallel_ready). The first training forward starts a worker compiling
+the backward meanwhile (RNNKIT_NUMBA_WORKERS=0 turns the workers off).
 """
 
 from __future__ import annotations

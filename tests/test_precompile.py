@@ -221,3 +221,111 @@ def test_no_worker_when_compiled_or_turned_off(monkeypatch):
         jobs.start_backward("serial", nb.sequence_forward_serial, np.float32)
         jobs.start_backward("serial", nb.sequence_forward_serial, np.float32)
         assert started == [{"group": "serial", "direction": "backward", "dtype": "float32"}]
+
+
+class _Proc:
+    """A worker process as parallel_ready sees it: running until finish(code)."""
+
+    def __init__(self):
+        self.returncode = None
+
+    def poll(self):
+        return self.returncode
+
+    def finish(self, code=0):
+        self.returncode = code
+
+
+def test_parallel_drivers_compile_in_a_worker_while_the_serial_ones_run(monkeypatch):
+    """In a fresh cache a call whose steps split over threads runs the serial variants while
+    workers compile the parallel drivers, forward then backward, one at a time and only when no
+    first-call worker holds the other core; once both are done the calls switch (and stay)."""
+    import numpy as np
+
+    import rnnkit._numba as nb
+    from rnnkit._numba import precompile as jobs
+
+    started = []
+
+    def start(job, stdout):
+        started.append(job)
+        return _Proc()
+
+    monkeypatch.setattr(jobs, "_start", start)
+    monkeypatch.setattr(jobs, "_parallel", {})
+    first_call_worker = _Proc()
+    monkeypatch.setattr(jobs, "_background", {("serial", "float32"): first_call_worker})
+    monkeypatch.setattr(jobs, "workers_allowed", lambda: True)
+    monkeypatch.setattr(jobs, "compiled_for", lambda disp, dtype: disp not in (nb.sequence_forward, nb.sequence_backward))
+    assert not jobs.parallel_ready(np.float32) and started == []  # the first call: it compiles, its worker starts
+    assert not jobs.parallel_ready(np.float32) and started == []  # the first call's worker has the other core
+    first_call_worker.finish()
+    assert not jobs.parallel_ready(np.float32)
+    assert started == [{"group": "plain", "direction": "forward", "dtype": "float32"}]
+    assert not jobs.parallel_ready(np.float32) and len(started) == 1  # one at a time
+    jobs._parallel["float32"]["proc"].finish()
+    assert not jobs.parallel_ready(np.float32)
+    assert started[1] == {"group": "plain", "direction": "backward", "dtype": "float32"}
+    jobs._parallel["float32"]["proc"].finish()
+    assert jobs.parallel_ready(np.float32) and jobs.parallel_ready(np.float32) and len(started) == 2
+    # a failed worker: the calls compile the parallel drivers themselves
+    assert not jobs.parallel_ready(np.float64) and not jobs.parallel_ready(np.float64)
+    assert started[2]["dtype"] == "float64"
+    jobs._parallel["float64"]["proc"].finish(1)
+    assert jobs.parallel_ready(np.float64) and len(started) == 3
+    # compiled already, or no workers: ready at once, nothing started
+    monkeypatch.setattr(jobs, "_parallel", {})
+    monkeypatch.setattr(jobs, "compiled_for", lambda disp, dtype: True)
+    assert jobs.parallel_ready(np.float32)
+    monkeypatch.setattr(jobs, "compiled_for", lambda disp, dtype: False)
+    monkeypatch.setattr(jobs, "workers_allowed", lambda: False)
+    assert jobs.parallel_ready(np.float64) and len(started) == 3
+
+
+def _leaves(obj):
+    if obj is None:
+        return []
+    if isinstance(obj, (tuple, list)):
+        return [a for o in obj for a in _leaves(o)]
+    return [obj]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_serial_variants_over_several_blocks_are_bitwise_the_parallel_drivers(dtype, monkeypatch):
+    """What a call runs while the parallel drivers compile: the serial variants over the same
+    blocks give bitwise their results, forward and backward, every plain cell, lengths, reverse."""
+    import numpy as np
+
+    import rnnkit._numba as nb
+    from rnnkit import functional as F
+    from rnnkit._numba import precompile as jobs
+
+    old = rnnkit.get_num_threads()
+    rnnkit.set_num_threads(2)
+    try:
+        if len(nb._blocks(32, 64, 1)) < 3:
+            pytest.skip("one thread here: every step is a single block")
+        ran = []
+        for name in ("sequence_forward", "sequence_backward", "sequence_forward_serial", "sequence_backward_serial"):
+            real = getattr(nb, name)
+            monkeypatch.setattr(nb, name, lambda *a, _real=real, _name=name: ran.append(_name) or _real(*a))
+        rng = np.random.default_rng(4)
+        dt = np.dtype(dtype)
+        T, B, I, H = 5, 32, 6, 64  # noqa: E741 (two blocks a step for every cell)
+        for cell, G in (("lstm", 4), ("gru", 3), ("rnn_tanh", 1)):
+            W = tuple(0.1 * rng.standard_normal(s).astype(dt) for s in [(G * H, I), (G * H, H), (G * H,), (G * H,)])
+            x = rng.standard_normal((T, B, I)).astype(dt)
+            for lengths, reverse in ((None, False), ([5, 2, 4, 5, 1, 3, 5, 2] * 4, True)):
+                outs = {}
+                for ready in (True, False):
+                    monkeypatch.setattr(jobs, "parallel_ready", lambda dtype, _r=ready: _r)
+                    ran.clear()
+                    y, sn, ctx = F.forward(cell, x, W, None, lengths=lengths, reverse=reverse, backend="numba")
+                    grads = F.backward(ctx, np.cos(y), None)
+                    want = ["sequence_forward", "sequence_backward"]
+                    assert ran == (want if ready else [n + "_serial" for n in want])
+                    outs[ready] = _leaves((y, sn, grads))
+                for a, b in zip(outs[True], outs[False]):
+                    assert a.dtype == b.dtype and np.array_equal(a, b), cell
+    finally:
+        rnnkit.set_num_threads(old)

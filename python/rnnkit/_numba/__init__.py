@@ -223,10 +223,14 @@ def _folded_biases(p):
     return bias, b_hn
 
 
-def _plain(bounds, parallel, serial):
+def _plain(bounds, parallel, serial, dt):
     """The plain driver for steps split into these blocks, and its precompile group: the serial
-    variant (sequence._serial) for a single block, else the one with parallel regions."""
-    return ("plain", parallel) if len(bounds) > 2 else ("serial", serial)
+    variant (sequence._serial) for a single block, else the one with parallel regions, once it
+    may run (precompile.parallel_ready: in a fresh cache the serial one runs the blocks one after
+    another while a worker compiles it)."""
+    if len(bounds) > 2 and _warm.parallel_ready(dt):
+        return ("plain", parallel)
+    return ("serial", serial)
 
 
 def _forward(p):
@@ -250,7 +254,7 @@ def _forward(p):
         hn = np.empty((N, H) if train and gru else (1, H), dt)
         bounds = _blocks(B, H, G)
         acc, scr = _scratch(bounds, B, G, dt), _scratch(bounds, 4, G, dt)
-        group, driver = _plain(bounds, sequence_forward, sequence_forward_serial)
+        group, driver = _plain(bounds, sequence_forward, sequence_forward_serial, dt)
         if train:  # a first training forward: its backward compiles meanwhile in a worker
             _warm.start_backward(group, driver, dt)
         with _kernel_call():
@@ -287,7 +291,7 @@ def _backward(p, cache: NumbaCache, dy, dh_n, dc_n):
     dX = dx.reshape(T * B, I) if pl.dense else np.empty((N, I), dt)
     dummy = np.empty((1, H), dt)
     bounds = _blocks(B, H, G)
-    group, driver = _plain(bounds, sequence_backward, sequence_backward_serial)
+    group, driver = _plain(bounds, sequence_backward, sequence_backward_serial, dt)
     _warm.wait_backward(group, dt)  # its kernel, if a worker is compiling it
     with _kernel_call():
         driver(_CELL[p.cell], _panels(N, G, H, H + I), cache.X, _ro(p.W_ih), _ro(p.W_hh),

@@ -5,8 +5,10 @@ on a 2-vCPU EPYC, fresh cache: the plain drivers 14 s forward + 12 s backward in
 option drivers of forms.py 28 s + 35 s), and everything a driver calls is linked into it and
 optimised there, so splitting the code finer does not shorten it (tried: Numba-level inlining made
 it longer). The parallel regions do cost: the plain drivers have a serial variant each
-(sequence._serial), which single-block calls run and which compiles in about 60% of the time;
-each variant is a group of its own here, so a first call compiles only the one it runs. What also
+(sequence._serial), which single-block calls run and which compiles in about 60% of the time
+(in a fresh cache the calls split over threads run it too until workers have compiled the
+parallel ones: parallel_ready); each variant is a group of its own here, so a first call
+compiles only the one it runs. What also
 shortens the wait is doing it on every core at once: each (driver, dtype) is a job of its own, run in a worker
 process, as many at a time as there are cores, longest first; each saves its driver to the disk
 cache (_cache.py), from which every later process loads it in well under a second.
@@ -219,6 +221,58 @@ def wait_backward(group: str, dtype) -> None:
     if proc is not None:
         proc.wait()
         _background[key] = None
+
+
+# dtype -> True once the plain group's parallel drivers may run (they have code, or no worker may
+# compile them), else the state of their compile in the background: the jobs still to start and
+# the worker running one (see parallel_ready)
+_parallel: Dict[str, object] = {}
+
+
+def parallel_ready(dtype) -> bool:
+    """Whether a call whose steps split over threads may run the plain group's parallel drivers
+    (sequence_forward / sequence_backward) in this dtype now, rather than their serial variants:
+    the same blocks one after another, bitwise the same results, on one thread.
+
+    In a fresh cache the parallel drivers compile for ~15 s (forward) and ~12 s (backward) on
+    their first call, ~5 s longer than the serial variants (2-vCPU EPYC Zen 3: its parallel
+    regions; the serial driver's callees are shared and cached). So when one of them has no code
+    for the dtype and a worker may compile it (workers_allowed), the calls run the serial
+    variants, and worker processes compile the parallel drivers into the disk cache, forward then
+    backward, one at a time, from the second call on, each started when no first-call worker
+    (start_backward) is running (the first call compiles a serial driver itself meanwhile); the
+    first call that finds both done switches to them (loaded from the cache). Otherwise True: a
+    call compiles what it runs, as without workers."""
+    name = np.dtype(dtype).name
+    state = _parallel.get(name)
+    if state is True:
+        return True
+    if state is None:
+        from .. import _numba as nb
+
+        todo = [d for d, disp in (("forward", nb.sequence_forward), ("backward", nb.sequence_backward))
+                if not compiled_for(disp, name)]  # fmt: skip
+        if not todo or not workers_allowed():
+            _parallel[name] = True
+            return True
+        _parallel[name] = {"todo": todo, "proc": None}
+        return False  # (this first call compiles a serial driver now, and its backward's worker starts)
+    assert isinstance(state, dict)
+    proc = state["proc"]
+    if proc is not None:
+        if proc.poll() is None:
+            return False
+        state["proc"] = None
+        if proc.returncode != 0:  # (a failed worker: the calls compile it themselves)
+            state["todo"] = []
+    if state["todo"]:
+        if any(p is not None and p.poll() is None for p in _background.values()):
+            return False  # a first call's worker has the other core
+        job = {"group": "plain", "direction": state["todo"].pop(0), "dtype": name}
+        state["proc"] = _start(job, subprocess.DEVNULL)
+        return False
+    _parallel[name] = True
+    return True
 
 
 def run(cells: Optional[Sequence[str]] = None, dtypes: Optional[Sequence[str]] = None, options: bool = True,
