@@ -386,6 +386,16 @@ def _layer(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any,
     return _apply(cell, x, directions, lengths, backend, y_out, packs)
 
 
+def _state_parts(hx: Any, lstm: bool) -> Optional[Tuple[Any, ...]]:
+    """The short paths' state as a tuple of its parts: () for None, (h,), or (h, c) for an LSTM's
+    tuple or list of two; None for anything else (the general path then explains it)."""
+    if hx is None:
+        return ()
+    if not lstm:
+        return (hx,)
+    return tuple(hx) if type(hx) in (tuple, list) and len(hx) == 2 else None
+
+
 class _Packs:
     """A packed copy's packs: (parameter index, dtype) -> (the parameters' stamp, PackedWeights).
     Not copied or pickled with the module (a copy packs afresh)."""
@@ -658,13 +668,8 @@ class _RNNBase(_Packable, nn.RNNBase):
             for w in ws:
                 if w is None or not w.is_cpu or w.dtype != dt or (grad and w.requires_grad):
                     return None
-        if hx is None:
-            parts: Tuple[Any, ...] = ()
-        elif not lstm:
-            parts = (hx,)
-        elif type(hx) in (tuple, list) and len(hx) == 2:
-            parts = tuple(hx)
-        else:
+        parts = _state_parts(hx, lstm)
+        if parts is None:
             return None
         x = input.detach().numpy()
         if nd == 2:  # (T, I), whatever batch_first says, as in torch.nn
@@ -1107,13 +1112,8 @@ class _CellBase(_Packable, nn.RNNCellBase):
         own = (params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"))
         dt = own[1].dtype  # type: ignore[union-attr]
         lstm = self.cell == "lstm"
-        if hx is None:
-            parts: Tuple[Any, ...] = ()
-        elif not lstm:
-            parts = (hx,)
-        elif type(hx) in (tuple, list) and len(hx) == 2:
-            parts = tuple(hx)
-        else:
+        parts = _state_parts(hx, lstm)
+        if parts is None:
             return None
         if type(input) is not Tensor or not input.is_cpu or input.dtype != dt or _compiling():
             return None
