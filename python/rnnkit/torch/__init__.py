@@ -652,14 +652,17 @@ class _RNNBase(_Packable, nn.RNNBase):
         the same kernels and results (and raises, naming what is wrong)."""
         params = self._parameters  # (nn.Module's attribute lookup costs ~1 us a name)
         names = self._all_weights
-        dt = params[names[0][0]].dtype  # type: ignore[union-attr]
+        first = cast(Tensor, params[names[0][0]])
+        dt = first.dtype
+        grad = torch.is_grad_enabled()
+        if grad and first.requires_grad:  # (a training call: out at once)
+            return None
         if type(input) is not Tensor or not input.is_cpu or input.dtype != dt or _compiling():
             return None
         nd = input.dim()
         L, D, H = self.num_layers, 2 if self.bidirectional else 1, self.hidden_size
         S = self.proj_size or H
         lstm = cell == "lstm"
-        grad = torch.is_grad_enabled()
         if (nd not in (2, 3) or (grad and input.requires_grad) or (self.dropout and self.training and L > 1)
                 or (lstm and dt == torch.float32 and torch.is_autocast_enabled("cpu"))):  # fmt: skip
             return None
