@@ -59,3 +59,9 @@ class _Call:
     def __exit__(self, *exc: object) -> None:
         if self._held:
             self._lock.release()
+
+
+def stack_states(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """np.stack(arrays), the final states of a module's (layer, direction) calls, without its
+    ~4 us of checks for the common single array (then a view of it)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)

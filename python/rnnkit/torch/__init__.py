@@ -46,7 +46,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .. import _backends, _threads
 from .. import functional as F
-from .._buffers import InnerOutputs
+from .._buffers import InnerOutputs, stack_states as _stack
 from .._validate import _cupy, positive_int, proj_size_of
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
 from ._ops import torch_threads as _torch_threads
@@ -642,7 +642,6 @@ class _RNNBase(_Packable, nn.RNNBase):
         out = inp.transpose(0, 1) if self.batch_first else inp
         return out, state
 
-
     def _inference_call(self, cell: str, input: Any, hx: Any) -> Optional[Tuple[Tensor, _State]]:
         """The common inference call in short: a dense CPU input tensor of the parameters' float
         dtype, nothing to differentiate, no dropout to apply, no autocast, outside torch.compile:
@@ -696,13 +695,10 @@ class _RNNBase(_Packable, nn.RNNBase):
             for layer in range(L):
                 calls = []
                 for i in range(layer * D, layer * D + D):
-                    ws = own[i]  # (as _weights lays them out: the biases None without bias, W_hr last)
-                    if packs is not None:  # (the stamp of _pack_for's)
-                        full = tuple(ws) if self.bias else (ws[0], ws[1], None, None, *ws[2:])
-                        weights: Any = packs.get(i, cell, dt, ws, full)
-                    else:
-                        arrs = [w.detach().numpy() for w in ws]
-                        weights = tuple(arrs) if self.bias else (arrs[0], arrs[1], None, None, *arrs[2:])
+                    ws = own[i]  # laid out as _weights does: the biases None without bias, W_hr last
+                    full = tuple(ws) if self.bias else (ws[0], ws[1], None, None, *ws[2:])
+                    weights: Any = (packs.get(i, cell, dt, ws, full) if packs is not None  # (_pack_for's stamp)
+                                    else tuple(None if w is None else w.detach().numpy() for w in full))  # fmt: skip
                     state = None if not states else (states[0][i], states[1][i]) if lstm else states[0][i]
                     calls.append(dict(cell=cell, x=inp, weights=weights, state=state, reverse=i % D == 1,
                                       training=False))  # fmt: skip
@@ -718,7 +714,7 @@ class _RNNBase(_Packable, nn.RNNBase):
                     else:
                         hs.append(sn)
         y = torch.from_numpy(inp)
-        stacked = [torch.from_numpy(a[0][None] if len(a) == 1 else np.stack(a)) for a in ((hs, cs) if lstm else (hs,))]
+        stacked = [torch.from_numpy(_stack(a)) for a in ((hs, cs) if lstm else (hs,))]
         if nd == 2:
             y, stacked = y.squeeze(1), [t.squeeze(1) for t in stacked]
         elif self.batch_first:
@@ -1142,10 +1138,8 @@ class _CellBase(_Packable, nn.RNNCellBase):
         state = None if hx is None else (tuple(arrs) if lstm else arrs[0])
         with _torch_threads():
             _, sn, _ = F.forward(self.cell, x, pack, state, training=False, backend=self.backend)
-        if not lstm:
-            return torch.from_numpy(sn[0] if nd == 1 else sn)
-        h, c = sn
-        return (torch.from_numpy(h[0]), torch.from_numpy(c[0])) if nd == 1 else (torch.from_numpy(h), torch.from_numpy(c))
+        out = [torch.from_numpy(a[0] if nd == 1 else a) for a in (sn if lstm else (sn,))]
+        return (out[0], out[1]) if lstm else out[0]
 
 
 class RNNCell(_CellBase, nn.RNNCell):
