@@ -1,6 +1,7 @@
 """The fixed cost of a call: functional.forward, the rnnkit.torch module and torch.nn, inference
 (no_grad) on a tiny problem where the kernels take almost nothing, and on the streaming LSTM;
-then a decoder step, LSTMCell(128, 128) at batch 1: functional.forward with packed weights, the
+the same for one training step (forward, then the backward of y.sum(): functional.forward and
+functional.backward with dy of ones, the module with autograd); then a decoder step, LSTMCell(128, 128) at batch 1: functional.forward with packed weights, the
 rnnkit.torch cell's packed() copy and torch.nn.LSTMCell.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/call_cost.py [--calls N]
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
 import rnnkit.torch as rt
@@ -33,12 +35,24 @@ def best_us(fn, calls, rounds=5):
     return best * 1e6
 
 
+def functional_step(x, w):
+    y, _, ctx = F.forward("lstm", x, w, training=True)
+    F.backward(ctx, np.ones_like(y))
+
+
+def module_step(module, x):
+    module.zero_grad(set_to_none=True)
+    y, _ = module(x)
+    y.sum().backward()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=2000, help="calls per round for the tiny case (stream: /10)")
     args = ap.parse_args(argv)
     torch.set_num_threads(THREADS)
     print(f"LSTM, float32, inference under torch.no_grad, {THREADS} threads; us a call (best of 5 rounds)")
+    training = []
     for name, (T, B, I, H) in CASES.items():
         torch.manual_seed(0)
         ours, ref = rt.LSTM(I, H), torch.nn.LSTM(I, H)
@@ -52,6 +66,13 @@ def main(argv=None):
             m = best_us(lambda ours=ours, x=x: ours(x), n)
             t = best_us(lambda ref=ref, x=x: ref(x), n)
         print(f"{name:24} functional.forward {f:7.1f}   rnnkit.torch.LSTM {m:7.1f}   torch.nn.LSTM {t:7.1f}"
+              f"   torch / rnnkit.torch {t / m:.2f}x")
+        training.append((name, xn, w, x, ours, ref, n))
+    for name, xn, w, x, ours, ref, n in training:
+        f = best_us(lambda xn=xn, w=w: functional_step(xn, w), n)
+        m = best_us(lambda ours=ours, x=x: module_step(ours, x), n)
+        t = best_us(lambda ref=ref, x=x: module_step(ref, x), n)
+        print(f"{name + ' train':24} functional f+b    {f:7.1f}   rnnkit.torch.LSTM {m:7.1f}   torch.nn.LSTM {t:7.1f}"
               f"   torch / rnnkit.torch {t / m:.2f}x")
     torch.manual_seed(0)
     cell, ref_cell = rt.LSTMCell(128, 128), torch.nn.LSTMCell(128, 128)

@@ -458,8 +458,8 @@ def test_no_grad_calls_skip_autograd_and_match_it(cell, monkeypatch):
     out, st = m(x)  # parameters require grad: autograd's path
     assert out.grad_fn is not None
     calls = []
-    real_apply = rt._Recurrent.apply
-    monkeypatch.setattr(rt._Recurrent, "apply", lambda *a: calls.append(1) or real_apply(*a))
+    for fn in (rt._Recurrent, rt._ModuleCall):  # (a layer's Function, the whole module's)
+        monkeypatch.setattr(fn, "apply", lambda *a, real=fn.apply: calls.append(1) or real(*a))
     with torch.no_grad():
         out2, st2 = m(x)
     assert not calls and out2.grad_fn is None and not out2.requires_grad
@@ -560,13 +560,13 @@ def test_module_inference_short_path_is_bitwise_the_general_one(backend, case, d
     general = []
     real_apply = rt._apply
     monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
-    short = m._inference_call
+    short = m._short_call
 
     def both(*args):
         """(the general path's result, the short path's), asserting the short one was taken"""
-        monkeypatch.setattr(m, "_inference_call", lambda *a: None)
+        monkeypatch.setattr(m, "_short_call", lambda *a: None)
         want = m(*args)
-        monkeypatch.setattr(m, "_inference_call", short)
+        monkeypatch.setattr(m, "_short_call", short)
         n = len(general)
         got = m(*args)
         assert len(general) == n, "the short path must not go through _apply"
@@ -592,16 +592,75 @@ def test_module_inference_short_path_is_bitwise_the_general_one(backend, case, d
             m(x, (h[:1], c[:1]) if lstm else h[:1])
 
 
+@pytest.mark.parametrize("case", list(SHORT_CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_module_training_short_path_is_bitwise_the_general_one(backend, case, dtype, monkeypatch):
+    """A module's common differentiable call (a dense CPU tensor of its dtype, no dropout to
+    apply) is one autograd Function for every layer and direction (_ModuleCall), without _apply:
+    its outputs and every gradient (input, parameters, initial state) are bitwise the general
+    path's, batched and unbatched, with hx None or requiring grad, for losses on the output only,
+    on the final state only, or both; the input changed in place before backward raises, as
+    does a second backward without retain_graph."""
+    cls, kw = SHORT_CASES[case]
+    torch.manual_seed(0)
+    m = cls(4, 3, dtype=dtype, backend=backend, **kw)
+    L, D = kw.get("num_layers", 1), 2 if kw.get("bidirectional") else 1
+    lstm, S = cls is rt.LSTM, kw.get("proj_size") or 3
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randn((2, 5, 4) if kw.get("batch_first") else (5, 2, 4), generator=g, dtype=dtype)
+    h0, c0 = torch.randn(L * D, 2, S, generator=g, dtype=dtype), torch.randn(L * D, 2, 3, generator=g, dtype=dtype)
+    general = []
+    real_apply = rt._apply
+    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    short = m._short_call
+
+    def run(x, hx, loss, take_short):
+        monkeypatch.setattr(m, "_short_call", short if take_short else (lambda *a: None))
+        m.zero_grad()
+        leaves = [t.detach().requires_grad_() for t in (x, *(() if hx is None else hx if lstm else (hx,)))]
+        state = None if hx is None else ((leaves[1], leaves[2]) if lstm else leaves[1])
+        n = len(general)
+        y, sn = m(leaves[0], state)
+        assert (len(general) == n) == take_short, "the short path must not go through _apply"
+        parts = sn if lstm else (sn,)
+        total = sum(p.sum() * (k + 2) for k, p in enumerate(parts))
+        wy = (torch.arange(y.numel(), dtype=dtype) % 7 - 3).reshape(y.shape)  # (a dy that is not all ones)
+        out = {"y": (y * wy).sum(), "state": total}
+        (out["y"] + out["state"] if loss == "both" else out[loss]).backward()
+        return [y, *parts, *(t.grad for t in leaves), *(p.grad for p in m.parameters())]
+
+    for hx in (None, (h0, c0) if lstm else h0):
+        for x, state in ((x0, hx), (x0[0] if kw.get("batch_first") else x0[:, 0],
+                                     None if hx is None else (h0[:, 0], c0[:, 0]) if lstm else h0[:, 0])):
+            for loss in ("both", "y", "state"):
+                want, got = run(x, state, loss, False), run(x, state, loss, True)
+                assert len(want) == len(got)
+                for u, v in zip(want, got):
+                    assert u is not None and v is not None
+                    assert u.dtype == v.dtype and u.shape == v.shape and torch.equal(u, v)
+    x = x0.clone().requires_grad_()
+    y, _ = m(x)
+    with torch.no_grad():
+        x.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    y, _ = m(x0.clone().requires_grad_())
+    y.sum().backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.sum().backward()
+
+
 @pytest.mark.parametrize("cls", [rt.RNNCell, rt.LSTMCell, rt.GRUCell])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_packed_cell_short_path_is_bitwise_the_general_one(backend, cls, dtype, monkeypatch):
-    """A packed cell's common call (CPU tensors of its dtype, nothing to differentiate) goes
-    straight to functional.forward, without _apply; batched and unbatched, a missing state, a
-    tuple or a list: bitwise the module's results. Anything else (a state of another dtype, an
-    input requiring grad, autocast) runs the general path, with the same results and errors."""
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "packed"])
+def test_cell_inference_short_path_is_bitwise_the_general_one(backend, cls, dtype, packed, monkeypatch):
+    """A cell's common call with nothing to differentiate (CPU tensors of its dtype) goes
+    straight to functional.forward (with a packed copy's packs), without _apply; batched and
+    unbatched, a missing state, a tuple or a list: bitwise the general path's results. Anything
+    else (a state of another dtype) runs the general path, with the same results and errors."""
     torch.manual_seed(0)
     cell = cls(4, 3, dtype=dtype, backend=backend).eval()
-    fast = cell.packed()
+    m = cell.packed() if packed else cell
     lstm = cls is rt.LSTMCell
     g = torch.Generator().manual_seed(2)
     x, h, c = (torch.randn(n, generator=g, dtype=dtype) for n in ((2, 4), (2, 3), (2, 3)))
@@ -609,6 +668,17 @@ def test_packed_cell_short_path_is_bitwise_the_general_one(backend, cls, dtype, 
     general = []
     real_apply = rt._apply
     monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    short = m._short_step
+
+    def both(*args):
+        """(the general path's result, the short path's), asserting the short one was taken"""
+        monkeypatch.setattr(m, "_short_step", lambda *a: None)
+        want = m(*args)
+        monkeypatch.setattr(m, "_short_step", short)
+        n = len(general)
+        got = m(*args)
+        assert len(general) == n, "the short path must not go through _apply"
+        return want, got
 
     def same(a, b):
         for u, v in zip(a if lstm else (a,), b if lstm else (b,)):
@@ -616,24 +686,74 @@ def test_packed_cell_short_path_is_bitwise_the_general_one(backend, cls, dtype, 
 
     with torch.no_grad():
         for s in states:
-            want = cell(x, s)
-            n = len(general)
-            same(want, fast(x, s))
-            assert len(general) == n, "the short path must not go through _apply"
+            same(*both(x, s))
             s1 = None if s is None else type(s)(t[0] for t in s) if lstm else s[0]
-            same(cell(x[0], s1), fast(x[0], s1))  # unbatched
+            same(*both(x[0], s1))  # unbatched
         # a state of the other dtype: the general path converts it, as the module does
         other = torch.float64 if dtype == torch.float32 else torch.float32
         s2 = (h.to(other), c.to(other)) if lstm else h.to(other)
         n = len(general)
-        same(cell(x, s2), fast(x, s2))
+        same(cell(x, s2), m(x, s2))
         assert len(general) == n + 2
         with pytest.raises(ValueError, match=r"h0 must have shape \(B, H\) = \(2, 3\), got \(3, 3\)"):
-            fast(x, (torch.zeros(3, 3, dtype=dtype),) * 2 if lstm else torch.zeros(3, 3, dtype=dtype))
+            m(x, (torch.zeros(3, 3, dtype=dtype),) * 2 if lstm else torch.zeros(3, 3, dtype=dtype))
     xg = x.clone().requires_grad_(True)
-    out = fast(xg, states[1])  # something to differentiate: autograd's path
+    out = m(xg, states[1])  # something to differentiate: autograd's path
     (out[0] if lstm else out).sum().backward()
     assert xg.grad is not None
+
+
+@pytest.mark.parametrize("cls", [rt.RNNCell, rt.LSTMCell, rt.GRUCell])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_cell_training_short_path_is_bitwise_the_general_one(backend, cls, dtype, bias, monkeypatch):
+    """A cell's differentiable step (CPU tensors of its dtype) is one autograd Function,
+    _CellCall, without _apply: over three teacher-forced steps, the states and every gradient
+    (inputs, initial state, parameters) are bitwise the general path's, batched and unbatched,
+    with the first state None or requiring grad, for a loss on h only or on (h, c); an input
+    changed in place before backward raises."""
+    torch.manual_seed(0)
+    m = cls(4, 3, bias=bias, dtype=dtype, backend=backend)
+    lstm = cls is rt.LSTMCell
+    g = torch.Generator().manual_seed(5)
+    xs0 = torch.randn(3, 2, 4, generator=g, dtype=dtype)
+    h0, c0 = torch.randn(2, 3, generator=g, dtype=dtype), torch.randn(2, 3, generator=g, dtype=dtype)
+    general = []
+    real_apply = rt._apply
+    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    short = m._short_step
+
+    def run(unbatched, with_state, on_c, take_short):
+        monkeypatch.setattr(m, "_short_step", short if take_short else (lambda *a: None))
+        m.zero_grad()
+        xs = (xs0[:, 0] if unbatched else xs0).detach().requires_grad_()  # unbatched: steps of (I,)
+        leaves = [(t[0] if unbatched else t).detach().requires_grad_() for t in (h0, c0)] if with_state else []
+        s = None if not with_state else (tuple(leaves) if lstm else leaves[0])
+        n, loss, outs = len(general), 0, []
+        for t in range(3):
+            s = m(xs[t], s)
+            parts = s if lstm else (s,)
+            outs += parts
+            w = (torch.arange(parts[0].numel(), dtype=dtype) % 5 - 2).reshape(parts[0].shape)
+            loss = loss + (parts[0] * w).sum() + (parts[1].sum() * 3 if lstm and on_c else 0)
+        assert (len(general) == n) == take_short, "the short path must not go through _apply"
+        loss.backward()
+        return [*outs, xs.grad, *(t.grad for t in leaves if lstm or t is leaves[0]), *(p.grad for p in m.parameters())]
+
+    for unbatched in (False, True):
+        for with_state in (False, True):
+            for on_c in (False, True) if lstm else (False,):
+                want, got = run(unbatched, with_state, on_c, False), run(unbatched, with_state, on_c, True)
+                assert len(want) == len(got)
+                for u, v in zip(want, got):
+                    assert u is not None and v is not None
+                    assert u.dtype == v.dtype and u.shape == v.shape and torch.equal(u, v)
+    x = xs0[0].clone().requires_grad_()
+    out = m(x)
+    with torch.no_grad():
+        x.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (out[0] if lstm else out).sum().backward()
 
 
 def test_packed_copy_refuses_training_and_takes_input_gradients():

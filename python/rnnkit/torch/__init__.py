@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union, cast, overload
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union, cast, overload
 
 import numpy as np
 import torch
@@ -474,7 +474,8 @@ class _Packable(nn.Module):
 
 
 _CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
-_LOW = (torch.float16, torch.bfloat16)  # computed in float32, returned in their own dtype
+_LOW = (torch.float16, torch.bfloat16)
+_FLOATS = (torch.float32, torch.float64)  # the kernels' dtypes  # computed in float32, returned in their own dtype
 
 
 def _check_device(device: _Device) -> None:
@@ -543,7 +544,7 @@ class _RNNBase(_Packable, nn.RNNBase):
         (the LSTM)."""
         cell = _CELLS[self.mode]
         if lengths is None:
-            short = self._inference_call(cell, input, hx)
+            short = self._short_call(cell, input, hx)
             if short is not None:
                 return short
         if not isinstance(input, (PackedSequence, torch.Tensor)):
@@ -642,84 +643,207 @@ class _RNNBase(_Packable, nn.RNNBase):
         out = inp.transpose(0, 1) if self.batch_first else inp
         return out, state
 
-    def _inference_call(self, cell: str, input: Any, hx: Any) -> Optional[Tuple[Tensor, _State]]:
-        """The common inference call in short: a dense CPU input tensor of the parameters' float
-        dtype, nothing to differentiate, no dropout to apply, no autocast, outside torch.compile:
-        each layer's directions go straight to functional's group call on NumPy views (the
-        packed copy's packs, the inner layers' kept buffers, as below), without _apply's tensor
-        conversions and copies per direction. None otherwise: the general path then runs, with
-        the same kernels and results (and raises, naming what is wrong)."""
+    def _short_call(self, cell: str, input: Any, hx: Any) -> Optional[Tuple[Tensor, _State]]:
+        """The common call in short: a dense CPU input tensor of the parameters' float dtype, no
+        dropout to apply, no autocast, outside torch.compile. Without anything to differentiate,
+        each layer's directions go straight to functional's group call on NumPy views (the packed
+        copy's packs, the inner layers' kept buffers, as below); with something to differentiate,
+        the whole module (every layer and direction) is one autograd Function, _ModuleCall,
+        instead of one per layer with its tensor conversions, copies and zero states. None
+        otherwise: the general path then runs, with the same kernels and results (and raises,
+        naming what is wrong)."""
         params = self._parameters  # (nn.Module's attribute lookup costs ~1 us a name)
         names = self._all_weights
         first = cast(Tensor, params[names[0][0]])
         dt = first.dtype
-        grad = torch.is_grad_enabled()
-        if grad and first.requires_grad:  # (a training call: out at once)
-            return None
-        if type(input) is not Tensor or not input.is_cpu or input.dtype != dt or _compiling():
+        if (type(input) is not Tensor or not input.is_cpu or input.dtype != dt or dt not in _DTYPES
+                or _compiling()):  # fmt: skip
             return None
         nd = input.dim()
         L, D, H = self.num_layers, 2 if self.bidirectional else 1, self.hidden_size
         S = self.proj_size or H
         lstm = cell == "lstm"
-        if (nd not in (2, 3) or (grad and input.requires_grad) or (self.dropout and self.training and L > 1)
+        if (nd not in (2, 3) or (self.dropout and self.training and L > 1)
                 or (lstm and dt == torch.float32 and torch.is_autocast_enabled("cpu"))):  # fmt: skip
             return None
+        grad = torch.is_grad_enabled()
+        train = grad and input.requires_grad
         own = cast(List[List[Tensor]], [[params[n] for n in ns] for ns in names])  # (checked below)
         for ws in own:
             for w in ws:
-                if w is None or not w.is_cpu or w.dtype != dt or (grad and w.requires_grad):
+                if w is None or not w.is_cpu or w.dtype != dt:
                     return None
+                train = train or (grad and w.requires_grad)
         parts = _state_parts(hx, lstm)
         if parts is None:
             return None
-        x = input.detach().numpy()
-        if nd == 2:  # (T, I), whatever batch_first says, as in torch.nn
-            x = x[:, None]
-        elif self.batch_first:
-            x = x.transpose(1, 0, 2)
-        B = x.shape[1]
-        states = []
+        B = (input.shape[0] if self.batch_first else input.shape[1]) if nd == 3 else 1
         for t, width in zip(parts, (S, H)):
-            if (type(t) is not Tensor or not t.is_cpu or t.dtype != dt or (grad and t.requires_grad)
+            if (type(t) is not Tensor or not t.is_cpu or t.dtype != dt
                     or t.shape != ((L * D, B, width) if nd == 3 else (L * D, width))):  # fmt: skip
                 return None
-            a = t.detach().numpy()
-            states.append(a[:, None] if nd == 2 else a)
+            train = train or (grad and t.requires_grad)
+        layout = _Layout(cell, self.backend, L, D, S, self.bias, self.batch_first, nd)
+        if train:
+            outs = _ModuleCall.apply(layout, len(parts), input, *parts, *(w for ws in own for w in ws))  # type: ignore[no-untyped-call]
+            return outs[0], ((outs[1], outs[2]) if lstm else outs[1])
+        x = layout.inner(input.detach().numpy())
+        states = [layout.inner(t.detach().numpy(), state=True) for t in parts]
         packs = self._packs
         hs: List[Any] = []
         cs: List[Any] = []
         inp = x
-        shape = (x.shape[0], B, D * S)
         with self._outputs.call(L > 1) as held, _torch_threads():
             for layer in range(L):
                 calls = []
                 for i in range(layer * D, layer * D + D):
                     ws = own[i]  # laid out as _weights does: the biases None without bias, W_hr last
-                    full = tuple(ws) if self.bias else (ws[0], ws[1], None, None, *ws[2:])
+                    full = layout.full(ws)
                     weights: Any = (packs.get(i, cell, dt, ws, full) if packs is not None  # (_pack_for's stamp)
                                     else tuple(None if w is None else w.detach().numpy() for w in full))  # fmt: skip
-                    state = None if not states else (states[0][i], states[1][i]) if lstm else states[0][i]
-                    calls.append(dict(cell=cell, x=inp, weights=weights, state=state, reverse=i % D == 1,
-                                      training=False))  # fmt: skip
+                    calls.append(dict(cell=cell, x=inp, weights=weights, state=layout.state(states, i),
+                                      reverse=i % D == 1, training=False))  # fmt: skip
                 y_out = None
                 if D > 1 or (held and layer < L - 1):
-                    y_out = self._outputs.get(layer, shape, x.dtype, held, last=layer == L - 1)
+                    y_out = self._outputs.get(layer, layout.y_shape(x), x.dtype, held, last=layer == L - 1)
                 runs = F._forward_group(calls, self.backend, y_out=y_out)
                 inp = runs[0][0] if y_out is None else y_out
-                for _, sn, _ in runs:
-                    if lstm:
-                        hs.append(sn[0])
-                        cs.append(sn[1])
-                    else:
-                        hs.append(sn)
-        y = torch.from_numpy(inp)
-        stacked = [torch.from_numpy(_stack(a)) for a in ((hs, cs) if lstm else (hs,))]
-        if nd == 2:
-            y, stacked = y.squeeze(1), [t.squeeze(1) for t in stacked]
-        elif self.batch_first:
-            y = y.transpose(0, 1)
-        return y, ((stacked[0], stacked[1]) if lstm else stacked[0])
+                layout.collect(runs, hs, cs)
+        return layout.outputs(inp, hs, cs)
+
+
+class _Layout(NamedTuple):
+    """How a module's short call lays out its arrays: the NumPy views in the kernels' layout
+    ([T, B, I] inputs, [L * D, B, S] states) of the module's (batch_first, unbatched) tensors,
+    and back; the (layer, direction) calls' weights and states."""
+
+    cell: str
+    backend: str
+    L: int
+    D: int
+    S: int
+    bias: bool
+    batch_first: bool
+    nd: int
+
+    def inner(self, a: NDArray[Any], state: bool = False) -> NDArray[Any]:
+        """A sequence [T, B, I] (or a state [L * D, B, S]) in the kernels' layout, a view of a, the
+        module's (unbatched (T, I), or batch_first [B, T, I]) layout."""
+        if self.nd == 2:
+            return a[:, None]
+        return a.transpose(1, 0, 2) if self.batch_first and not state else a
+
+    def outer(self, a: NDArray[Any], state: bool = False) -> NDArray[Any]:
+        """inner's inverse."""
+        if self.nd == 2:
+            return a[:, 0]
+        return a.transpose(1, 0, 2) if self.batch_first and not state else a
+
+    def full(self, ws: Sequence[Any]) -> Tuple[Any, ...]:
+        """A direction's parameters (W_ih, W_hh[, b_ih, b_hh][, W_hr]) as the kernels take them:
+        the biases None without bias, W_hr last."""
+        return tuple(ws) if self.bias else (ws[0], ws[1], None, None, *ws[2:])
+
+    def state(self, states: Sequence[Any], i: int) -> Any:
+        """The (layer, direction) call i's initial state: None, h, or (h, c) for an LSTM."""
+        if not states:
+            return None
+        return (states[0][i], states[1][i]) if self.cell == "lstm" else states[0][i]
+
+    def y_shape(self, x: NDArray[Any]) -> Tuple[int, int, int]:
+        return (x.shape[0], x.shape[1], self.D * self.S)
+
+    def collect(self, runs: Sequence[Any], hs: List[Any], cs: List[Any]) -> None:
+        for _, sn, _ in runs:
+            if self.cell == "lstm":
+                hs.append(sn[0])
+                cs.append(sn[1])
+            else:
+                hs.append(sn)
+
+    def outputs(self, y: NDArray[Any], hs: List[Any], cs: List[Any]) -> Tuple[Tensor, _State]:
+        """The module's (output, state) tensors of the last layer's y and the calls' final states."""
+        lstm = self.cell == "lstm"
+        out = torch.from_numpy(self.outer(y))
+        st = [torch.from_numpy(self.outer(_stack(a), state=True)) for a in ((hs, cs) if lstm else (hs,))]
+        return out, ((st[0], st[1]) if lstm else st[0])
+
+
+class _ModuleCall(torch.autograd.Function):
+    """A whole module's differentiable call (every layer and direction, no dropout) as one
+    Function over NumPy views: (layout, n_state, input, the state's parts, every direction's parameters)
+    -> (output, h_n[, c_n]); n_state: how many of the inputs after `input` are the state's parts
+    (0 for none: the kernels start from zeros). The same kernel calls as the general path's per-layer _Recurrent,
+    in the same order, so bitwise the same results."""
+
+    @staticmethod
+    def forward(ctx: Any, layout: _Layout, n_state: int, input: Tensor, *rest: Tensor) -> Tuple[Tensor, ...]:
+        parts, params = rest[:n_state], rest[n_state:]
+        k = len(params) // (layout.L * layout.D)
+        x = layout.inner(input.detach().numpy())
+        states = [layout.inner(t.detach().numpy(), state=True) for t in parts]
+        arrs = [p.detach().numpy() for p in params]
+        fctxs: List[List[Any]] = []
+        hs: List[Any] = []
+        cs: List[Any] = []
+        inp = x
+        D = layout.D
+        with _torch_threads():
+            for layer in range(layout.L):
+                calls = [dict(cell=layout.cell, x=inp, weights=layout.full(arrs[i * k : i * k + k]),
+                              state=layout.state(states, i), reverse=i % D == 1, training=True)
+                         for i in range(layer * D, layer * D + D)]  # fmt: skip
+                y_out = np.empty(layout.y_shape(x), x.dtype) if D > 1 else None
+                runs = F._forward_group(calls, layout.backend, y_out=y_out)
+                inp = runs[0][0] if y_out is None else y_out
+                fctxs.append([fctx for _, _, fctx in runs])
+                layout.collect(runs, hs, cs)
+        out, state = layout.outputs(inp, hs, cs)
+        ctx.layout, ctx.fctxs, ctx.k, ctx.n_state = layout, fctxs, k, n_state
+        ctx.set_materialize_grads(False)
+        # Through autograd's own saving, so torch's rules hold: an in-place change before backward,
+        # or a second backward without retain_graph, raises (the kernels' caches hold views).
+        ctx.save_for_backward(input, *rest)
+        return (out, *state) if isinstance(state, tuple) else (out, state)
+
+    @staticmethod
+    @once_differentiable  # no second derivatives: create_graph=True then a loss on them raises
+    def backward(ctx: Any, dy: Optional[Tensor], *dstate: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
+        saved = ctx.saved_tensors  # also checks the version counters and the retain_graph rule
+        layout: _Layout = ctx.layout
+        lstm, L, D, S, k = layout.cell == "lstm", layout.L, layout.D, layout.S, ctx.k
+        params = saved[1 + ctx.n_state :]
+        g: Any = None
+        if dy is not None:
+            g = layout.inner(dy.detach().numpy())
+        dn = [None if t is None else layout.inner(t.detach().numpy(), state=True) for t in dstate]
+        dparams: List[Optional[Tensor]] = [None] * len(params)
+        d0: List[List[Any]] = [[None] * (L * D) for _ in dstate]
+        with _torch_threads():
+            for layer in reversed(range(L)):
+                fctxs = ctx.fctxs[layer]
+                if g is None:
+                    g = np.zeros(layout.y_shape(fctxs[0].problem.x), fctxs[0].problem.dtype)
+                items = []
+                for d, fctx in enumerate(fctxs):
+                    i = layer * D + d
+                    parts = [None if a is None else a[i] for a in dn]
+                    dsn = tuple(parts) if lstm else parts[0]
+                    items.append((fctx, g[..., d * S : (d + 1) * S] if D > 1 else g, dsn))
+                outs = F._backward_group(items)
+                g = None
+                for d, (d_x, ds0, dw) in enumerate(outs):
+                    i = layer * D + d
+                    g = d_x if g is None else g + d_x
+                    for j, a in enumerate((ds0[0], ds0[1]) if lstm else (ds0,)):
+                        d0[j][i] = a
+                    ours = (dw[:4] if layout.bias else dw[:2]) + tuple(dw[4:5])
+                    for j, a in enumerate(ours):
+                        dparams[i * k + j] = torch.from_numpy(a)
+        dx = torch.from_numpy(layout.outer(g)) if ctx.needs_input_grad[2] else None
+        dstates = [torch.from_numpy(layout.outer(np.stack(d0[j]), state=True))
+                   if ctx.needs_input_grad[3 + j] else None for j in range(ctx.n_state)]  # fmt: skip
+        return (None, None, dx, *dstates, *dparams)
 
 
 # The modules are torch.nn.RNNBase instances but not torch.nn.RNN/LSTM/GRU ones: torch.compile
@@ -1057,10 +1181,9 @@ class _CellBase(_Packable, nn.RNNCellBase):
     # The public cells' forward (each with its own signature and documentation) calls this one.
     # hx: a tensor, or (LSTM) a tuple or list of two.
     def _forward(self, input: Tensor, hx: Any) -> _State:
-        if self._packs is not None:
-            short = self._packed_step(input, hx)
-            if short is not None:
-                return short
+        short = self._short_step(input, hx)
+        if short is not None:
+            return short
         if not isinstance(input, torch.Tensor):
             _check_tensor("input", input)  # raises, naming what it got
         if input.dim() not in (1, 2):
@@ -1099,14 +1222,15 @@ class _CellBase(_Packable, nn.RNNCellBase):
             out = [t.squeeze(0) for t in out]
         return (out[0], out[1]) if lstm else out[0]
 
-    def _packed_step(self, input: Any, hx: Any) -> Optional[_State]:
-        """A packed copy's step in the common case, straight to functional.forward: CPU tensors of
-        the parameters' float dtype (exact torch.Tensor), nothing to differentiate, no autocast,
-        outside torch.compile; None otherwise (the general path then runs, with the same kernels
-        and results). A decoder step is mostly the overhead of the call around it, and each Python
-        operation costs more than it seems: the step's weights have just evicted the interpreter's
-        data from L2. So this path is a short one: no tensor conversions or copies, no lists per
-        direction, no group call."""
+    def _short_step(self, input: Any, hx: Any) -> Optional[_State]:
+        """A step in the common case, straight to functional: CPU tensors of the parameters' float
+        dtype (exact torch.Tensor), no autocast, outside torch.compile. With nothing to
+        differentiate, functional.forward (with a packed copy's packs); else one autograd
+        Function, _CellCall. None otherwise (the general path then runs, with the same kernels
+        and results). A decoder step is mostly the overhead of the call around it, and each
+        Python operation costs more than it seems: the step's weights have just evicted the
+        interpreter's data from L2. So this path is a short one: no tensor conversions or copies,
+        no lists per direction, no group call."""
         params = self._parameters  # (nn.Module's attribute lookup costs ~1 us a name)
         own = (params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"))
         dt = own[1].dtype  # type: ignore[union-attr]
@@ -1114,32 +1238,94 @@ class _CellBase(_Packable, nn.RNNCellBase):
         parts = _state_parts(hx, lstm)
         if parts is None:
             return None
-        if type(input) is not Tensor or not input.is_cpu or input.dtype != dt or _compiling():
+        if type(input) is not Tensor or not input.is_cpu or input.dtype != dt or dt not in _DTYPES or _compiling():
             return None
         nd = input.dim()
-        grad = torch.is_grad_enabled()
-        if nd not in (1, 2) or (grad and input.requires_grad) or (
-                dt == torch.float32 and lstm and torch.is_autocast_enabled("cpu")):  # fmt: skip
+        if nd not in (1, 2) or (dt == torch.float32 and lstm and torch.is_autocast_enabled("cpu")):
             return None
+        grad = torch.is_grad_enabled()
+        train = grad and input.requires_grad
         for t in parts:
-            if type(t) is not Tensor or not t.is_cpu or t.dtype != dt or t.dim() != nd or (grad and t.requires_grad):
+            if type(t) is not Tensor or not t.is_cpu or t.dtype != dt or t.dim() != nd:
                 return None  # (the general path converts, or raises naming what it got)
+            train = train or (grad and t.requires_grad)
         for w in own:
-            if w is not None and (not w.is_cpu or (grad and w.requires_grad)):
-                return None
-        pack = cast(_Packs, self._packs).get(0, self.cell, dt, own, own)
-        # (.numpy() refuses a tensor that requires grad, allowed here under no_grad)
-        x = (input.detach() if input.requires_grad else input).numpy()
-        arrs = [(t.detach() if t.requires_grad else t).numpy() for t in parts]
-        if nd == 1:
-            x, arrs = x[None, None], [a[None] for a in arrs]
-        else:
-            x = x[None]
-        state = None if hx is None else (tuple(arrs) if lstm else arrs[0])
+            if w is not None:
+                if not w.is_cpu:
+                    return None
+                train = train or (grad and w.requires_grad)
+        if train:
+            ws = own if own[2] is not None else own[:2]
+            return cast(_State, _CellCall.apply(self.cell, self.backend, len(parts), input, *parts, *ws))  # type: ignore[no-untyped-call]
+        weights: Any
+        if self._packs is not None:
+            weights = self._packs.get(0, self.cell, dt, own, own)
+        else:  # (.numpy() refuses a tensor that requires grad, allowed here under no_grad)
+            weights = tuple(None if w is None else w.detach().numpy() for w in own)
+        x, state = _step_arrays(self.cell, input, parts)
         with _torch_threads():
-            _, sn, _ = F.forward(self.cell, x, pack, state, training=False, backend=self.backend)
-        out = [torch.from_numpy(a[0] if nd == 1 else a) for a in (sn if lstm else (sn,))]
-        return (out[0], out[1]) if lstm else out[0]
+            _, sn, _ = F.forward(self.cell, x, weights, state, training=False, backend=self.backend)
+        return _step_outputs(lstm, nd, sn)
+
+
+def _step_arrays(cell: str, input: Tensor, parts: Sequence[Tensor]) -> Tuple[NDArray[Any], Any]:
+    """A cell step's input [B, I] (or unbatched (I,)) as functional's x [1, B, I], and its state's
+    parts as functional's state (None when there are none), NumPy views."""
+    x = input.detach().numpy()
+    arrs = [t.detach().numpy() for t in parts]
+    if input.dim() == 1:
+        x, arrs = x[None, None], [a[None] for a in arrs]
+    else:
+        x = x[None]
+    return x, None if not arrs else (tuple(arrs) if cell == "lstm" else arrs[0])
+
+
+def _step_outputs(lstm: bool, nd: int, sn: Any) -> _State:
+    """functional's final state as a cell's output tensors (unbatched when nd is 1)."""
+    out = [torch.from_numpy(a[0] if nd == 1 else a) for a in (sn if lstm else (sn,))]
+    return (out[0], out[1]) if lstm else out[0]
+
+
+class _CellCall(torch.autograd.Function):
+    """A cell's differentiable step as one Function over NumPy views: (cell, backend, n_state,
+    input, the state's parts, W_ih, W_hh[, b_ih, b_hh]) -> h' (or (h', c') for the LSTM);
+    n_state: how many parts the state has (0 for none: the kernels start from zeros). The same
+    kernel calls as the general path's _Recurrent, so bitwise the same results."""
+
+    @staticmethod
+    def forward(ctx: Any, cell: str, backend: str, n_state: int, input: Tensor, *rest: Tensor) -> Any:
+        parts, ws = rest[:n_state], rest[n_state:]
+        x, state = _step_arrays(cell, input, parts)
+        w = tuple(t.detach().numpy() for t in ws)
+        with _torch_threads():
+            _, sn, fctx = F.forward(cell, x, w if len(w) == 4 else (w[0], w[1], None, None), state,
+                                    training=True, backend=backend)  # fmt: skip
+        ctx.fctx, ctx.n_state, ctx.n_weights = fctx, n_state, len(ws)
+        ctx.set_materialize_grads(False)
+        # Through autograd's own saving, so torch's rules hold: an in-place change before backward,
+        # or a second backward without retain_graph, raises (the kernels' cache holds views).
+        ctx.save_for_backward(input, *rest)
+        return _step_outputs(cell == "lstm", input.dim(), sn)
+
+    @staticmethod
+    @once_differentiable  # no second derivatives: create_graph=True then a loss on them raises
+    def backward(ctx: Any, *grads: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
+        input = ctx.saved_tensors[0]  # also checks the version counters and the retain_graph rule
+        fctx = ctx.fctx
+        p = fctx.problem
+        nd = input.dim()
+        g = [None if t is None else (t.detach().numpy()[None] if nd == 1 else t.detach().numpy()) for t in grads]
+        # The step's output is its final state: the gradient comes as dstate_n, with dy zeros, as
+        # the general path gives it (one step: y[0] is h_n).
+        with _torch_threads():
+            dx, ds0, dw = F.backward(fctx, np.zeros((1, p.B, p.S), p.dtype), tuple(g) if p.is_lstm else g[0])
+        def out(a: Any) -> Tensor:
+            return torch.from_numpy(a[0] if nd == 1 else a)
+
+        need = ctx.needs_input_grad
+        dstate = [out(a) if need[4 + j] else None for j, a in enumerate((ds0 if p.is_lstm else (ds0,))[: ctx.n_state])]
+        return (None, None, None, out(dx[0]) if need[3] else None, *dstate,
+                *(torch.from_numpy(a) for a in dw[: ctx.n_weights]))
 
 
 class RNNCell(_CellBase, nn.RNNCell):
