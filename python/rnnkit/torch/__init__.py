@@ -1314,7 +1314,8 @@ class _CellCall(torch.autograd.Function):
         fctx = ctx.fctx
         p = fctx.problem
         nd = input.dim()
-        g = [None if t is None else (t.detach().numpy()[None] if nd == 1 else t.detach().numpy()) for t in grads]
+        g: List[Any] = [None if t is None else (t.detach().numpy()[None] if nd == 1 else t.detach().numpy())
+                        for t in grads]  # fmt: skip
         # The step's output is its final state: the gradient comes as dstate_n, with dy zeros, as
         # the general path gives it (one step: y[0] is h_n).
         with _torch_threads():
