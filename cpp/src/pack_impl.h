@@ -1,11 +1,16 @@
 // Packing of a GEMM operand into the panels of gemm_packed (gemm_impl.h), per ISA: columns [0, N)
 // of B, element (k, n) at B[trans ? n * ldb + k : k * ldb + n], into panels of NR columns
-// (zero-padded); panel p holds K rows of NR values at out + p * K * NR. The transposing case moves
+// (zero-padded); panel p holds K rows of NR values at out + p * K * NR. With a RowMap (G > 0) the
+// index that runs along W's rows (n when trans, else k) is a packed row m0 + n (or m0 + k) of a
+// gate-major W, read from its row in W (unpacked_row): the panels of W's rows in packed order
+// straight from W, without first copying W into that order. The transposing case moves
 // float32 8x8 blocks through registers (a scalar transposing copy costs ~3 cycles per element,
 // which at small sizes is more than the T steps that reuse the panels).
 // Check: every forward runs through it (tests/test_backends.py).
 #include <cstdint>
 #include <cstring>
+
+#include "rnnkit/gates.h"
 
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
@@ -32,36 +37,54 @@ inline void transpose8x8(const V8f r[8], V8f out[8]) {
   }
 }
 
+// The row of a gate-major W [G*H, K] (PyTorch's order) holding packed row m (sequence.cpp's
+// packed_index, inverted: unit blocks of kBlock units, each with its G gates' rows in turn).
+inline int64_t unpacked_row(int64_t m, int64_t G, int64_t H) {
+  const int64_t b = m / (G * kBlock), r = m - b * G * kBlock;
+  const int64_t wb = H - b * kBlock < kBlock ? H - b * kBlock : kBlock;
+  return (r / wb) * H + b * kBlock + r % wb;
+}
+
 template <class T>
-void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N) {
+void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N, const RowMap& map) {
   constexpr int64_t nr = GemmShape<T>::NR;
+  auto row = [&](int64_t i) { return map.G > 0 ? unpacked_row(map.m0 + i, map.G, map.H) : i; };
+  if (!trans) {  // row k of B (the packed row map.m0 + k of W with a map) to row k of each panel
+    for (int64_t k = 0; k < K; ++k) {
+      const T* src = B + row(k) * ldb;
+      for (int64_t j = 0; j < N; j += nr) {
+        T* dst = out + j * K + k * nr;  // panel j / nr starts at (j / nr) * K * nr = j * K
+        const int64_t w = N - j < nr ? N - j : nr;
+        for (int64_t c = 0; c < w; ++c) dst[c] = src[j + c];
+        for (int64_t c = w; c < nr; ++c) dst[c] = T(0);
+      }
+    }
+    return;
+  }
   for (int64_t j = 0; j < N; j += nr) {
     T* panel = out + j * K;  // panel j / nr starts at (j / nr) * K * nr = j * K
+    const T* src[nr];  // column n = j + c comes from row row(n) of B
+    for (int64_t c = 0; c < nr && j + c < N; ++c) src[c] = B + row(j + c) * ldb;
     int64_t c0 = 0;
-    if (trans && sizeof(T) == 4) {  // full groups of 8 columns, 8 k at a time
+    if (sizeof(T) == 4) {  // full groups of 8 columns, 8 k at a time
       for (; c0 + 8 <= nr && j + c0 + 8 <= N; c0 += 8) {
         int64_t k0 = 0;
         for (; k0 + 8 <= K; k0 += 8) {
           V8f r[8], col[8];
           // Vector loads and stores (a memcpy through the stack stalls on store forwarding).
-          for (int i = 0; i < 8; ++i)
-            r[i] = *reinterpret_cast<const V8f*>(B + (j + c0 + i) * ldb + k0);
+          for (int i = 0; i < 8; ++i) r[i] = *reinterpret_cast<const V8f*>(src[c0 + i] + k0);
           transpose8x8(r, col);
           for (int k = 0; k < 8; ++k) *reinterpret_cast<V8f*>(panel + (k0 + k) * nr + c0) = col[k];
         }
         for (; k0 < K; ++k0)
-          for (int64_t c = c0; c < c0 + 8; ++c) panel[k0 * nr + c] = B[(j + c) * ldb + k0];
+          for (int64_t c = c0; c < c0 + 8; ++c) panel[k0 * nr + c] = src[c][k0];
       }
     }
     for (int64_t c = c0; c < nr; ++c) {
-      const int64_t n = j + c;
-      if (n >= N) {
+      if (j + c >= N) {
         for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = T(0);
-      } else if (trans) {
-        const T* src = B + n * ldb;
-        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = src[k];
       } else {
-        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = B[k * ldb + n];
+        for (int64_t k = 0; k < K; ++k) panel[k * nr + c] = src[c][k];
       }
     }
   }

@@ -107,7 +107,7 @@ template <class T> void copy(T* dst, const T* src, int64_t n) {
 // Contents are undefined on entry: every element is written before it is read (zeroing the large
 // ones cost more than whole steps at small sizes). Forward and backward share the slots of the
 // same purpose (one call at a time per thread).
-enum Slot : int { kWih, kWhh, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kWeightGrads, kDx,
+enum Slot : int { kWih, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kWeightGrads, kDx,
                   kWhrPanels, kProj, kIota, kSlots };
 constexpr int64_t kKeptBytes = 64 << 20;
 
@@ -377,7 +377,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   // Per thread, W_hh^T and W_ih^T as panels of its own packed columns (and W_hr^T of its own
   // columns of h; grb: W_{hr,hz}^T of its columns of the G = 2 layout, then W_hn^T of its units):
   // from the caller's pack when it holds them for this thread count (rnnkit/pack.h), else packed
-  // here from W's rows in packed order.
+  // here straight from W's rows, taken in packed order (pack_panels' RowMap).
   const int64_t n_whh = (GH + (grb ? 2 : 1) * nthreads * pw.nr) * S;
   const int64_t n_whr = proj ? (S + nthreads * pw.nr) * H : 0, n_wih = (GH + nthreads * pw.nr) * I;
   const PackUse<T> pk = pack_use<T>(p, a.pack, a.W_ih, a.W_hh, a.W_hr, 0, nthreads, pw.nr, {n_whh, n_whr, n_wih});
@@ -385,12 +385,6 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   T* const Whh_panels = pk.at[0] ? pk.at[0] : ws.get<T>(kWhhPanels, n_whh);
   T* const Whr_panels = !proj ? nullptr : pk.at[1] ? pk.at[1] : ws.get<T>(kWhrPanels, n_whr);
   T* const Wih_panels = pk.at[2] ? pk.at[2] : ws.get<T>(kWihPanels, n_wih);
-  T* const Wih = packed ? nullptr : ws.get<T>(kWih, GH * I);
-  T* const Whh = packed ? nullptr : ws.get<T>(kWhh, GH * S);
-  if (!packed) {
-    pack_rows(Wih, a.W_ih, G, H, I);
-    pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
-  }
   const int64_t cap = std::max(B, kChunkRows);
   T* const chunk = p.training ? nullptr : ws.get<T>(kChunk, cap * GH);
   T* const acc = ws.get<T>(kAcc, B * GH);  // grb: [B, 2H] the r, z products, then [B, H] W_hn (r * h)
@@ -449,10 +443,11 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     T* const Wnp = grb ? Whh_panels + (2 * H + nthreads * pw.nr + sp.u0 + k * pw.nr) * S : nullptr;
     T* const Wrp = proj ? Whr_panels + (sh.u0 + k * pw.nr) * H : nullptr;
     if (!packed) {
-      pw.pack_panels(Wp, Whh + sr.col0 * S, S, true, S, rcols);
-      pw.pack_panels(Wip, Wih + sp.col0 * I, I, true, I, ncols);
-      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + (2 * H + sp.u0) * S, S, true, S, units);
-      if (proj && hcols > 0) pw.pack_panels(Wrp, a.W_hr + sh.u0 * H, H, true, H, hcols);
+      // (grb: the r and z rows of W_hh only, packed as G = 2)
+      pw.pack_panels(Wp, a.W_hh, S, true, S, rcols, RowMap{grb ? 2 : G, H, sr.col0});
+      pw.pack_panels(Wip, a.W_ih, I, true, I, ncols, RowMap{G, H, sp.col0});
+      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + (2 * H + sp.u0) * S, S, true, S, units, RowMap{});
+      if (proj && hcols > 0) pw.pack_panels(Wrp, a.W_hr + sh.u0 * H, H, true, H, hcols, RowMap{});
     }
     tc.lap(Phase::kSetup);
 
@@ -589,11 +584,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const PackUse<T> pk = pack_use<T>(p, a.pack, a.W_ih, a.W_hh, a.W_hr, 1, nthreads, pw.nr, {GH * I, n_whh, n_third});
   const bool packed = pk.ready;  // nothing to pack
   T* const Wih = pk.at[0] ? pk.at[0] : ws.get<T>(kWih, GH * I);
-  T* const Whh = packed ? nullptr : ws.get<T>(kWhh, GH * S);
-  if (!packed) {
-    pack_rows(Wih, a.W_ih, G, H, I);
-    pack_rows(Whh, a.W_hh, grb ? 2 : G, H, S);  // grb: the r and z rows only (packed as G = 2)
-  }
+  if (!packed) pack_rows(Wih, a.W_ih, G, H, I);
   T* const Whh_panels = pk.at[1] ? pk.at[1] : ws.get<T>(kWhhPanels, n_whh);  // W_hh, per thread
   T* const third = n_third == 0 ? nullptr : pk.at[2] ? pk.at[2] : ws.get<T>(kWhrPanels, n_third);
   T* const Whr_panels = proj ? third : nullptr;
@@ -615,9 +606,10 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     T* const Wnp = grb ? Wn_panels + (sp.u0 + k * pw.nr) * H : nullptr;
     T* const Wrp = proj ? Whr_panels + (sp.u0 + k * pw.nr) * S : nullptr;
     if (!packed) {
-      pw.pack_panels(Wp, Whh + sh.u0, S, false, GK, hcols);
-      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + 2 * H * S + sp.u0, S, false, H, units);
-      if (proj && units > 0) pw.pack_panels(Wrp, a.W_hr + sp.u0, H, false, S, units);
+      // (W_hh's rows in packed order, straight from W_hh; grb: those of r and z, as G = 2)
+      pw.pack_panels(Wp, a.W_hh + sh.u0, S, false, GK, hcols, RowMap{grb ? 2 : G, H, 0});
+      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + 2 * H * S + sp.u0, S, false, H, units, RowMap{});
+      if (proj && units > 0) pw.pack_panels(Wrp, a.W_hr + sp.u0, H, false, S, units, RowMap{});
     }
     tc.lap(Phase::kSetup);
     StepBwd<T> st;

@@ -69,6 +69,12 @@ template <class T> struct StepBwd {
   const Form* form = nullptr;  // ONNX's options: the form passes (rnnkit/forms.h), else null
 };
 
+// pack_panels' row map: with G > 0 the index that runs along a gate-major W's rows [G*H, K]
+// (PyTorch's order) stands for packed row m0 + i (sequence.cpp's packed_index); G = 0: none.
+struct RowMap {
+  int64_t G = 0, H = 0, m0 = 0;
+};
+
 template <class T> struct PointwiseTable {
   void (*rnn_fwd)(const StepFwd<T>&, bool relu);
   void (*rnn_bwd)(const StepBwd<T>&, bool relu);
@@ -86,7 +92,7 @@ template <class T> struct PointwiseTable {
                       int64_t ldc, bool accumulate);
   // Columns [0, N) of B (element (k, n) at B[trans ? n * ldb + k : k * ldb + n]) into the panels
   // gemm_packed reads: ceil(N / nr) * nr * K elements at out (cpp/src/pack_impl.h).
-  void (*pack_panels)(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N);
+  void (*pack_panels)(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N, const RowMap& map);
   int nr;
   // x[0, n) <- exp (kind 0), sigmoid (1) or tanh (2) of itself, as the passes compute them (tests).
   void (*activation)(int kind, T* x, int64_t n);
