@@ -530,6 +530,28 @@ def test_packed_cell_over_a_decoder_loop(backend, cls):
     assert len(fast._packs.packs) == 1
 
 
+def _short_and_general(monkeypatch, m, attr):
+    """(general, both): general grows by one for each call of rnnkit.torch._apply (the general
+    path); both(*args) returns (the general path's result, the short path's) of m(*args), the
+    general one with m's short path (its method attr) switched off, and asserts that the short
+    one did not go through _apply."""
+    general = []
+    real_apply = rt._apply
+    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    short = getattr(m, attr)
+
+    def both(*args):
+        monkeypatch.setattr(m, attr, lambda *a: None)
+        want = m(*args)
+        monkeypatch.setattr(m, attr, short)
+        n = len(general)
+        got = m(*args)
+        assert len(general) == n, "the short path must not go through _apply"
+        return want, got
+
+    return general, both
+
+
 SHORT_CASES = {
     "lstm_deep_bi": (rt.LSTM, dict(num_layers=2, bidirectional=True)),
     "lstm_proj_batch_first": (rt.LSTM, dict(proj_size=2, num_layers=2, batch_first=True)),
@@ -557,20 +579,7 @@ def test_module_inference_short_path_is_bitwise_the_general_one(backend, case, d
     g = torch.Generator().manual_seed(3)
     x = torch.randn((2, 5, 4) if kw.get("batch_first") else (5, 2, 4), generator=g, dtype=dtype)
     h, c = torch.randn(L * D, 2, S, generator=g, dtype=dtype), torch.randn(L * D, 2, 3, generator=g, dtype=dtype)
-    general = []
-    real_apply = rt._apply
-    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
-    short = m._short_call
-
-    def both(*args):
-        """(the general path's result, the short path's), asserting the short one was taken"""
-        monkeypatch.setattr(m, "_short_call", lambda *a: None)
-        want = m(*args)
-        monkeypatch.setattr(m, "_short_call", short)
-        n = len(general)
-        got = m(*args)
-        assert len(general) == n, "the short path must not go through _apply"
-        return want, got
+    general, both = _short_and_general(monkeypatch, m, "_short_call")
 
     def same(a, b):
         for u, v in zip(torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b)):
@@ -665,20 +674,7 @@ def test_cell_inference_short_path_is_bitwise_the_general_one(backend, cls, dtyp
     g = torch.Generator().manual_seed(2)
     x, h, c = (torch.randn(n, generator=g, dtype=dtype) for n in ((2, 4), (2, 3), (2, 3)))
     states = [None, (h, c), [h, c]] if lstm else [None, h]
-    general = []
-    real_apply = rt._apply
-    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
-    short = m._short_step
-
-    def both(*args):
-        """(the general path's result, the short path's), asserting the short one was taken"""
-        monkeypatch.setattr(m, "_short_step", lambda *a: None)
-        want = m(*args)
-        monkeypatch.setattr(m, "_short_step", short)
-        n = len(general)
-        got = m(*args)
-        assert len(general) == n, "the short path must not go through _apply"
-        return want, got
+    general, both = _short_and_general(monkeypatch, m, "_short_step")
 
     def same(a, b):
         for u, v in zip(a if lstm else (a,), b if lstm else (b,)):
