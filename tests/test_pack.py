@@ -37,9 +37,13 @@ def _same(a, b, what):
 @needs_cpp
 @pytest.mark.parametrize("cell, proj", FORMS, ids=[f"{c}{'-proj' if p else ''}" for c, p in FORMS])
 @pytest.mark.parametrize("lengths", [None, "spread"])
-def test_packed_weights_are_bitwise_the_plain_ones(cell, proj, lengths, dtype, threads):
+@pytest.mark.parametrize("rows", [(6, 24), (2, 5)], ids=["many_rows", "few_rows"])
+def test_packed_weights_are_bitwise_the_plain_ones(cell, proj, lengths, rows, dtype, threads):
+    """(few rows: a backward of at most 16 rows of all steps takes its weight and input gradients
+    in PyTorch's order, sequence.cpp's kFewRows)"""
     rnnkit.set_num_threads(1)  # (several threads may fall back to fewer: a layout each, counted below)
-    case = make_case(cell, T=6, B=24, I=20, H=70, dtype=dtype, lengths=lengths, reverse=lengths is not None,
+    T, B = rows
+    case = make_case(cell, T=T, B=B, I=20, H=70, dtype=dtype, lengths=lengths, reverse=lengths is not None,
                      proj=proj, seed=3)  # fmt: skip
     plain = case.run("cpp")
     packed = dataclasses.replace(case, weights=F.pack(cell, case.weights))
@@ -58,6 +62,22 @@ def test_packed_weights_are_bitwise_the_plain_ones(cell, proj, lengths, dtype, t
     for _ in range(2):  # across thread counts, tests/test_threads.py)
         _same(packed.run("cpp"), plain, "on two threads")
     assert pk.layouts >= 2
+
+
+@needs_cpp
+@pytest.mark.parametrize("cell, proj", FORMS, ids=[f"{c}{'-proj' if p else ''}" for c, p in FORMS])
+def test_a_pack_filled_by_a_few_rows_call_serves_many_rows(cell, proj, threads):
+    """A backward of few rows does not read W_ih's packed rows, but a pack it fills gets them all
+    the same: a later call of many rows with that pack is bitwise the plain weights' call."""
+    rnnkit.set_num_threads(1)
+    few = make_case(cell, T=1, B=2, I=20, H=70, proj=proj, seed=4)
+    many = make_case(cell, T=6, B=24, I=20, H=70, proj=proj, seed=5)
+    many = dataclasses.replace(many, weights=few.weights)
+    packed = F.pack(cell, few.weights)
+    _same(dataclasses.replace(few, weights=packed).run("cpp"), few.run("cpp"), "with few rows")
+    assert packed._rnnkit_pack.layouts == 2
+    _same(dataclasses.replace(many, weights=packed).run("cpp"), many.run("cpp"), "with many rows after few")
+    assert packed._rnnkit_pack.layouts == 2
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

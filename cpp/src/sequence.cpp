@@ -108,7 +108,7 @@ template <class T> void copy(T* dst, const T* src, int64_t n) {
 // ones cost more than whole steps at small sizes). Forward and backward share the slots of the
 // same purpose (one call at a time per thread).
 enum Slot : int { kWih, kWihPanels, kWhhPanels, kAcc, kStates, kChunk, kDg, kWeightGrads, kDx,
-                  kWhrPanels, kProj, kIota, kSlots };
+                  kWhrPanels, kProj, kIota, kDgTorch, kSlots };
 constexpr int64_t kKeptBytes = 64 << 20;
 
 class Workspace {
@@ -196,6 +196,9 @@ template <class T> void pack_rows(T* out, const T* W, int64_t G, int64_t H, int6
 // not depend on the thread count, and every GEMM call covers exactly one panel: the BLAS then sees
 // the same calls whatever the thread count, so results are bitwise identical across thread counts.
 constexpr int64_t kPanels = 4;
+// Rows (N, the valid steps' rows of all steps) up to which a backward call takes its weight and
+// input gradients in PyTorch's order (sequence_backward's `few`).
+constexpr int64_t kFewRows = 16;
 int64_t panel_count(int64_t H) { return std::min(kPanels, nblocks(H)); }
 
 // The unit blocks, packed columns and hidden units of panels [p0, p1).
@@ -583,8 +586,18 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const int64_t n_third = proj ? (H + nthreads * pw.nr) * S : grb ? (H + nthreads * pw.nr) * H : 0;
   const PackUse<T> pk = pack_use<T>(p, a.pack, a.W_ih, a.W_hh, a.W_hr, 1, nthreads, pw.nr, {GH * I, n_whh, n_third});
   const bool packed = pk.ready;  // nothing to pack
-  T* const Wih = pk.at[0] ? pk.at[0] : ws.get<T>(kWih, GH * I);
-  if (!packed) pack_rows(Wih, a.W_ih, G, H, I);
+  // A call of few rows (a decoder's step) takes the weight and input gradients from dg put in
+  // PyTorch's column order (dgt; dgx the input side's, whose n gate differs for the GRU): its
+  // products then write dW_hh and dW_ih in place and read W_ih as it is, where the packed order
+  // would copy W_ih into it and both gradients out of it, each far more than dg itself. The
+  // choice depends on the shapes only, so packed and plain weights give bitwise the same results.
+  const bool few = N <= kFewRows;
+  T* const dgt = few ? ws.get<T>(kDgTorch, 2 * N * GH) : nullptr;
+  const bool split_n = gru && !grb;  // the GRU whose input side's n gradient is dn, not dg's
+  T* const dgx = few && split_n ? dgt + N * GH : dgt;
+  // (a pack this call fills gets W_ih's rows all the same: a later call of many rows reads them)
+  T* const Wih = pk.at[0] ? pk.at[0] : few ? nullptr : ws.get<T>(kWih, GH * I);
+  if (!packed && Wih) pack_rows(Wih, a.W_ih, G, H, I);
   T* const Whh_panels = pk.at[1] ? pk.at[1] : ws.get<T>(kWhhPanels, n_whh);  // W_hh, per thread
   T* const third = n_third == 0 ? nullptr : pk.at[2] ? pk.at[2] : ws.get<T>(kWhrPanels, n_third);
   T* const Whr_panels = proj ? third : nullptr;
@@ -671,11 +684,29 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       step_slept = barrier.slept(), step_longer = barrier.slept_longer(), step_phases = barrier.phases();
     tc.lap(Phase::kWait);
     // Weight and bias gradients for this thread's packed rows: large GEMMs over all N rows.
-    for_panels(k, nt, H, G, [&](const Split& q) {
-      gemm<T>(true, false, q.col1 - q.col0, S, N, T(1), dg + q.col0, GH, a.h_prev, S, T(0),
-              dWhp + q.col0 * S, S);
-    });
-    unpack_rows(a.dW_hh, dWhp, G, H, S, sp);
+    const int64_t P = panel_count(H);
+    if (few) {  // this thread's units' columns of dg in PyTorch's order, then its fixed row panels
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t b = sp.blk0; b < sp.blk1; ++b) {
+          const int64_t u0 = b * kBlock, wb = std::min(kBlock, H - u0);
+          for (int64_t g = 0; g < G; ++g) {
+            copy(dgt + n * GH + g * H + u0, dg + n * GH + b * G * kBlock + g * wb, wb);
+            if (split_n)
+              copy(dgx + n * GH + g * H + u0, g == 2 ? a.dn + n * H + u0 : dg + n * GH + b * G * kBlock + g * wb, wb);
+          }
+        }
+      barrier.wait();
+      for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {  // (grb: W_hn's rows below)
+        const int64_t r0 = GK * q / P, r1 = GK * (q + 1) / P;
+        gemm<T>(true, false, r1 - r0, S, N, T(1), dgt + r0, GH, a.h_prev, S, T(0), a.dW_hh + r0 * S, S);
+      }
+    } else {
+      for_panels(k, nt, H, G, [&](const Split& q) {
+        gemm<T>(true, false, q.col1 - q.col0, S, N, T(1), dg + q.col0, GH, a.h_prev, S, T(0),
+                dWhp + q.col0 * S, S);
+      });
+      unpack_rows(a.dW_hh, dWhp, G, H, S, sp);
+    }
     if (grb)  // W_hn multiplies r * h_prev (the hn cache): its rows again, this thread's units
       for_panels(k, nt, H, 1, [&](const Split& q) {
         gemm<T>(true, false, q.u1 - q.u0, S, N, T(1), a.dn + q.u0, H, a.hn, H, T(0), a.dW_hh + (2 * H + q.u0) * S, S);
@@ -709,20 +740,26 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       column_sums(dbp, dg, N, GH, sp.col0, sp.col1);
     }
     unpack_rows(a.db_ih, dbp, G, H, 1, sp);
-    for_panels(k, nt, H, G, [&](const Split& q) {
-      gemm<T>(true, false, q.col1 - q.col0, I, N, T(1), dg + q.col0, GH, X, I, T(0),
-              dWip + q.col0 * I, I);
-    });
-    unpack_rows(a.dW_ih, dWip, G, H, I, sp);
+    if (few) {
+      for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
+        const int64_t r0 = GH * q / P, r1 = GH * (q + 1) / P;
+        gemm<T>(true, false, r1 - r0, I, N, T(1), dgx + r0, GH, X, I, T(0), a.dW_ih + r0 * I, I);
+      }
+    } else {
+      for_panels(k, nt, H, G, [&](const Split& q) {
+        gemm<T>(true, false, q.col1 - q.col0, I, N, T(1), dg + q.col0, GH, X, I, T(0),
+                dWip + q.col0 * I, I);
+      });
+      unpack_rows(a.dW_ih, dWip, G, H, I, sp);
+    }
     tc.lap(Phase::kWeightGrad);
     barrier.wait();
     tc.lap(Phase::kWait);
     // dx = dgates @ W_ih, split by rows (fixed row panels, as the columns above).
-    const int64_t P = panel_count(H);
     for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
       const int64_t n0 = N * q / P, n1 = N * (q + 1) / P;
-      gemm<T>(false, false, n1 - n0, I, GH, T(1), dg + n0 * GH, GH, Wih, I, T(0),
-              (p.dense ? a.dx : dxp) + n0 * I, I);
+      gemm<T>(false, false, n1 - n0, I, GH, T(1), few ? dgx + n0 * GH : dg + n0 * GH, GH, few ? a.W_ih : Wih, I,
+              T(0), (p.dense ? a.dx : dxp) + n0 * I, I);
     }
     tc.lap(Phase::kInputGrad);
   });
