@@ -37,10 +37,10 @@ def _same(a, b, what):
 @needs_cpp
 @pytest.mark.parametrize("cell, proj", FORMS, ids=[f"{c}{'-proj' if p else ''}" for c, p in FORMS])
 @pytest.mark.parametrize("lengths", [None, "spread"])
-@pytest.mark.parametrize("rows", [(6, 24), (2, 5)], ids=["many_rows", "few_rows"])
+@pytest.mark.parametrize("rows", [(6, 24), (2, 5), (1, 7)], ids=["many_rows", "few_rows", "one_step"])
 def test_packed_weights_are_bitwise_the_plain_ones(cell, proj, lengths, rows, dtype, threads):
     """(few rows: a backward of at most 16 rows of all steps takes its weight and input gradients
-    in PyTorch's order, sequence.cpp's kFewRows)"""
+    in PyTorch's order, sequence.cpp's kFewRows; one step: a decoder's call)"""
     rnnkit.set_num_threads(1)  # (several threads may fall back to fewer: a layout each, counted below)
     T, B = rows
     case = make_case(cell, T=T, B=B, I=20, H=70, dtype=dtype, lengths=lengths, reverse=lengths is not None,
