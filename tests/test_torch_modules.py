@@ -530,14 +530,19 @@ def test_packed_cell_over_a_decoder_loop(backend, cls):
     assert len(fast._packs.packs) == 1
 
 
-def _short_and_general(monkeypatch, m, attr):
-    """(general, both): general grows by one for each call of rnnkit.torch._apply (the general
-    path); both(*args) returns (the general path's result, the short path's) of m(*args), the
-    general one with m's short path (its method attr) switched off, and asserts that the short
-    one did not go through _apply."""
+def _count_general(monkeypatch):
+    """A list that grows by one at each call of rnnkit.torch._apply (the general path)."""
     general = []
     real_apply = rt._apply
     monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    return general
+
+
+def _short_and_general(monkeypatch, m, attr):
+    """(general, both): general as _count_general; both(*args) returns (the general path's
+    result, the short path's) of m(*args), the general one with m's short path (its method attr)
+    switched off, and asserts that the short one did not go through _apply."""
+    general = _count_general(monkeypatch)
     short = getattr(m, attr)
 
     def both(*args):
@@ -618,9 +623,7 @@ def test_module_training_short_path_is_bitwise_the_general_one(backend, case, dt
     g = torch.Generator().manual_seed(3)
     x0 = torch.randn((2, 5, 4) if kw.get("batch_first") else (5, 2, 4), generator=g, dtype=dtype)
     h0, c0 = torch.randn(L * D, 2, S, generator=g, dtype=dtype), torch.randn(L * D, 2, 3, generator=g, dtype=dtype)
-    general = []
-    real_apply = rt._apply
-    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    general = _count_general(monkeypatch)
     short = m._short_call
 
     def run(x, hx, loss, take_short):
@@ -714,9 +717,7 @@ def test_cell_training_short_path_is_bitwise_the_general_one(backend, cls, dtype
     g = torch.Generator().manual_seed(5)
     xs0 = torch.randn(3, 2, 4, generator=g, dtype=dtype)
     h0, c0 = torch.randn(2, 3, generator=g, dtype=dtype), torch.randn(2, 3, generator=g, dtype=dtype)
-    general = []
-    real_apply = rt._apply
-    monkeypatch.setattr(rt, "_apply", lambda *a, **k: general.append(1) or real_apply(*a, **k))
+    general = _count_general(monkeypatch)
     short = m._short_step
 
     def run(unbatched, with_state, on_c, take_short):
