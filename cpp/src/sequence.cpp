@@ -199,6 +199,10 @@ constexpr int64_t kPanels = 4;
 // Rows (N, the valid steps' rows of all steps) up to which a backward call takes its weight and
 // input gradients in PyTorch's order (sequence_backward's `few`).
 constexpr int64_t kFewRows = 16;
+// Batch rows up to which a call of one step takes its per-step products straight from the weights
+// (PointwiseTable::gemm_rows_t / gemm_rows_n, cpp/src/onestep_impl.h) instead of packing panels that
+// only this step would read; packed weights too, so that both stay bitwise equal.
+constexpr int64_t kOneStepRows = 4;
 int64_t panel_count(int64_t H) { return std::min(kPanels, nblocks(H)); }
 
 // The unit blocks, packed columns and hidden units of panels [p0, p1).
@@ -385,6 +389,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   const int64_t n_whr = proj ? (S + nthreads * pw.nr) * H : 0, n_wih = (GH + nthreads * pw.nr) * I;
   const PackUse<T> pk = pack_use<T>(p, a.pack, a.W_ih, a.W_hh, a.W_hr, 0, nthreads, pw.nr, {n_whh, n_whr, n_wih});
   const bool packed = pk.ready;  // the panels are there: nothing to pack
+  const bool one = p.T == 1 && B <= kOneStepRows;  // no panels (but a pack this call fills gets them)
+  const bool make_panels = !packed && (!one || pk.fills);
   T* const Whh_panels = pk.at[0] ? pk.at[0] : ws.get<T>(kWhhPanels, n_whh);
   T* const Whr_panels = !proj ? nullptr : pk.at[1] ? pk.at[1] : ws.get<T>(kWhrPanels, n_whr);
   T* const Wih_panels = pk.at[2] ? pk.at[2] : ws.get<T>(kWihPanels, n_wih);
@@ -445,12 +451,15 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
     T* const Wip = Wih_panels + (sp.col0 + k * pw.nr) * I;
     T* const Wnp = grb ? Whh_panels + (2 * H + nthreads * pw.nr + sp.u0 + k * pw.nr) * S : nullptr;
     T* const Wrp = proj ? Whr_panels + (sh.u0 + k * pw.nr) * H : nullptr;
-    if (!packed) {
-      // (grb: the r and z rows of W_hh only, packed as G = 2)
-      pw.pack_panels(Wp, a.W_hh, S, true, S, rcols, RowMap{grb ? 2 : G, H, sr.col0});
-      pw.pack_panels(Wip, a.W_ih, I, true, I, ncols, RowMap{G, H, sp.col0});
-      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + (2 * H + sp.u0) * S, S, true, S, units, RowMap{});
-      if (proj && hcols > 0) pw.pack_panels(Wrp, a.W_hr + sh.u0 * H, H, true, H, hcols, RowMap{});
+    // (grb: the r and z rows of W_hh only, packed as G = 2)
+    const RowMap map_hh{grb ? 2 : G, H, sr.col0}, map_ih{G, H, sp.col0};
+    const T* const W_hn = grb ? a.W_hh + (2 * H + sp.u0) * S : nullptr;  // (grb: its units' rows)
+    const T* const W_hr = proj ? a.W_hr + sh.u0 * H : nullptr;          // (its columns of h)
+    if (make_panels) {
+      pw.pack_panels(Wp, a.W_hh, S, true, S, rcols, map_hh);
+      pw.pack_panels(Wip, a.W_ih, I, true, I, ncols, map_ih);
+      if (grb && units > 0) pw.pack_panels(Wnp, W_hn, S, true, S, units, RowMap{});
+      if (proj && hcols > 0) pw.pack_panels(Wrp, W_hr, H, true, H, hcols, RowMap{});
     }
     tc.lap(Phase::kSetup);
 
@@ -466,7 +475,10 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       if (s == ch.s1) {  // this thread's columns of the next chunk's input projection; no barrier
         ch = chunk_at(p, s, cap);  // needed: each thread reads back only its own columns
         xg = p.training ? a.xg + ch.r0 * GH : chunk;
-        pw.gemm_packed(ch.r1 - ch.r0, ncols, I, X + ch.r0 * I, I, Wip, xg + sp.col0, GH, false);
+        if (one)
+          pw.gemm_rows_t(ch.r1 - ch.r0, ncols, I, X + ch.r0 * I, I, a.W_ih, I, map_ih, xg + sp.col0, GH, false);
+        else
+          pw.gemm_packed(ch.r1 - ch.r0, ncols, I, X + ch.r0 * I, I, Wip, xg + sp.col0, GH, false);
         tc.lap(Phase::kInput);
       }
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t];
@@ -475,7 +487,10 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
       const T* hcur = p.training ? a.h_prev + p.offsets[t] * S : hbuf + (s % 2) * B * S;
       T* hnext = p.training ? (last ? nullptr : a.h_prev + p.offsets[tn] * S)
                             : hbuf + ((s + 1) % 2) * B * S;
-      pw.gemm_packed(rows, rcols, S, hcur, S, Wp, acc + sr.col0, ld_acc, false);
+      if (one)
+        pw.gemm_rows_t(rows, rcols, S, hcur, S, a.W_hh, S, map_hh, acc + sr.col0, ld_acc, false);
+      else
+        pw.gemm_packed(rows, rcols, S, hcur, S, Wp, acc + sr.col0, ld_acc, false);
       tc.lap(Phase::kStepGemm);
       st.rows = rows, st.rows_next = rows_next;
       st.xg = xg + (p.offsets[t] - ch.r0) * GH, st.h_prev = hcur, st.h_next = hnext;
@@ -492,7 +507,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
         tc.lap(Phase::kPointwise);
         barrier.wait();
         tc.lap(Phase::kWait);
-        if (units > 0) pw.gemm_packed(rows, units, H, st.rh, H, Wnp, acc_n + sp.u0, H, false);
+        if (units > 0 && one) pw.gemm_rows_t(rows, units, H, st.rh, H, W_hn, S, RowMap{}, acc_n + sp.u0, H, false);
+        if (units > 0 && !one) pw.gemm_packed(rows, units, H, st.rh, H, Wnp, acc_n + sp.u0, H, false);
         tc.lap(Phase::kStepGemm);
         form ? forms::grb_fwd_n(st) : pw.grb_fwd_n(st);
       } else if (form) {
@@ -512,7 +528,8 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
         tc.lap(Phase::kPointwise);
         barrier.wait();
         tc.lap(Phase::kWait);
-        if (hcols > 0) pw.gemm_packed(rows, hcols, H, mt, H, Wrp, hproj + sh.u0, S, false);
+        if (hcols > 0 && one) pw.gemm_rows_t(rows, hcols, H, mt, H, W_hr, H, RowMap{}, hproj + sh.u0, S, false);
+        if (hcols > 0 && !one) pw.gemm_packed(rows, hcols, H, mt, H, Wrp, hproj + sh.u0, S, false);
         tc.lap(Phase::kStepGemm);
         T* const yt = a.y + t * B * a.ld_y;
         for (int64_t i = 0; i < rows; ++i) {
@@ -586,6 +603,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const int64_t n_third = proj ? (H + nthreads * pw.nr) * S : grb ? (H + nthreads * pw.nr) * H : 0;
   const PackUse<T> pk = pack_use<T>(p, a.pack, a.W_ih, a.W_hh, a.W_hr, 1, nthreads, pw.nr, {GH * I, n_whh, n_third});
   const bool packed = pk.ready;  // nothing to pack
+  const bool one = p.T == 1 && B <= kOneStepRows;  // no panels (but a pack this call fills gets them)
+  const bool make_panels = !packed && (!one || pk.fills);
   // A call of few rows (a decoder's step) takes the weight and input gradients from dg put in
   // PyTorch's column order (dgt; dgx the input side's, whose n gate differs for the GRU): its
   // products then write dW_hh and dW_ih in place and read W_ih as it is, where the packed order
@@ -618,11 +637,14 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     T* const Wp = Whh_panels + (sh.u0 + k * pw.nr) * GK;
     T* const Wnp = grb ? Wn_panels + (sp.u0 + k * pw.nr) * H : nullptr;
     T* const Wrp = proj ? Whr_panels + (sp.u0 + k * pw.nr) * S : nullptr;
-    if (!packed) {
-      // (W_hh's rows in packed order, straight from W_hh; grb: those of r and z, as G = 2)
-      pw.pack_panels(Wp, a.W_hh + sh.u0, S, false, GK, hcols, RowMap{grb ? 2 : G, H, 0});
-      if (grb && units > 0) pw.pack_panels(Wnp, a.W_hh + 2 * H * S + sp.u0, S, false, H, units, RowMap{});
-      if (proj && units > 0) pw.pack_panels(Wrp, a.W_hr + sp.u0, H, false, S, units, RowMap{});
+    // (W_hh's rows in packed order, straight from W_hh; grb: those of r and z, as G = 2)
+    const RowMap map_hh{grb ? 2 : G, H, 0};
+    const T* const W_hn = grb ? a.W_hh + 2 * H * S + sp.u0 : nullptr;  // (grb: its units' columns)
+    const T* const W_hr = proj ? a.W_hr + sp.u0 : nullptr;
+    if (make_panels) {
+      pw.pack_panels(Wp, a.W_hh + sh.u0, S, false, GK, hcols, map_hh);
+      if (grb && units > 0) pw.pack_panels(Wnp, W_hn, S, false, H, units, RowMap{});
+      if (proj && units > 0) pw.pack_panels(Wrp, W_hr, H, false, S, units, RowMap{});
     }
     tc.lap(Phase::kSetup);
     StepBwd<T> st;
@@ -642,7 +664,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
         tc.lap(Phase::kPointwise);
         barrier.wait();
         tc.lap(Phase::kWait);
-        if (units > 0) pw.gemm_packed(rows, units, S, dhs + o * S, S, Wrp, dm + sp.u0, H, false);
+        if (units > 0 && one) pw.gemm_rows_n(rows, units, S, dhs + o * S, S, W_hr, H, RowMap{}, dm + sp.u0, H, false);
+        if (units > 0 && !one) pw.gemm_packed(rows, units, S, dhs + o * S, S, Wrp, dm + sp.u0, H, false);
         tc.lap(Phase::kStepGemm);
       }
       if (lstm) st.c_prev = a.c_prev + o * H;
@@ -654,7 +677,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
         tc.lap(Phase::kPointwise);
         barrier.wait();
         tc.lap(Phase::kWait);
-        if (units > 0) pw.gemm_packed(rows, units, H, a.dn + o * H, H, Wnp, drh + sp.u0, H, false);
+        if (units > 0 && one) pw.gemm_rows_n(rows, units, H, a.dn + o * H, H, W_hn, S, RowMap{}, drh + sp.u0, H, false);
+        if (units > 0 && !one) pw.gemm_packed(rows, units, H, a.dn + o * H, H, Wnp, drh + sp.u0, H, false);
         tc.lap(Phase::kStepGemm);
         form ? forms::grb_bwd_r(st) : pw.grb_bwd_r(st);
       } else if (form) {
@@ -675,8 +699,9 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       tc.lap(Phase::kWait);
       // dh_{t-1} for this thread's columns = dgates (all columns; grb: those of r and z) @
       // W_hh[:, columns]; rows past their length are not touched, so their gradient passes through.
-      if (hcols > 0)
-        pw.gemm_packed(rows, hcols, GK, grb ? dgrz : dg + o * GH, GK, Wp, dh + sh.u0, S, gru);
+      const T* const dgk = grb ? dgrz : dg + o * GH;
+      if (hcols > 0 && one) pw.gemm_rows_n(rows, hcols, GK, dgk, GK, a.W_hh + sh.u0, S, map_hh, dh + sh.u0, S, gru);
+      if (hcols > 0 && !one) pw.gemm_packed(rows, hcols, GK, dgk, GK, Wp, dh + sh.u0, S, gru);
       tc.lap(Phase::kStepGemm);
     }
     barrier.wait();

@@ -455,9 +455,10 @@ def pack(cell: str, weights: Weights) -> PackedWeights:
     Every call of the C++ backend otherwise packs ``W_ih`` and ``W_hh`` (and ``W_hr``) into the
     panels its products read, twice over the weights: a few microseconds of a small call (6.6 of
     54 us for an LSTM with T=32, B=1, H=64; 13 of 350 us for a streaming LSTM with T=100, H=128
-    on a 2-vCPU EPYC), and the same again in a decoder's every single step. The returned
-    weights keep those panels, made by the first call of each kind (forward or backward, thread
-    count, dtype) and reused by the later ones. Results are bitwise the same as with the plain
+    on a 2-vCPU EPYC). The returned weights keep those panels, made by the first call of each
+    kind (forward or backward, thread count, dtype) and reused by the later ones. A call of a
+    single step with a batch of at most 4 (a decoder's step) makes no panels either way: its
+    products read the weights as they are. Results are bitwise the same as with the plain
     weights.
 
     Parameters

@@ -177,9 +177,9 @@ class _Module:
         """An inference copy of this module whose recurrent weights are packed once.
 
         Every call of the C++ backend otherwise packs the weights into the panels its products
-        read (see `rnnkit.functional.pack`), which is most of the cost of a single step: a decoder
-        or a sampler calling a cell step by step gains the most (an ``LSTMCell(128, 128)`` step
-        with batch 1: 62-72 us -> 14-18 us on a 2-vCPU EPYC). The copy is in eval mode, its
+        read (see `rnnkit.functional.pack`), a part of every small call of several steps; a
+        single step with a batch of at most 4 (a decoder's or a sampler's) reads the weights as
+        they are either way, so there the copy saves only the checks of the plain weights. The copy is in eval mode, its
         parameters are read-only copies (this module's later changes do not reach it: pack again
         after training), and ``train(True)`` on it raises. Results are bitwise those of this module
         in eval mode, on every backend.

@@ -93,6 +93,13 @@ template <class T> struct PointwiseTable {
   // Columns [0, N) of B (element (k, n) at B[trans ? n * ldb + k : k * ldb + n]) into the panels
   // gemm_packed reads: ceil(N / nr) * nr * K elements at out (cpp/src/pack_impl.h).
   void (*pack_panels)(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N, const RowMap& map);
+  // A call of one step's products, no panels (cpp/src/onestep_impl.h): C[M,N] (=|+=) A[M,K] @ W^T
+  // with column n of C from W's row n (rows_t), or A @ W with row k of W its row k (rows_n); W's
+  // rows through a RowMap.
+  void (*gemm_rows_t)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw,
+                      const RowMap& map, T* C, int64_t ldc, bool accumulate);
+  void (*gemm_rows_n)(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw,
+                      const RowMap& map, T* C, int64_t ldc, bool accumulate);
   int nr;
   // x[0, n) <- exp (kind 0), sigmoid (1) or tanh (2) of itself, as the passes compute them (tests).
   void (*activation)(int kind, T* x, int64_t n);

@@ -429,8 +429,8 @@ class _Packable(nn.Module):
         """An inference copy of this module whose weights are packed once.
 
         Every call of the C++ backend otherwise packs the weights into the panels its products
-        read (see `rnnkit.functional.pack`), most of the cost of a single decoder step and a
-        part of every small call. The copy is in eval mode, its parameters are copies that do
+        read (see `rnnkit.functional.pack`), a part of every small call of several steps (a
+        single step with a batch of at most 4 reads the weights as they are either way). The copy is in eval mode, its parameters are copies that do
         not require grad (this module's later changes do not reach it: pack again after
         training), and ``train(True)`` on it raises. Its packs are made at its first call of each
         layer and dtype and made again when its own parameters change in place (their version
