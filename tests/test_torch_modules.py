@@ -557,6 +557,38 @@ def _short_and_general(monkeypatch, m, attr):
     return general, both
 
 
+@pytest.mark.parametrize("cell", list(PAIRS))
+def test_parametrized_weights_match_torch(cell):
+    """A weight under torch.nn.utils.parametrize (weight_norm here) is not in the module's
+    _parameters: the short paths step aside and the general path runs it, as torch.nn does, in
+    training (gradients reach the parametrization's originals) and in inference; cells too."""
+    from torch.nn.utils import parametrizations
+
+    ours, ref = _make(cell, num_layers=2)
+    for m in (ours, ref):
+        parametrizations.weight_norm(m, "weight_hh_l0")
+    x = torch.randn(5, 2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for m in (ours, ref):
+        y, _ = m(x)
+        (y * y).sum().backward()
+        with torch.no_grad():
+            grads.append((y, m(x)[0], *(p.grad for p in m.parameters())))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    if cell == "lstm":
+        c, rc = rt.LSTMCell(4, 3, dtype=torch.float64), torch.nn.LSTMCell(4, 3, dtype=torch.float64)
+        rc.load_state_dict(c.state_dict())
+        out = []
+        for m in (c, rc):
+            parametrizations.weight_norm(m, "weight_hh")
+            h, _ = m(x[0])
+            h.sum().backward()
+            out.append((h, m.parametrizations.weight_hh.original1.grad))
+        for a, b in zip(*out):
+            torch.testing.assert_close(a, b)
+
+
 SHORT_CASES = {
     "lstm_deep_bi": (rt.LSTM, dict(num_layers=2, bidirectional=True)),
     "lstm_proj_batch_first": (rt.LSTM, dict(proj_size=2, num_layers=2, batch_first=True)),

@@ -654,7 +654,9 @@ class _RNNBase(_Packable, nn.RNNBase):
         naming what is wrong)."""
         params = self._parameters  # (nn.Module's attribute lookup costs ~1 us a name)
         names = self._all_weights
-        first = cast(Tensor, params[names[0][0]])
+        first = params.get(names[0][0])
+        if first is None:  # (a parametrized weight, torch.nn.utils.parametrize: the general path)
+            return None
         dt = first.dtype
         if (type(input) is not Tensor or not input.is_cpu or input.dtype != dt or dt not in _DTYPES
                 or _compiling()):  # fmt: skip
@@ -668,7 +670,7 @@ class _RNNBase(_Packable, nn.RNNBase):
             return None
         grad = torch.is_grad_enabled()
         train = grad and input.requires_grad
-        own = cast(List[List[Tensor]], [[params[n] for n in ns] for ns in names])  # (checked below)
+        own = cast(List[List[Tensor]], [[params.get(n) for n in ns] for ns in names])  # (checked below)
         for ws in own:
             for w in ws:
                 if w is None or not w.is_cpu or w.dtype != dt:
@@ -1232,8 +1234,10 @@ class _CellBase(_Packable, nn.RNNCellBase):
         interpreter's data from L2. So this path is a short one: no tensor conversions or copies,
         no lists per direction, no group call."""
         params = self._parameters  # (nn.Module's attribute lookup costs ~1 us a name)
-        own = (params["weight_ih"], params["weight_hh"], params.get("bias_ih"), params.get("bias_hh"))
-        dt = own[1].dtype  # type: ignore[union-attr]
+        own = (params.get("weight_ih"), params.get("weight_hh"), params.get("bias_ih"), params.get("bias_hh"))
+        if own[0] is None or own[1] is None or (self.bias and (own[2] is None or own[3] is None)):
+            return None  # (a parametrized weight, torch.nn.utils.parametrize: the general path)
+        dt = own[1].dtype
         lstm = self.cell == "lstm"
         parts = _state_parts(hx, lstm)
         if parts is None:
