@@ -1,8 +1,9 @@
 """The fixed cost of a call: functional.forward, the rnnkit.torch module and torch.nn, inference
 (no_grad) on a tiny problem where the kernels take almost nothing, and on the streaming LSTM;
 the same for one training step (forward, then the backward of y.sum(): functional.forward and
-functional.backward with dy of ones, the module with autograd); then a decoder step, LSTMCell(128, 128) at batch 1: functional.forward with packed weights, the
-rnnkit.torch cell's packed() copy and torch.nn.LSTMCell.
+functional.backward with dy of ones, the module with autograd); then a decoder's cells at batch 1,
+LSTMCell and GRUCell(128, 128): a no_grad step of the rnnkit.torch cell, of its packed() copy and
+of torch.nn's, and ten teacher-forced training steps with their backward.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/call_cost.py [--calls N]
 Prints, per case, the best of 5 rounds of N calls each, in microseconds a call (threads: 2, as the
@@ -46,6 +47,17 @@ def module_step(module, x):
     y.sum().backward()
 
 
+def teacher_forced(cell, x, steps=10):
+    """A decoder's training step: `steps` cell steps from a zero state, a loss on every step's h,
+    and its backward (parameter gradients included)."""
+    cell.zero_grad(set_to_none=True)
+    state, loss = None, 0
+    for _ in range(steps):
+        state = cell(x, state)
+        loss = loss + (state[0] if isinstance(state, tuple) else state).sum()
+    loss.backward()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=2000, help="calls per round for the tiny case (stream: /10)")
@@ -74,20 +86,30 @@ def main(argv=None):
         t = best_us(lambda ref=ref, x=x: module_step(ref, x), n)
         print(f"{name + ' train':24} functional f+b    {f:7.1f}   rnnkit.torch.LSTM {m:7.1f}   torch.nn.LSTM {t:7.1f}"
               f"   torch / rnnkit.torch {t / m:.2f}x")
+    for ours_cls, ref_cls in ((rt.LSTMCell, torch.nn.LSTMCell), (rt.GRUCell, torch.nn.GRUCell)):
+        cell_case(ours_cls, ref_cls, args.calls)
+
+
+def cell_case(ours_cls, ref_cls, calls):
+    """A decoder's cell at batch 1, H128: no_grad steps (rnnkit.torch, its packed() copy, torch.nn),
+    then ten teacher-forced training steps with their backward."""
     torch.manual_seed(0)
-    cell, ref_cell = rt.LSTMCell(128, 128), torch.nn.LSTMCell(128, 128)
+    cell, ref_cell = ours_cls(128, 128), ref_cls(128, 128)
     ref_cell.load_state_dict(cell.state_dict())
     fast = cell.packed()
-    x, h, c = torch.randn(1, 128), torch.zeros(1, 128), torch.zeros(1, 128)
-    pack = F.pack("lstm", tuple(p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)))
-    xn, st = x.numpy()[None], (h.numpy(), c.numpy())
+    x, h = torch.randn(1, 128), torch.zeros(1, 128)
+    s = (h, h) if ours_cls is rt.LSTMCell else h
+    name = ours_cls.__name__
     with torch.no_grad():
-        f = best_us(lambda: F.forward("lstm", xn, pack, st, training=False), args.calls)
-        m = best_us(lambda: fast(x, (h, c)), args.calls)
-        t = best_us(lambda: ref_cell(x, (h, c)), args.calls)
-    print(f"{'cell step B1 I128 H128':24} functional.forward {f:7.1f}   rnnkit.torch packed  {m:7.1f}   "
-          f"torch.nn.LSTMCell {t:7.1f}   torch / rnnkit.torch {t / m:.2f}x")
-
+        m = best_us(lambda: cell(x, s), calls)
+        p = best_us(lambda: fast(x, s), calls)
+        t = best_us(lambda: ref_cell(x, s), calls)
+    print(f"{name + ' step B1 H128':24} rnnkit.torch {m:7.1f}   packed() {p:7.1f}   torch.nn {t:7.1f}"
+          f"   torch / rnnkit.torch {t / m:.2f}x")
+    n = max(calls // 20, 10)
+    m = best_us(lambda: teacher_forced(cell, x), n)
+    t = best_us(lambda: teacher_forced(ref_cell, x), n)
+    print(f"{name + ' 10 steps train':24} rnnkit.torch {m:7.1f}   torch.nn {t:7.1f}   torch / rnnkit.torch {t / m:.2f}x")
 
 if __name__ == "__main__":
     main()
