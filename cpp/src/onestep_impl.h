@@ -8,42 +8,15 @@
 // does not depend on how rows or columns are split between threads, and every one-step call takes
 // these, whether its weights are packed or not, so the two stay bitwise equal. (A step inside a
 // longer call reads panels and sums in another order: equal to rounding, not bitwise.)
-// Included by the per-ISA translation units (RNNKIT_ISA_NS, RNNKIT_VBYTES), after pack_impl.h.
+// Included by the per-ISA translation units (RNNKIT_ISA_NS, RNNKIT_VBYTES), after pack_impl.h
+// (RowCursor).
 // Check: tests/test_pack.py (one step), tests/test_backends.py, tests/test_threads.py.
 #include <cstdint>
 #include <cstring>
 
-#include "rnnkit/gates.h"
-
 namespace rnnkit {
 namespace RNNKIT_ISA_NS {
 namespace {
-
-// The rows of a gate-major W [G*H, K] in packed order from packed row m0 (sequence.cpp's
-// packed_index): row() is W's row of the current packed row, next() moves on, without a division
-// per row. Without a map (G = 0) the rows as they are, from m0.
-struct RowCursor {
-  int64_t G, H, b = 0, g = 0, i = 0, wb = 0, r = 0;
-  explicit RowCursor(const RowMap& map) : G(map.G), H(map.H) {
-    if (G <= 0) {
-      r = map.m0;
-      return;
-    }
-    b = map.m0 / (G * kBlock);
-    const int64_t rem = map.m0 - b * G * kBlock;
-    wb = H - b * kBlock < kBlock ? H - b * kBlock : kBlock;
-    g = rem / wb, i = rem % wb;
-  }
-  int64_t row() const { return G > 0 ? g * H + b * kBlock + i : r; }
-  void next() {
-    if (G <= 0) {
-      ++r;
-    } else if (++i == wb) {
-      i = 0;
-      if (++g == G) g = 0, ++b, wb = H - b * kBlock < kBlock ? H - b * kBlock : kBlock;
-    }
-  }
-};
 
 // The sum of a vector's lanes in a fixed order: halves added down to 16 bytes, then those lanes
 // in turn (a few vector adds where a lane-by-lane sum is a chain of VL dependent adds).
@@ -117,7 +90,7 @@ template <class T> struct OneStep {
           w[j] = W + cur.row() * ldw;
           cur.next();
         } else {
-          w[j] = j > 0 ? w[0] : W;  // (computed, not stored)
+          w[j] = w[0];  // (computed, not stored)
         }
       }
     };
@@ -192,17 +165,6 @@ template <class T> struct OneStep {
     }
   }
 };
-
-template <class T>
-void gemm_rows_t(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw,
-                 const RowMap& map, T* C, int64_t ldc, bool accumulate) {
-  OneStep<T>::rows_t(M, N, K, A, lda, W, ldw, map, C, ldc, accumulate);
-}
-template <class T>
-void gemm_rows_n(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw,
-                 const RowMap& map, T* C, int64_t ldc, bool accumulate) {
-  OneStep<T>::rows_n(M, N, K, A, lda, W, ldw, map, C, ldc, accumulate);
-}
 
 }  // namespace
 }  // namespace RNNKIT_ISA_NS

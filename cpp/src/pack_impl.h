@@ -2,7 +2,7 @@
 // of B, element (k, n) at B[trans ? n * ldb + k : k * ldb + n], into panels of NR columns
 // (zero-padded); panel p holds K rows of NR values at out + p * K * NR. With a RowMap (G > 0) the
 // index that runs along W's rows (n when trans, else k) is a packed row m0 + n (or m0 + k) of a
-// gate-major W, read from its row in W (unpacked_row): the panels of W's rows in packed order
+// gate-major W, read from its row in W (RowCursor): the panels of W's rows in packed order
 // straight from W, without first copying W into that order. The transposing case moves
 // float32 8x8 blocks through registers (a scalar transposing copy costs ~3 cycles per element,
 // which at small sizes is more than the T steps that reuse the panels).
@@ -37,21 +37,40 @@ inline void transpose8x8(const V8f r[8], V8f out[8]) {
   }
 }
 
-// The row of a gate-major W [G*H, K] (PyTorch's order) holding packed row m (sequence.cpp's
-// packed_index, inverted: unit blocks of kBlock units, each with its G gates' rows in turn).
-inline int64_t unpacked_row(int64_t m, int64_t G, int64_t H) {
-  const int64_t b = m / (G * kBlock), r = m - b * G * kBlock;
-  const int64_t wb = H - b * kBlock < kBlock ? H - b * kBlock : kBlock;
-  return (r / wb) * H + b * kBlock + r % wb;
-}
+// The rows of a gate-major W [G*H, K] in packed order from packed row m0 (sequence.cpp's
+// packed_index): row() is W's row of the current packed row, next() moves on, without a division
+// per row. Without a map (G = 0) the rows as they are, from m0.
+struct RowCursor {
+  int64_t G, H, b = 0, g = 0, i = 0, wb = 0, r = 0;
+  explicit RowCursor(const RowMap& map) : G(map.G), H(map.H) {
+    if (G <= 0) {
+      r = map.m0;
+      return;
+    }
+    b = map.m0 / (G * kBlock);
+    const int64_t rem = map.m0 - b * G * kBlock;
+    wb = H - b * kBlock < kBlock ? H - b * kBlock : kBlock;
+    g = rem / wb, i = rem % wb;
+  }
+  int64_t row() const { return G > 0 ? g * H + b * kBlock + i : r; }
+  void next() {
+    if (G <= 0) {
+      ++r;
+    } else if (++i == wb) {
+      i = 0;
+      if (++g == G) g = 0, ++b, wb = H - b * kBlock < kBlock ? H - b * kBlock : kBlock;
+    }
+  }
+};
 
 template <class T>
 void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t N, const RowMap& map) {
   constexpr int64_t nr = GemmShape<T>::NR;
-  auto row = [&](int64_t i) { return map.G > 0 ? unpacked_row(map.m0 + i, map.G, map.H) : i; };
+  RowCursor cur(map);  // W's rows in turn: along k, or along the columns
   if (!trans) {  // row k of B (the packed row map.m0 + k of W with a map) to row k of each panel
     for (int64_t k = 0; k < K; ++k) {
-      const T* src = B + row(k) * ldb;
+      const T* src = B + cur.row() * ldb;
+      cur.next();
       for (int64_t j = 0; j < N; j += nr) {
         T* dst = out + j * K + k * nr;  // panel j / nr starts at (j / nr) * K * nr = j * K
         const int64_t w = N - j < nr ? N - j : nr;
@@ -64,7 +83,7 @@ void pack_panels(T* out, const T* B, int64_t ldb, bool trans, int64_t K, int64_t
   for (int64_t j = 0; j < N; j += nr) {
     T* panel = out + j * K;  // panel j / nr starts at (j / nr) * K * nr = j * K
     const T* src[nr];  // column n = j + c comes from row row(n) of B
-    for (int64_t c = 0; c < nr && j + c < N; ++c) src[c] = B + row(j + c) * ldb;
+    for (int64_t c = 0; c < nr && j + c < N; ++c, cur.next()) src[c] = B + cur.row() * ldb;
     int64_t c0 = 0;
     if (sizeof(T) == 4) {  // full groups of 8 columns, 8 k at a time
       for (; c0 + 8 <= nr && j + c0 + 8 <= N; c0 += 8) {

@@ -365,12 +365,12 @@ template <class T> void activation(int kind, T* x, int64_t n) {
 extern const PointwiseTable<float> table_f32 = {
     rnn_fwd<float>, rnn_bwd<float>, lstm_fwd<float>, lstm_bwd<float>, gru_fwd<float>,
     gru_bwd_t<float>, grb_fwd_rz_t<float>, grb_fwd_n<float>, grb_bwd_zn_t<float>, grb_bwd_r_t<float>,
-    gemm_packed<float>, pack_panels<float>, gemm_rows_t<float>, gemm_rows_n<float>, GemmShape<float>::NR,
+    gemm_packed<float>, pack_panels<float>, OneStep<float>::rows_t, OneStep<float>::rows_n, GemmShape<float>::NR,
     activation<float>};
 extern const PointwiseTable<double> table_f64 = {
     rnn_fwd<double>, rnn_bwd<double>, lstm_fwd<double>, lstm_bwd<double>, gru_fwd<double>,
     gru_bwd_t<double>, grb_fwd_rz_t<double>, grb_fwd_n<double>, grb_bwd_zn_t<double>, grb_bwd_r_t<double>,
-    gemm_packed<double>, pack_panels<double>, gemm_rows_t<double>, gemm_rows_n<double>, GemmShape<double>::NR,
+    gemm_packed<double>, pack_panels<double>, OneStep<double>::rows_t, OneStep<double>::rows_n, GemmShape<double>::NR,
     activation<double>};
 
 }  // namespace RNNKIT_ISA_NS

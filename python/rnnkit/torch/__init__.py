@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union, cast, overload
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union, cast, overload
 
 import numpy as np
 import torch
@@ -430,8 +430,8 @@ class _Packable(nn.Module):
 
         Every call of the C++ backend otherwise packs the weights into the panels its products
         read (see `rnnkit.functional.pack`), a part of every small call of several steps (a
-        single step with a batch of at most 4 reads the weights as they are either way). The copy is in eval mode, its parameters are copies that do
-        not require grad (this module's later changes do not reach it: pack again after
+        single step with a batch of at most 4 reads the weights as they are either way). The
+        copy is in eval mode, its parameters are copies that do not require grad (this module's later changes do not reach it: pack again after
         training), and ``train(True)`` on it raises. Its packs are made at its first call of each
         layer and dtype and made again when its own parameters change in place (their version
         counter; a write through ``.data`` is not seen). A call with an input that requires grad
@@ -474,8 +474,7 @@ class _Packable(nn.Module):
 
 
 _CELLS = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GRU": "gru"}
-_LOW = (torch.float16, torch.bfloat16)
-_FLOATS = (torch.float32, torch.float64)  # the kernels' dtypes  # computed in float32, returned in their own dtype
+_LOW = (torch.float16, torch.bfloat16)  # computed in float32, returned in their own dtype
 
 
 def _check_device(device: _Device) -> None:
@@ -690,28 +689,23 @@ class _RNNBase(_Packable, nn.RNNBase):
             outs = _ModuleCall.apply(layout, len(parts), input, *parts, *(w for ws in own for w in ws))  # type: ignore[no-untyped-call]
             return outs[0], ((outs[1], outs[2]) if lstm else outs[1])
         x = layout.inner(input.detach().numpy())
-        states = [layout.inner(t.detach().numpy(), state=True) for t in parts]
         packs = self._packs
-        hs: List[Any] = []
-        cs: List[Any] = []
-        inp = x
-        with self._outputs.call(L > 1) as held, _torch_threads():
-            for layer in range(L):
-                calls = []
-                for i in range(layer * D, layer * D + D):
-                    ws = own[i]  # laid out as _weights does: the biases None without bias, W_hr last
-                    full = layout.full(ws)
-                    weights: Any = (packs.get(i, cell, dt, ws, full) if packs is not None  # (_pack_for's stamp)
-                                    else tuple(None if w is None else w.detach().numpy() for w in full))  # fmt: skip
-                    calls.append(dict(cell=cell, x=inp, weights=weights, state=layout.state(states, i),
-                                      reverse=i % D == 1, training=False))  # fmt: skip
-                y_out = None
+
+        def weights(i: int) -> Any:  # laid out as _weights does: the biases None without bias, W_hr last
+            full = layout.full(own[i])
+            if packs is not None:  # (_pack_for's stamp)
+                return packs.get(i, cell, dt, own[i], full)
+            return tuple(None if w is None else w.detach().numpy() for w in full)
+
+        with self._outputs.call(L > 1) as held:
+            def y_out(layer: int) -> Optional[NDArray[Any]]:  # the kept buffers (rnnkit/_buffers.py)
                 if D > 1 or (held and layer < L - 1):
-                    y_out = self._outputs.get(layer, layout.y_shape(x), x.dtype, held, last=layer == L - 1)
-                runs = F._forward_group(calls, self.backend, y_out=y_out)
-                inp = runs[0][0] if y_out is None else y_out
-                layout.collect(runs, hs, cs)
-        return layout.outputs(inp, hs, cs)
+                    return self._outputs.get(layer, layout.y_shape(x), x.dtype, held, last=layer == L - 1)
+                return None
+
+            y, hs, cs, _ = layout.run(x, weights, [layout.inner(t.detach().numpy(), state=True) for t in parts],
+                                      False, y_out)  # fmt: skip
+        return layout.outputs(y, hs, cs)
 
 
 class _Layout(NamedTuple):
@@ -755,13 +749,32 @@ class _Layout(NamedTuple):
     def y_shape(self, x: NDArray[Any]) -> Tuple[int, int, int]:
         return (x.shape[0], x.shape[1], self.D * self.S)
 
-    def collect(self, runs: Sequence[Any], hs: List[Any], cs: List[Any]) -> None:
-        for _, sn, _ in runs:
-            if self.cell == "lstm":
-                hs.append(sn[0])
-                cs.append(sn[1])
-            else:
-                hs.append(sn)
+    def run(self, x: NDArray[Any], weights: Callable[[int], Any], states: Sequence[Any], training: bool,
+            y_out: Callable[[int], Optional[NDArray[Any]]]) -> Tuple[Any, List[Any], List[Any], List[List[Any]]]:  # fmt: skip
+        """Every layer, its directions in one group call: weights(i) and states give call i's
+        weights and initial state, y_out(layer) the array to write that layer's y into (or None).
+        Returns the last layer's y, the calls' final h and c (c: the LSTM's), and per layer its
+        calls' contexts (training)."""
+        hs: List[Any] = []
+        cs: List[Any] = []
+        ctxs: List[List[Any]] = []
+        inp, D = x, self.D
+        with _torch_threads():
+            for layer in range(self.L):
+                calls = [dict(cell=self.cell, x=inp, weights=weights(i), state=self.state(states, i),
+                              reverse=i % D == 1, training=training)
+                         for i in range(layer * D, layer * D + D)]  # fmt: skip
+                out = y_out(layer)
+                runs = F._forward_group(calls, self.backend, y_out=out)
+                inp = runs[0][0] if out is None else out
+                ctxs.append([fctx for _, _, fctx in runs])
+                for _, sn, _ in runs:
+                    if self.cell == "lstm":
+                        hs.append(sn[0])
+                        cs.append(sn[1])
+                    else:
+                        hs.append(sn)
+        return inp, hs, cs, ctxs
 
     def outputs(self, y: NDArray[Any], hs: List[Any], cs: List[Any]) -> Tuple[Tensor, _State]:
         """The module's (output, state) tensors of the last layer's y and the calls' final states."""
@@ -773,34 +786,22 @@ class _Layout(NamedTuple):
 
 class _ModuleCall(torch.autograd.Function):
     """A whole module's differentiable call (every layer and direction, no dropout) as one
-    Function over NumPy views: (layout, n_state, input, the state's parts, every direction's parameters)
-    -> (output, h_n[, c_n]); n_state: how many of the inputs after `input` are the state's parts
-    (0 for none: the kernels start from zeros). The same kernel calls as the general path's per-layer _Recurrent,
-    in the same order, so bitwise the same results."""
+    Function over NumPy views: (layout, n_state, input, the state's parts, every direction's
+    parameters) -> (output, h_n[, c_n]); n_state: how many of the inputs after `input` are the
+    state's parts (0 for none: the kernels start from zeros). The same kernel calls as the general
+    path's per-layer _Recurrent, in the same order, so bitwise the same results."""
 
     @staticmethod
     def forward(ctx: Any, layout: _Layout, n_state: int, input: Tensor, *rest: Tensor) -> Tuple[Tensor, ...]:
         parts, params = rest[:n_state], rest[n_state:]
         k = len(params) // (layout.L * layout.D)
         x = layout.inner(input.detach().numpy())
-        states = [layout.inner(t.detach().numpy(), state=True) for t in parts]
         arrs = [p.detach().numpy() for p in params]
-        fctxs: List[List[Any]] = []
-        hs: List[Any] = []
-        cs: List[Any] = []
-        inp = x
-        D = layout.D
-        with _torch_threads():
-            for layer in range(layout.L):
-                calls = [dict(cell=layout.cell, x=inp, weights=layout.full(arrs[i * k : i * k + k]),
-                              state=layout.state(states, i), reverse=i % D == 1, training=True)
-                         for i in range(layer * D, layer * D + D)]  # fmt: skip
-                y_out = np.empty(layout.y_shape(x), x.dtype) if D > 1 else None
-                runs = F._forward_group(calls, layout.backend, y_out=y_out)
-                inp = runs[0][0] if y_out is None else y_out
-                fctxs.append([fctx for _, _, fctx in runs])
-                layout.collect(runs, hs, cs)
-        out, state = layout.outputs(inp, hs, cs)
+        y, hs, cs, fctxs = layout.run(
+            x, lambda i: layout.full(arrs[i * k : i * k + k]),
+            [layout.inner(t.detach().numpy(), state=True) for t in parts], True,
+            lambda layer: np.empty(layout.y_shape(x), x.dtype) if layout.D > 1 else None)  # fmt: skip
+        out, state = layout.outputs(y, hs, cs)
         ctx.layout, ctx.fctxs, ctx.k, ctx.n_state = layout, fctxs, k, n_state
         ctx.set_materialize_grads(False)
         # Through autograd's own saving, so torch's rules hold: an in-place change before backward,
