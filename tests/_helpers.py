@@ -114,10 +114,11 @@ class Case:
                                     training=training, backend=backend, **self.options)  # fmt: skip
         return to_host(y, backend), to_host(state_n, backend), ctx
 
-    def backward(self, ctx, backend="numpy"):
-        """(dx, dstate0, dweights) for the case's dy and dstate_n, with ctx from forward(backend)."""
+    def backward(self, ctx, backend="numpy", **kw):
+        """(dx, dstate0, dweights) for the case's dy and dstate_n, with ctx from forward(backend);
+        kw: backward's keywords."""
         dy, dstate_n = to_device((self.dy, self.dstate_n), backend)
-        return to_host(F.backward(ctx, dy, dstate_n), backend)
+        return to_host(F.backward(ctx, dy, dstate_n, **kw), backend)
 
     def run(self, backend="numpy"):
         """forward + backward; returns a dict name -> array of every output and gradient (NumPy

@@ -101,6 +101,61 @@ def test_backward_can_run_twice_on_one_ctx(backend, cell):
     np.testing.assert_array_equal(a[2][0], b[2][0])
 
 
+def _flat_grads(result):
+    """backward's (dx, dstate0, dweights) as a flat list (None kept)."""
+    dx, ds0, dw = result
+    return [dx, *(ds0 if isinstance(ds0, tuple) else (ds0,)), *dw]
+
+
+@pytest.mark.parametrize("name", ["plain", "lengths_reverse", "T1", "B1", "B0", "H100", "no_bias", "wide_batch"])
+def test_backward_without_input_grad_leaves_the_other_gradients_unchanged(backend, cell, dtype, name):
+    case = make_case(cell, dtype=dtype, seed=7, **CASES[name])
+    _, _, ctx = case.forward(backend)
+    full = _flat_grads(case.backward(ctx, backend))
+    part = _flat_grads(case.backward(ctx, backend, input_grad=False))
+    assert full[0] is not None and part[0] is None
+    for k, (a, b) in enumerate(zip(full[1:], part[1:])):
+        assert (a is None) == (b is None), k
+        if a is not None:
+            np.testing.assert_array_equal(b, a, err_msg=f"gradient {k + 1}")
+
+
+@pytest.mark.parametrize("lengths", [None, "spread"])
+def test_dy_may_be_a_direction_s_columns_of_a_wider_array(backend, cell, dtype, lengths):
+    # the NumPy layers and rnnkit.torch pass each direction's half of a bidirectional layer's
+    # gradient as it is (the C++ backend reads its rows in place, the others get a copy)
+    case = make_case(cell, T=6, B=5, I=4, H=7, dtype=dtype, lengths=lengths, seed=3)
+    _, _, ctx = case.forward(backend)
+    want = _flat_grads(case.backward(ctx, backend))
+    xp = array_module(backend)
+    wide = xp.asarray(np.concatenate([np.full_like(case.dy, np.nan), case.dy], axis=2))
+    dy = wide[..., case.dy.shape[2]:]
+    assert not dy.flags.c_contiguous
+    got = _flat_grads(to_host(F.backward(ctx, dy, to_device(case.dstate_n, backend)), backend))
+    for k, (a, b) in enumerate(zip(want, got)):
+        if a is not None:
+            np.testing.assert_array_equal(b, a, err_msg=f"gradient {k}")
+
+
+def test_the_cpp_backward_without_input_grad_skips_its_product():
+    pytest.importorskip("rnnkit._core")
+    from rnnkit._native import core
+
+    case = make_case("lstm", T=20, B=16, I=64, H=32, dtype=np.float32, seed=1)
+    _, _, ctx = case.forward("cpp")
+    spent = {}
+    for want in (True, False):
+        core.profile(True)
+        core.profile_reset()
+        try:
+            case.backward(ctx, "cpp", input_grad=want)
+        finally:
+            core.profile(False)
+        spent[want] = core.profile_read()["input_grad"]
+    # (the phase's timer still runs around the skipped loop: a few clock reads)
+    assert spent[True] > 0 and spent[False] < 0.05 * spent[True], spent
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("training", [False, True])
 def test_return_states_is_the_state_after_every_step(backend, cell, reverse, training):

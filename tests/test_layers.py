@@ -217,6 +217,25 @@ def test_many_to_one_backward_takes_only_the_final_state_gradient(cell):
         layer.backward(None)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_backward_without_input_grad_returns_no_dx_and_the_same_gradients(backend, bidirectional):
+    """backward(..., input_grad=False), for a model reading data: dx None, the parameters' and
+    the initial state's gradients bitwise those of a backward that computes dx."""
+    layer = rnnkit.LSTM(3, 4, num_layers=2, bidirectional=bidirectional, dtype=np.float32, seed=0, backend=backend)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
+    y, _ = layer(x, lengths=np.array([5, 3]))
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    dx, ds0 = layer.backward(dy, retain_graph=True)
+    grads = {n: g.copy() for n, g in layer.grads.items()}
+    layer.zero_grad()
+    none, ds0_b = layer.backward(dy, input_grad=False)
+    assert dx is not None and np.abs(dx).max() > 0 and none is None
+    for a, b in zip(ds0, ds0_b):
+        np.testing.assert_array_equal(a, b)
+    for n, g in layer.grads.items():
+        np.testing.assert_array_equal(grads[n], g, err_msg=n)
+
+
 def test_gru_with_the_reset_before_the_product_steps_like_its_layer():
     """linear_before_reset=False (ONNX's default GRU): the cell stepped over a sequence gives the
     layer's outputs, and every backend's layer gives the reference's."""

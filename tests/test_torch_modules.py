@@ -694,6 +694,41 @@ def test_module_training_short_path_is_bitwise_the_general_one(backend, case, dt
         y.sum().backward()
 
 
+@pytest.mark.parametrize("case", [*SHORT_CASES, "lstm_cell", "gru_cell"])
+@pytest.mark.parametrize("path", ["short", "general"])
+def test_an_input_without_grad_leaves_the_parameter_gradients_unchanged(backend, case, path, monkeypatch):
+    """An input that needs no gradient (data, as in most models' first layer): the first layer's
+    dx is not computed (functional.backward's input_grad=False), every parameter's and the
+    initial state's gradients are bitwise those of the same call with an input that needs one."""
+    cls, kw = SHORT_CASES.get(case) or ({"lstm_cell": rt.LSTMCell, "gru_cell": rt.GRUCell}[case], {})
+    torch.manual_seed(0)
+    m = cls(4, 3, backend=backend, **kw)
+    cell = case.endswith("_cell")
+    if path == "general":  # (the short paths switched off)
+        monkeypatch.setattr(m, "_short_step" if cell else "_short_call", lambda *a: None)
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randn((2, 4) if cell else (2, 5, 4) if kw.get("batch_first") else (5, 2, 4), generator=g)
+    L, D = kw.get("num_layers", 1), 2 if kw.get("bidirectional") else 1
+    h0 = torch.randn((2, 3) if cell else (L * D, 2, kw.get("proj_size") or 3), generator=g)
+    c0 = torch.randn((2, 3) if cell else (L * D, 2, 3), generator=g)
+    lstm = cls in (rt.LSTM, rt.LSTMCell)
+
+    def grads(x_needs):
+        m.zero_grad()
+        x = x0.clone().requires_grad_(x_needs)
+        h = h0.clone().requires_grad_()
+        out = m(x, (h, c0) if lstm else h)
+        first = out[0] if isinstance(out, tuple) else out
+        wy = (torch.arange(first.numel()) % 7 - 3).reshape(first.shape)
+        (first * wy).sum().backward()
+        assert (x.grad is not None) == x_needs
+        return [h.grad, *(p.grad for p in m.parameters())]
+
+    want, got = grads(True), grads(False)
+    for u, v in zip(want, got):
+        assert torch.equal(u, v)
+
+
 @pytest.mark.parametrize("cls", [rt.RNNCell, rt.LSTMCell, rt.GRUCell])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("packed", [False, True], ids=["plain", "packed"])

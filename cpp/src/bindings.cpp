@@ -56,10 +56,12 @@ class Args {
     return ptr<T>(o, name, shape, output);
   }
 
-  // An output [T, B, H] whose rows may lie ld >= H elements apart (one direction's columns of a
-  // [T, B, D*H] output): strides (B*ld, ld, 1) elements. Returns the pointer, sets ld.
+  // An array [T, B, H] (an output unless output is false) whose rows may lie ld >= H elements
+  // apart (one direction's columns of a [T, B, D*H] output or gradient): strides (B*ld, ld, 1)
+  // elements. Returns the pointer, sets ld.
   template <class T>
-  T* rows(const py::object& o, const char* name, int64_t T_, int64_t B, int64_t H, int64_t* ld) const {
+  T* rows(const py::object& o, const char* name, int64_t T_, int64_t B, int64_t H, int64_t* ld,
+          bool output = true) const {
     if (o.is_none()) fail(std::string(name) + " is required here, got None");
     if (!py::array_t<T>::check_(o))
       fail(std::string(name) + " must be a " + (sizeof(T) == 4 ? "float32" : "float64") + " array (the dtype of x)");
@@ -70,14 +72,16 @@ class Args {
       fail(std::string(name) + " must have shape (" + std::to_string(T_) + ", " + std::to_string(B) + ", " +
            std::to_string(H) + "), got " + got + ")");
     }
-    if (!a.writeable()) fail(std::string(name) + " must be writeable");
+    if (output && !a.writeable()) fail(std::string(name) + " must be writeable");
     const int64_t es = sizeof(T);
     *ld = H;
-    if (T_ == 0 || B == 0) return static_cast<T*>(a.mutable_data());  // nothing is written
-    *ld = a.strides(1) / es;
-    if (a.strides(2) != es || a.strides(1) % es || *ld < H || a.strides(0) != B * a.strides(1))
+    if (T_ == 0 || B == 0) return static_cast<T*>(const_cast<void*>(a.data()));  // nothing is read or written
+    // (the stride of a dimension of size 1 is arbitrary: NumPy calls such arrays contiguous anyway)
+    const int64_t s0 = a.strides(0), s1 = B == 1 ? (T_ == 1 ? H * es : s0) : a.strides(1);
+    *ld = s1 / es;
+    if ((H > 1 && a.strides(2) != es) || s1 % es || *ld < H || (T_ > 1 && B > 1 && s0 != B * s1))
       fail(std::string(name) + " must have rows of H contiguous elements at a constant stride >= H");
-    return static_cast<T*>(a.mutable_data());
+    return static_cast<T*>(const_cast<void*>(a.data()));
   }
 
   const int64_t* index(const py::object& o, const char* name, std::initializer_list<int64_t> shape) const {
@@ -231,7 +235,7 @@ template <class F> rnnkit::BackwardArgs<F> backward_args(const Problem& p, const
   const int64_t T = p.T, B = p.B, I = p.I, H = p.H, S = p.S, GH = p.G * p.H, N = p.N();
   const bool lstm = p.cell == Cell::kLstm, gru = p.cell == Cell::kGru, proj = p.projected();
   rnnkit::BackwardArgs<F> a;
-  a.dx = c.get<F>(t[1], "dx", {T, B, I}, true, true);
+  a.dx = c.get<F>(t[1], "dx", {T, B, I}, !t[1].is_none(), true);  // None: not computed
   a.dh0 = c.get<F>(t[2], "dh0", {B, S}, true, true);
   a.dc0 = c.get<F>(t[3], "dc0", {B, H}, lstm, true);
   a.dW_ih = c.get<F>(t[4], "dW_ih", {GH, I}, true, true);
@@ -248,7 +252,7 @@ template <class F> rnnkit::BackwardArgs<F> backward_args(const Problem& p, const
   a.h_prev = c.get<F>(t[15], "h_prev", {N, S}, true, false);
   a.c_prev = c.get<F>(t[16], "c_prev", {N, H}, lstm, false);
   a.hn = c.get<F>(t[17], "hn", {N, H}, gru, false);
-  a.dy = c.get<F>(t[18], "dy", {T, B, S}, true, false);
+  a.dy = c.rows<F>(t[18], "dy", T, B, S, &a.ld_dy, false);
   a.dh_n = c.get<F>(t[19], "dh_n", {B, S}, true, false);
   a.dc_n = c.get<F>(t[20], "dc_n", {B, H}, lstm, false);
   a.dW_hr = c.get<F>(t[27], "dW_hr", {S, H}, proj, true);

@@ -123,7 +123,7 @@ template <class T> void rnn_bwd(const StepBwd<T>& s) {
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * H;
-    const T* dy = s.dy + s.perm[i] * H;
+    const T* dy = s.dy + s.perm[i] * s.ld_dy;
     const T* dh = s.dh + i * H;
     T* dg = s.dg + i * H;
     for_blocks(H, 1, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
@@ -170,7 +170,7 @@ template <class T> void lstm_bwd(const StepBwd<T>& s) {
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 4 * H;
     const T* cp = s.c_prev + i * H;
-    const T* dy = s.dy ? s.dy + s.perm[i] * H : nullptr;
+    const T* dy = s.dy ? s.dy + s.perm[i] * s.ld_dy : nullptr;
     const T* dh = s.dh + i * H;
     T* dc = s.dc + i * H;
     T* dg = s.dg + i * 4 * H;
@@ -236,7 +236,7 @@ template <class T> void gru_bwd(const StepBwd<T>& s) {
     const T* xg = s.xg + i * 3 * H;
     const T* hp = s.h_prev + i * H;
     const T* hnv = s.hn + i * H;
-    const T* dy = s.dy + s.perm[i] * H;
+    const T* dy = s.dy + s.perm[i] * s.ld_dy;
     T* dh = s.dh + i * H;
     T* dg = s.dg + i * 3 * H;
     T* dn = s.dn + i * H;
@@ -306,7 +306,7 @@ template <class T> void grb_bwd_zn(const StepBwd<T>& s) {
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 3 * H;
     const T* hp = s.h_prev + i * H;
-    const T* dy = s.dy + s.perm[i] * H;
+    const T* dy = s.dy + s.perm[i] * s.ld_dy;
     T* dh = s.dh + i * H;
     T* dg = s.dg + i * 3 * H;
     T* dn = s.dn + i * H;

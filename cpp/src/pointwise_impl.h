@@ -88,7 +88,7 @@ template <class T, bool Relu> __attribute__((flatten)) void rnn_bwd_t(const Step
   const int64_t H = s.H;
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * H;
-    const T* dy = s.dy + s.perm[i] * H;
+    const T* dy = s.dy + s.perm[i] * s.ld_dy;
     const T* dh = s.dh + i * H;
     T* dg = s.dg + i * H;
     for_blocks(H, 1, s.blk0, s.blk1, [&](int64_t u0, int64_t wb, int64_t col) {
@@ -142,7 +142,7 @@ template <class T, bool Dy, bool Peep> __attribute__((flatten)) void lstm_bwd_t(
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 4 * H;
     const T* cp = s.c_prev + i * H;
-    const T* dy = Dy ? s.dy + s.perm[i] * H : nullptr;
+    const T* dy = Dy ? s.dy + s.perm[i] * s.ld_dy : nullptr;
     const T* dh = s.dh + i * H;
     T* dc = s.dc + i * H;
     T* dg = s.dg + i * 4 * H;
@@ -205,7 +205,7 @@ template <class T> __attribute__((flatten)) void gru_bwd_t(const StepBwd<T>& s) 
     const T* xg = s.xg + i * 3 * H;
     const T* hp = s.h_prev + i * H;
     const T* hnv = s.hn + i * H;
-    const T* dy = s.dy + s.perm[i] * H;
+    const T* dy = s.dy + s.perm[i] * s.ld_dy;
     T* dh = s.dh + i * H;
     T* dg = s.dg + i * 3 * H;
     T* dn = s.dn + i * H;
@@ -279,7 +279,7 @@ template <class T> __attribute__((flatten)) void grb_bwd_zn_t(const StepBwd<T>& 
   for (int64_t i = 0; i < s.rows; ++i) {
     const T* xg = s.xg + i * 3 * H;
     const T* hp = s.h_prev + i * H;
-    const T* dy = s.dy + s.perm[i] * H;
+    const T* dy = s.dy + s.perm[i] * s.ld_dy;
     T* dh = s.dh + i * H;
     T* dg = s.dg + i * 3 * H;
     T* dn = s.dn + i * H;

@@ -592,7 +592,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   T* const dWhp = ws.get<T>(kWeightGrads, GH * (S + I + 1));
   T* const dWip = dWhp + GH * S;
   T* const dbp = dWip + GH * I;
-  T* const dxp = p.dense ? nullptr : ws.get<T>(kDx, N * I);
+  const bool want_dx = a.dx != nullptr;  // (the first layer of a model whose input needs no gradient)
+  T* const dxp = p.dense || !want_dx ? nullptr : ws.get<T>(kDx, N * I);
   bool report = false, marginal = false;
   const int nthreads = call_threads(p, &report, &marginal);
   const int64_t GK = grb ? 2 * H : GH;  // the depth of the dh_{t-1} product (grb: r and z only)
@@ -615,7 +616,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   const bool split_n = gru && !grb;  // the GRU whose input side's n gradient is dn, not dg's
   T* const dgx = few && split_n ? dgt + N * GH : dgt;
   // (a pack this call fills gets W_ih's rows all the same: a later call of many rows reads them)
-  T* const Wih = pk.at[0] ? pk.at[0] : few ? nullptr : ws.get<T>(kWih, GH * I);
+  T* const Wih = pk.at[0] ? pk.at[0] : few || !want_dx ? nullptr : ws.get<T>(kWih, GH * I);
   if (!packed && Wih) pack_rows(Wih, a.W_ih, G, H, I);
   T* const Whh_panels = pk.at[1] ? pk.at[1] : ws.get<T>(kWhhPanels, n_whh);  // W_hh, per thread
   T* const third = n_third == 0 ? nullptr : pk.at[2] ? pk.at[2] : ws.get<T>(kWhrPanels, n_third);
@@ -649,16 +650,16 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
     tc.lap(Phase::kSetup);
     StepBwd<T> st;
     st.H = H, st.G = G, st.blk0 = sp.blk0, st.blk1 = sp.blk1, st.perm = p.perm;
-    st.dh = proj ? dm : dh, st.dc = dc, st.P = p.peephole ? a.P : nullptr;
+    st.dh = proj ? dm : dh, st.dc = dc, st.P = p.peephole ? a.P : nullptr, st.ld_dy = a.ld_dy;
     st.form = form ? &p.form : nullptr;
     for (int64_t s = p.T - 1; s >= 0; --s) {
       const int64_t t = time_of(p, s), rows = p.batch_sizes[t], o = p.offsets[t];
-      st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = proj ? nullptr : a.dy + t * B * H;
+      st.rows = rows, st.xg = a.xg + o * GH, st.dg = dg + o * GH, st.dy = proj ? nullptr : a.dy + t * B * a.ld_dy;
       if (proj) {  // dL/dh_t = dy[t] + dh (this thread's columns), then dm_t = dL/dh_t W_hr
-        const T* dyt = a.dy + t * B * S;
+        const T* dyt = a.dy + t * B * a.ld_dy;
         for (int64_t i = 0; i < rows; ++i) {
           T* d = dhs + (o + i) * S;
-          const T* g = dyt + p.perm[i] * S;
+          const T* g = dyt + p.perm[i] * a.ld_dy;
           for (int64_t j = sh.u0; j < sh.u1; ++j) d[j] = g[j] + dh[i * S + j];
         }
         tc.lap(Phase::kPointwise);
@@ -778,10 +779,10 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
       unpack_rows(a.dW_ih, dWip, G, H, I, sp);
     }
     tc.lap(Phase::kWeightGrad);
-    barrier.wait();
+    if (want_dx) barrier.wait();  // (dx reads every thread's columns of dg)
     tc.lap(Phase::kWait);
     // dx = dgates @ W_ih, split by rows (fixed row panels, as the columns above).
-    for (int64_t q = P * k / nt; q < P * (k + 1) / nt; ++q) {
+    for (int64_t q = P * k / nt; want_dx && q < P * (k + 1) / nt; ++q) {
       const int64_t n0 = N * q / P, n1 = N * (q + 1) / P;
       gemm<T>(false, false, n1 - n0, I, GH, T(1), few ? dgx + n0 * GH : dg + n0 * GH, GH, few ? a.W_ih : Wih, I,
               T(0), (p.dense ? a.dx : dxp) + n0 * I, I);
@@ -791,7 +792,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   clock.skip();
   pk.publish();  // a pack filled by this call serves the next ones
   if (report && !ws.grew() && !pk.fills) g_contention.report(step_slept, step_longer, step_phases, marginal);
-  if (!p.dense)
+  if (!p.dense && want_dx)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)
         copy(a.dx + (t * B + p.perm[i]) * I, dxp + (p.offsets[t] + i) * I, I);

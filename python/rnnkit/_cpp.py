@@ -15,6 +15,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import _threads
+from ._buffers import empty as _empty
 from ._native import core as _core
 from ._plan import Plan, plan, unpack
 from ._validate import DEFAULT_ACTS
@@ -51,12 +52,6 @@ class CppCache(NamedTuple):
     m: Optional[np.ndarray] = None
 
 
-# Arrays from this many bytes up come from _core.pooled: their memory is recycled when they are
-# freed, so that a training loop does not fault every call's cache pages in afresh (smaller ones
-# cost more to pool than to allocate).
-_POOLED_BYTES = 256 * 1024
-
-
 def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
     """The shape of each of CppCache's arrays (its fields after plan, in order) for a training call
     of these sizes (N: packed rows; S: the LSTM's projection size, None without one); None where
@@ -71,17 +66,6 @@ def cache_layout(cell, T, B, I, H, N, dense, S=None):  # noqa: E741
 def cache_restore(p, arrays):
     """The CppCache of a training forward of p from its arrays (as cache_layout lists them)."""
     return CppCache(plan(p), *arrays)
-
-
-def _empty(shape, dtype):
-    """np.empty(shape, dtype), from the recycling pool when large (see _POOLED_BYTES)."""
-    dtype = np.dtype(dtype)
-    n = dtype.itemsize
-    for d in shape:
-        n *= d
-    if n < _POOLED_BYTES:
-        return np.empty(shape, dtype)
-    return _core.pooled(n).view(dtype).reshape(shape)
 
 
 def _forward_call(p, y=None):
@@ -151,11 +135,11 @@ def forward_group(ps, ys=None):
     return [out for _, out in calls]
 
 
-def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
+def _backward_call(p, cache: CppCache, dy, dh_n, dc_n, need_dx=True):
     pl = cache.plan
     T, B, I, H, G, dt, N = p.T, p.B, p.I, p.H, p.G, p.dtype, pl.N
     lstm, gru, proj = p.is_lstm, p.cell in _GRUS, p.W_hr is not None
-    dx = _empty((T, B, I), dt) if pl.dense else np.zeros((T, B, I), dt)
+    dx = None if not need_dx else _empty((T, B, I), dt) if pl.dense else np.zeros((T, B, I), dt)
     dh0 = np.empty((B, p.S), dt)
     dc0 = np.empty((B, H), dt) if lstm else None
     dW_ih, dW_hh = _empty(p.W_ih.shape, dt), _empty(p.W_hh.shape, dt)
@@ -173,19 +157,23 @@ def _backward_call(p, cache: CppCache, dy, dh_n, dc_n):
     return call, (out if fifth is None else out + (fifth,))
 
 
-def _backward(p, cache: CppCache, dy, dh_n, dc_n):
+def _backward(p, cache: CppCache, dy, dh_n, dc_n, need_dx=True):
     _host_threads()
-    call, out = _backward_call(p, cache, dy, dh_n, dc_n)
+    call, out = _backward_call(p, cache, dy, dh_n, dc_n, need_dx)
     _core.backward(*call)
     return out
 
 
-def backward_group(items):
+backward_skips_dx = True  # need_dx=False: dx None, its GEMM skipped (functional.backward's input_grad)
+backward_reads_dy_rows = True  # dy may be a direction's columns of a wider array (_validate.grads)
+
+
+def backward_group(items, need_dx=True):
     """Several independent backward calls; items: (p, cache, dy, dh_n, dc_n) each."""
     _host_threads()
     if len(items) == 1 or not _concurrent([it[0] for it in items]):
-        return [_backward(*it) for it in items]
-    calls = [_backward_call(*it) for it in items]
+        return [_backward(*it, need_dx) for it in items]
+    calls = [_backward_call(*it, need_dx) for it in items]
     _core.backward_group([c for c, _ in calls])
     return [out for _, out in calls]
 

@@ -572,10 +572,13 @@ def _lengths(lengths, T, B):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def grads(p: Problem, dy: Any, dstate_n: Any) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+def grads(p: Problem, dy: Any, dstate_n: Any, rows: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Validate the incoming gradients of `functional.backward`; returns (dy, dh_n, dc_n).
 
-    dh_n and dc_n are zeros when not given (dc_n is None for cells other than LSTM).
+    dh_n and dc_n are zeros when not given (dc_n is None for cells other than LSTM). dy comes back
+    C-contiguous, or with rows: as it is when its rows are contiguous at one stride (strides
+    (B*ld, ld, 1) elements: a direction's columns of a bidirectional layer's gradient), which the
+    C++ backend reads in place.
     """
     for name, a in (("dy", dy),) + (tuple(zip(("dh_n", "dc_n"), dstate_n)) if isinstance(dstate_n, (tuple, list))
                                      else (("dh_n", dstate_n),)):  # fmt: skip
@@ -604,7 +607,20 @@ def grads(p: Problem, dy: Any, dstate_n: Any) -> Tuple[np.ndarray, np.ndarray, O
     dh_n = xp.zeros((p.B, S), p.dtype) if dh_n is None else xp.ascontiguousarray(dh_n)
     if p.is_lstm:
         dc_n = xp.zeros((p.B, p.H), p.dtype) if dc_n is None else xp.ascontiguousarray(dc_n)
+    if rows and xp is np and _row_layout(dy):
+        return dy, dh_n, dc_n
     return xp.ascontiguousarray(dy), dh_n, dc_n
+
+
+def _row_layout(a: np.ndarray) -> bool:
+    """Whether a [T, B, S] array's rows are contiguous and lie one stride apart (bindings.cpp's
+    Args::rows)."""
+    if a.flags.c_contiguous:
+        return True
+    T, B, S = a.shape
+    e = a.itemsize
+    s0, s1, s2 = a.strides
+    return s2 == e and s1 % e == 0 and s1 >= S * e and s0 == B * s1 and a.flags.aligned
 
 
 def positive_int(name: str, value, maximum: Optional[int] = None) -> int:

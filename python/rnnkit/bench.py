@@ -310,12 +310,17 @@ class ModelCase:
         mod.load_state_dict(self.state_dict())
         mod.train(training)
         x = self.x
+        dy = None
 
         def call():
+            nonlocal dy
             y, _ = mod(x)
             if training:
                 mod.zero_grad()
-                mod.backward(np.ones_like(y))
+                # the gradient of y.sum(), made once (as torch's, which expands one number); x
+                # needs no gradient, as torch's
+                dy = np.ones_like(y) if dy is None else dy
+                mod.backward(dy, input_grad=False)
             return y
 
         return call

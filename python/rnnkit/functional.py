@@ -38,6 +38,9 @@ ForwardResult = Tuple[Array, State, Optional["Context"]]
 ForwardStatesResult = Tuple[Array, State, Optional["Context"], State]
 BackwardResult = Tuple[Array, State, WeightGrads]
 BackwardNormsResult = Tuple[Array, State, WeightGrads, Array]
+# with input_grad=False: dx None
+BackwardAnyResult = Tuple[Optional[Array], State, WeightGrads]
+BackwardAnyNormsResult = Tuple[Optional[Array], State, WeightGrads, Array]
 
 
 @dataclass(frozen=True)
@@ -291,22 +294,35 @@ def _forward_result(p: Problem, name: str, out: Sequence[Any]) -> ForwardResult:
     return y, ((h_n, c_n) if p.is_lstm else h_n), (Context(p, name, cache) if p.training else None)
 
 
-def _backward_group(items: Iterable[Tuple[Optional[Context], Any, Any]]) -> List[BackwardResult]:
+def _backward_group(items: Iterable[Tuple[Optional[Context], Any, Any]], input_grad: bool = True) -> List[BackwardAnyResult]:
     """backward for several (ctx, dy, dstate_n) at once (concurrently on the C++ backend); returns
     backward's (dx, dstate0, dweights) for each, exactly what separate backward calls give."""
     ctxs: List[Tuple[Context, Array, Array, Optional[Array]]] = []
     for ctx, dy, dstate_n in items:
         ctx = _check_ctx(ctx)
-        ctxs.append((ctx, *_validate.grads(ctx.problem, dy, dstate_n)))
+        rows = getattr(_backends.get(ctx.backend), "backward_reads_dy_rows", False)
+        ctxs.append((ctx, *_validate.grads(ctx.problem, dy, dstate_n, rows)))
     names = {ctx.backend for ctx, *_ in ctxs}
     impl = _backends.get(names.pop()) if len(names) == 1 else None
     group = getattr(impl, "backward_group", None)
     if group is not None and len(ctxs) > 1:
-        outs = group([(ctx.problem, ctx.cache, dy, dh, dc) for ctx, dy, dh, dc in ctxs])
+        kw = _skip_dx(impl, input_grad)
+        outs = group([(ctx.problem, ctx.cache, dy, dh, dc) for ctx, dy, dh, dc in ctxs], **kw)
     else:
-        outs = [getattr(_backends.get(ctx.backend), f"{ctx.problem.cell}_backward")(ctx.problem, ctx.cache, dy, dh, dc)
-                for ctx, dy, dh, dc in ctxs]  # fmt: skip
-    return [_backward_result(ctx.problem, out) for (ctx, *_), out in zip(ctxs, outs)]
+        outs = [_backend_backward(ctx, dy, dh, dc, input_grad) for ctx, dy, dh, dc in ctxs]
+    return [_backward_result(ctx.problem, out, input_grad) for (ctx, *_), out in zip(ctxs, outs)]
+
+
+def _skip_dx(impl: Any, input_grad: bool) -> Mapping[str, bool]:
+    """The keyword that tells a backend to leave dx out, for a backend that can (the C++ one: its
+    dx is a GEMM of its own); the others compute it and _backward_result drops it."""
+    return {} if input_grad or not getattr(impl, "backward_skips_dx", False) else {"need_dx": False}
+
+
+def _backend_backward(ctx: Context, dy: Array, dh: Array, dc: Optional[Array], input_grad: bool) -> Any:
+    impl = _backends.get(ctx.backend)
+    fn = getattr(impl, f"{ctx.problem.cell}_backward")
+    return fn(ctx.problem, ctx.cache, dy, dh, dc, **_skip_dx(impl, input_grad))
 
 
 def _check_ctx(ctx: object) -> Context:
@@ -320,8 +336,9 @@ def _check_ctx(ctx: object) -> Context:
     return ctx
 
 
-def _backward_result(p: Problem, out: Sequence[Any]) -> BackwardResult:
+def _backward_result(p: Problem, out: Sequence[Any], input_grad: bool = True) -> BackwardAnyResult:
     dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = out[:7]
+    dx = dx if input_grad else None
     dweights = (dW_ih, dW_hh, None if p.b_ih is None else db_ih, None if p.b_hh is None else db_hh, *out[7:])
     return dx, ((dh0, dc0) if p.is_lstm else dh0), dweights  # lstm_peephole: and dP
 
@@ -348,25 +365,29 @@ def _all_states(p: Problem, impl: Any, cache: Any, y: Array, h_n: Array, c_n: Op
 
 @overload
 def backward(
-    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: Literal[False] = False
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: Literal[False] = False,
+    input_grad: Literal[True] = True
 ) -> BackwardResult: ...
 
 
 @overload
 def backward(
-    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: Literal[True]
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: Literal[True],
+    input_grad: Literal[True] = True
 ) -> BackwardNormsResult: ...
 
 
 @overload
 def backward(
-    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: bool
-) -> Union[BackwardResult, BackwardNormsResult]: ...
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: bool = False,
+    input_grad: bool = True
+) -> Union[BackwardAnyResult, BackwardAnyNormsResult]: ...
 
 
 def backward(
-    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: bool = False
-) -> Union[BackwardResult, BackwardNormsResult]:
+    ctx: Optional[Context], dy: ArrayLike, dstate_n: StateLike = None, *, dh_norms: bool = False,
+    input_grad: bool = True
+) -> Union[BackwardAnyResult, BackwardAnyNormsResult]:
     """Backpropagation through time for a training-mode `forward`.
 
     `backward` may run any number of times on one ``ctx``: it returns fresh gradients and
@@ -387,11 +408,16 @@ def backward(
         Also return the norm of the gradient with respect to every step's hidden state, to see
         where gradients vanish or explode. Computed by the NumPy reference (re-running the
         forward pass when ``ctx`` came from another backend), so it costs nothing when off.
+    input_grad : bool, default True
+        False: ``dx`` is not wanted (the input needs no gradient, as the first layer's of a model
+        reading data) and is returned as None; the C++ backend then skips its GEMM
+        (``dgates @ W_ih``, a third of the backward's products). The other gradients are the same
+        either way.
 
     Returns
     -------
-    dx : ndarray, shape (T, B, I)
-        The gradient with respect to ``x``.
+    dx : ndarray, shape (T, B, I), or None
+        The gradient with respect to ``x``; None with ``input_grad=False``.
     dstate0 : ndarray or tuple of ndarray
         The gradient with respect to the initial state: ``dh0`` of shape (B, H), or
         ``(dh0, dc0)`` for the LSTM.
@@ -430,8 +456,10 @@ def backward(
     """
     ctx = _check_ctx(ctx)
     p = ctx.problem
-    dy, dh_n, dc_n = _validate.grads(p, dy, dstate_n)
     dh_norms = _validate.flag("dh_norms", dh_norms)
+    rows = not dh_norms and getattr(_backends.get(ctx.backend), "backward_reads_dy_rows", False)
+    dy, dh_n, dc_n = _validate.grads(p, dy, dstate_n, rows)
+    input_grad = _validate.flag("input_grad", input_grad)
     norms = None
     if dh_norms:
         ref = _backends.get("numpy")
@@ -439,8 +467,8 @@ def backward(
         norms = np.zeros((p.T, p.B), p.dtype)
         out = getattr(ref, f"{p.cell}_backward")(p, cache, dy, dh_n, dc_n, dh_norms=norms)
     else:
-        out = getattr(_backends.get(ctx.backend), f"{p.cell}_backward")(p, ctx.cache, dy, dh_n, dc_n)
-    result = _backward_result(p, out)
+        out = _backend_backward(ctx, dy, dh_n, dc_n, input_grad)
+    result = _backward_result(p, out, input_grad)
     if norms is not None:  # dh_norms
         return result + (norms,)
     return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -474,7 +474,15 @@ class _RecurrentLayer(_Module):
 
     __call__ = forward
 
-    def backward(self, dy: Optional[ArrayLike], dstate_n: Any = None, *, retain_graph: bool = False) -> Tuple[Array, State]:
+    @overload
+    def backward(self, dy: Optional[ArrayLike], dstate_n: Any = None, *, retain_graph: bool = False,
+                 input_grad: Literal[True] = True) -> Tuple[Array, State]: ...
+    @overload
+    def backward(self, dy: Optional[ArrayLike], dstate_n: Any = None, *, retain_graph: bool = False,
+                 input_grad: bool = True) -> Tuple[Optional[Array], State]: ...
+
+    def backward(self, dy: Optional[ArrayLike], dstate_n: Any = None, *, retain_graph: bool = False,
+                 input_grad: bool = True) -> Tuple[Optional[Array], State]:
         """Backpropagation through the last training-mode call.
 
         The parameter gradients are added to ``grads``. Like torch's, a second backward of the
@@ -492,11 +500,15 @@ class _RecurrentLayer(_Module):
             ``(dh_n, dc_n)`` for the LSTM. None, or None for one part of the pair, means zeros.
         retain_graph : bool, default False
             Keep what the forward call recorded, so that backward may run on it again.
+        input_grad : bool, default True
+            False: the gradient with respect to ``x`` is not wanted (the layer reads data, not
+            another layer's output) and ``dx`` comes back None; the first layer's ``dgates @
+            W_ih`` is then skipped (functional.backward's ``input_grad``).
 
         Returns
         -------
-        dx : ndarray
-            The gradient with respect to ``x``, shaped like ``x``.
+        dx : ndarray or None
+            The gradient with respect to ``x``, shaped like ``x``; None with ``input_grad=False``.
         dstate0 : ndarray or tuple of ndarray
             The gradient with respect to the initial state: ``dh0`` of shape (L*D, B, H), or
             ``(dh0, dc0)`` for the LSTM.
@@ -513,6 +525,7 @@ class _RecurrentLayer(_Module):
         if self._consumed:
             raise _consumed(type(self).__name__)
         tape, y_shape = self._tape
+        input_grad = flag("input_grad", input_grad)
         if dy is None and dstate_n is None:
             raise ValueError("backward needs dy or dstate_n (the gradient of the output or of the final state); both are None")
         dy = np.zeros(y_shape, self.dtype) if dy is None else _expect_grad("dy", dy, y_shape, self.dtype)
@@ -531,19 +544,23 @@ class _RecurrentLayer(_Module):
             if mask is not None:
                 dout = dout * mask
             sfxs = self._suffixes(layer)
-            outs = F._backward_group([(ctxs[d], np.ascontiguousarray(dout[..., d * S : (d + 1) * S]), dstates[layer * D + d])
-                                      for d in range(len(sfxs))])  # fmt: skip
-            dinp = np.zeros(in_shape, self.dtype)
+            need_dx = layer > 0 or input_grad
+            outs = F._backward_group([(ctxs[d], dout[..., d * S : (d + 1) * S], dstates[layer * D + d])
+                                      for d in range(len(sfxs))], input_grad=need_dx)  # fmt: skip
+            dinp: Optional[Array] = None  # the directions' dx summed into the first one's (ours)
             for d, (sfx, (dx, ds0, dw)) in enumerate(zip(sfxs, outs)):
                 i = layer * D + d
-                dinp += dx
+                if need_dx:
+                    dinp = dx if dinp is None else np.add(dinp, cast(Array, dx), out=dinp)
                 self._accumulate(self._names(sfx), dw)
                 if dc0 is not None:  # lstm
                     dh0[i], dc0[i] = ds0
                 else:
                     dh0[i] = ds0
+            if dinp is None:  # the first layer, whose dx is not wanted
+                break
             dout = dinp
-        dx = dout.transpose(1, 0, 2) if self.batch_first else dout
+        dx = None if not input_grad else dout.transpose(1, 0, 2) if self.batch_first else dout
         return dx, ((dh0, dc0) if dc0 is not None else dh0)
 
 

@@ -48,7 +48,7 @@ template <class T> struct ForwardArgs {
 
 template <class T> struct BackwardArgs {
   // outputs (overwritten)
-  T* dx = nullptr;     // [T, B, I]; rows past a sequence's length must be zero on entry
+  T* dx = nullptr;     // [T, B, I]; rows past a sequence's length must be zero on entry; null: not computed
   T* dh0 = nullptr;    // [B, H]
   T* dc0 = nullptr;    // [B, H] LSTM
   T* dW_ih = nullptr;  // [G*H, I]
@@ -68,7 +68,8 @@ template <class T> struct BackwardArgs {
   const T* h_prev = nullptr;
   const T* c_prev = nullptr;
   const T* hn = nullptr;
-  const T* dy = nullptr;    // [T, B, H]
+  const T* dy = nullptr;    // [T, B, H], rows ld_dy apart (a direction's columns of a wider dy)
+  int64_t ld_dy = 0;        // >= H
   const T* dh_n = nullptr;  // [B, H]
   const T* dc_n = nullptr;  // [B, H] LSTM
   // LSTM with projections only (null otherwise)

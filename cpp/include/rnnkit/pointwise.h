@@ -51,8 +51,9 @@ template <class T> struct StepBwd {
   const T* h_prev = nullptr;  // [rows, H] GRU: state entering the step
   const T* c_prev = nullptr;  // [rows, H] LSTM: cell state entering the step
   const T* hn = nullptr;      // [rows, H] GRU: W_hn h + b_hn
-  const T* dy = nullptr;      // [B, H] dy[t] (original order); LSTM: null when dh holds all of
-                              // dL/dh_t (with projections: dm_t = (dy[t] + dh) W_hr)
+  const T* dy = nullptr;      // [B, H] dy[t] (original order), rows ld_dy apart; LSTM: null when dh
+                              // holds all of dL/dh_t (with projections: dm_t = (dy[t] + dh) W_hr)
+  int64_t ld_dy = 0;
   T* dh = nullptr;            // [B, H] sorted: dL/dh leaving the step in; GRU: dh_in * z out (the
                               // direct path to h_{t-1}; the GEMM then adds dgates @ W_hh)
   T* dc = nullptr;            // [B, H] LSTM sorted: dL/dc leaving the step in, entering it out

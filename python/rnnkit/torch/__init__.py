@@ -46,6 +46,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .. import _backends, _threads
 from .. import functional as F
+from .. import _buffers
 from .._buffers import InnerOutputs, stack_states as _stack
 from .._validate import _cupy, positive_int, proj_size_of
 from . import _ops  # noqa: F401 - registers torch.ops.rnnkit.*
@@ -227,18 +228,20 @@ class _Recurrent(torch.autograd.Function):
         dy, H = cast(Tensor, grads[0]).detach(), ctx.H
         for d, fctx in enumerate(ctx.fctxs):
             dh_n, dc_n = grads[1 + 2 * d : 3 + 2 * d]
-            dyd = arr(dy[..., d * H : (d + 1) * H])
+            dyd = _np(dy)[..., d * H : (d + 1) * H]  # (the C++ backend reads a direction's columns in place)
             items.append((fctx, dyd, (arr(dh_n), arr(dc_n)) if ctx.lstm else arr(dh_n)))
         dx: Any = None
         flat: List[Optional[Tensor]] = []
+        need_dx = ctx.needs_input_grad[6]
         with _torch_threads():
-            outs = F._backward_group(items)
+            outs = F._backward_group(items, input_grad=need_dx)
         for d_x, ds0, dw in outs:
-            dx = d_x if dx is None else dx + d_x
+            if need_dx:  # (summed into the first direction's dx, ours)
+                dx = d_x if dx is None else np.add(dx, cast(Any, d_x), out=dx)
             dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
             dW_hr = dw[4] if len(dw) > 4 else None
             flat += [None if a is None else _tensor(a) for a in (*dw[:4], dh0, dc0, dW_hr)]
-        return (None, None, None, None, None, None, _tensor(dx), *flat)
+        return (None, None, None, None, None, None, None if dx is None else _tensor(dx), *flat)
 
 
 def _apply(cell: str, x: Tensor, directions: Sequence[_Direction], lengths: Any = None, backend: str = "auto",
@@ -800,7 +803,7 @@ class _ModuleCall(torch.autograd.Function):
         y, hs, cs, fctxs = layout.run(
             x, lambda i: layout.full(arrs[i * k : i * k + k]),
             [layout.inner(t.detach().numpy(), state=True) for t in parts], True,
-            lambda layer: np.empty(layout.y_shape(x), x.dtype) if layout.D > 1 else None)  # fmt: skip
+            lambda layer: _buffers.empty(layout.y_shape(x), x.dtype) if layout.D > 1 else None)  # fmt: skip
         out, state = layout.outputs(y, hs, cs)
         ctx.layout, ctx.fctxs, ctx.k, ctx.n_state = layout, fctxs, k, n_state
         ctx.set_materialize_grads(False)
@@ -833,11 +836,14 @@ class _ModuleCall(torch.autograd.Function):
                     parts = [None if a is None else a[i] for a in dn]
                     dsn = tuple(parts) if lstm else parts[0]
                     items.append((fctx, g[..., d * S : (d + 1) * S] if D > 1 else g, dsn))
-                outs = F._backward_group(items)
+                # (the first layer's dx only if the input needs it: a third of its products)
+                need_dx = layer > 0 or ctx.needs_input_grad[2]
+                outs = F._backward_group(items, input_grad=need_dx)
                 g = None
                 for d, (d_x, ds0, dw) in enumerate(outs):
                     i = layer * D + d
-                    g = d_x if g is None else g + d_x
+                    if need_dx:  # (summed into the first direction's dx, ours)
+                        g = d_x if g is None else np.add(g, cast(Any, d_x), out=g)
                     for j, a in enumerate((ds0[0], ds0[1]) if lstm else (ds0,)):
                         d0[j][i] = a
                     ours = (dw[:4] if layout.bias else dw[:2]) + tuple(dw[4:5])
@@ -1323,12 +1329,13 @@ class _CellCall(torch.autograd.Function):
                         for t in grads]  # fmt: skip
         # The step's output is its final state: the gradient comes as dstate_n, with dy zeros, as
         # the general path gives it (one step: y[0] is h_n).
+        need = ctx.needs_input_grad
         with _torch_threads():
-            dx, ds0, dw = F.backward(fctx, np.zeros((1, p.B, p.S), p.dtype), tuple(g) if p.is_lstm else g[0])
+            dx, ds0, dw = F.backward(fctx, np.zeros((1, p.B, p.S), p.dtype), tuple(g) if p.is_lstm else g[0],
+                                     input_grad=need[3])  # fmt: skip
         def out(a: Any) -> Tensor:
             return torch.from_numpy(a[0] if nd == 1 else a)
 
-        need = ctx.needs_input_grad
         dstate = [out(a) if need[4 + j] else None for j, a in enumerate((ds0 if p.is_lstm else (ds0,))[: ctx.n_state])]
         return (None, None, None, out(dx[0]) if need[3] else None, *dstate,
                 *(torch.from_numpy(a) for a in dw[: ctx.n_weights]))
