@@ -383,10 +383,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("contention", [] {
         const rnnkit::ContentionStats c = rnnkit::contention_stats();
         py::dict d;
-        d["contended"] = c.contended, d["demoted"] = c.demoted, d["left"] = c.left;
+        d["contended"] = c.contended, d["demoted"] = c.demoted, d["left_us"] = c.left_us;
         return d;
       },
-      "Calls found contended, run on fewer threads since, and still to be (sequence.cpp, Contention).");
+      "Calls found contended, run on fewer threads since, and the microseconds of backoff left (sequence.cpp, Contention).");
   m.def("barrier_waits", [](int64_t work_us0, int64_t work_us1, int steps) {
         // Two threads, each busy work_us of its own per step, then the barrier (tests only).
         if (work_us0 < 0 || work_us1 < 0 || steps < 0)

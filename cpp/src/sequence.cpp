@@ -7,6 +7,7 @@
 // Check: tests/test_backends.py (matrix against the reference), tests/test_threads.py.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
@@ -44,47 +45,60 @@ std::atomic<int> g_threads{1};
 // the spin (Barrier::slept): a call whose steps hold less than kSureStepWorkPerThread per thread
 // (marginal) is contended from two such waits, a larger one when at least one wait in eight
 // outlasted the waiter's own work of that step (Barrier::slept_longer; see Contention::report).
-// The next calls then run on half the threads (Contention), and all of them are tried again after
-// a backoff that doubles while the contention lasts.
+// The calls that follow then run on half the threads (Contention) for as long as the contended call
+// lasted, and all of them are tried again after that; the period doubles while the contention
+// lasts. A time, not a number of calls: what takes the other core (another pool's spin, a vCPU the
+// host took away) lasts a time, whatever the calls' size. Measured on a 2-vCPU AMD EPYC (Zen 5),
+// M LSTM inference (2.5 ms a call on two threads, 5 on one): a process's first calls are
+// contended for ~0.1 s (NumPy's OpenBLAS worker spins that long after its import); the backoff
+// counted in calls (8, then 16) kept 24 calls on one thread, 60 ms lost, long after the spin ended.
 constexpr int64_t kMinStepWorkPerThread = 16 * 1024;
 constexpr int64_t kSureStepWorkPerThread = 64 * 1024;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // The backoff after a contended call (see above); shared by all calls of the process (the other
 // core is taken for all of them), relaxed atomics (a lost update only shifts when the threads are
 // tried again).
 class Contention {
  public:
-  static constexpr int kFirst = 8, kLongest = 4096;  // calls on fewer threads after a contended one
-  // Whether this call runs on fewer threads (counts it down).
+  static constexpr int64_t kLongestNs = 1000 * 1000 * 1000;  // the longest period on fewer threads
+  // Whether this call runs on fewer threads.
   bool demote() {
-    const int left = left_.load(std::memory_order_relaxed);
-    if (left <= 0) return false;
-    left_.store(left - 1, std::memory_order_relaxed);
+    if (now_ns() >= until_.load(std::memory_order_relaxed)) return false;
     demoted_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  // After a call on several threads: slept of its phases barrier waits outlasted the spin, longer
-  // of them also the waiter's own work since its previous wait. A marginal call is contended from
-  // two waits that slept; a larger one only from waits longer than the waiter's work, in at least
-  // one step of eight: a wait that outlasts the spin but not the work is an uneven split (measured
-  // on this 2-vCPU EPYC, LSTM T64 B64 I512 H512 inference: a third of the waits slept, one vCPU
-  // being slower than the other, and on half the threads the call took 170 ms instead of 105),
-  // while two threads are slower than one only when a thread waits longer than it worked.
-  void report(int slept, int longer, int phases, bool marginal) {
+  // After a call on several threads that took call_ns: slept of its phases barrier waits outlasted
+  // the spin, longer of them also the waiter's own work since its previous wait. A marginal call is
+  // contended from two waits that slept; a larger one only from waits longer than the waiter's
+  // work, in at least one step of eight: a wait that outlasts the spin but not the work is an
+  // uneven split (measured on this 2-vCPU EPYC, LSTM T64 B64 I512 H512 inference: a third of the
+  // waits slept, one vCPU being slower than the other, and on half the threads the call took
+  // 170 ms instead of 105), while two threads are slower than one only when a thread waits longer
+  // than it worked. A contended call sends the calls of the next max(call_ns, twice the last
+  // period) to fewer threads; a clean one ends the doubling.
+  void report(int slept, int longer, int phases, bool marginal, int64_t call_ns) {
     const int waits = marginal ? slept : longer;
     if (waits < 2 || (!marginal && 8 * waits < phases)) {
-      next_.store(kFirst, std::memory_order_relaxed);
+      next_.store(0, std::memory_order_relaxed);
       return;
     }
-    const int n = next_.load(std::memory_order_relaxed);
-    left_.store(n, std::memory_order_relaxed);
-    next_.store(std::min(2 * n, kLongest), std::memory_order_relaxed);
+    const int64_t period = std::min(std::max(next_.load(std::memory_order_relaxed), call_ns), kLongestNs);
+    until_.store(now_ns() + period, std::memory_order_relaxed);
+    next_.store(std::min(2 * period, kLongestNs), std::memory_order_relaxed);
     contended_.fetch_add(1, std::memory_order_relaxed);
   }
-  ContentionStats stats() const { return {contended_.load(), demoted_.load(), left_.load()}; }
+  ContentionStats stats() const {
+    const int64_t left = until_.load() - now_ns();
+    return {contended_.load(), demoted_.load(), left > 0 ? left / 1000 : 0};
+  }
 
  private:
-  std::atomic<int> left_{0}, next_{kFirst};
+  std::atomic<int64_t> until_{0}, next_{0};
   std::atomic<int64_t> contended_{0}, demoted_{0};
 };
 Contention g_contention;
@@ -375,6 +389,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   if (lstm) copy(a.c_n, a.c0, B * H);
   if (p.T == 0 || B == 0) return;
   PhaseClock clock;
+  const int64_t t_call = now_ns();  // (Contention::report)
   WorkspaceCall call;
   Workspace& ws = call.w;
   const PointwiseTable<T>& pw = pointwise<T>();
@@ -550,7 +565,7 @@ template <class T> void sequence_forward(const Problem& p, const ForwardArgs<T>&
   clock.skip();
   pk.publish();  // a pack filled by this call serves the next ones
   if (report && !ws.grew() && !pk.fills)  // fresh workspace or pack pages faulted in
-    g_contention.report(barrier.slept(), barrier.slept_longer(), barrier.phases(), marginal);
+    g_contention.report(barrier.slept(), barrier.slept_longer(), barrier.phases(), marginal, now_ns() - t_call);
   if (lstm) copy_rows_permuted(a.c_n, c, p.perm, B, H, false);
   clock.lap(Phase::kSetup);
 }
@@ -574,6 +589,7 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   }
   const int64_t N = p.N();
   PhaseClock clock;
+  const int64_t t_call = now_ns();  // (Contention::report)
   WorkspaceCall call;
   Workspace& ws = call.w;
   // The gradients of the pre-activations, all steps: a workspace unless the caller passes one.
@@ -791,7 +807,8 @@ template <class T> void sequence_backward(const Problem& p, const BackwardArgs<T
   });
   clock.skip();
   pk.publish();  // a pack filled by this call serves the next ones
-  if (report && !ws.grew() && !pk.fills) g_contention.report(step_slept, step_longer, step_phases, marginal);
+  if (report && !ws.grew() && !pk.fills)
+    g_contention.report(step_slept, step_longer, step_phases, marginal, now_ns() - t_call);
   if (!p.dense && want_dx)
     for (int64_t t = 0; t < p.T; ++t)
       for (int64_t i = 0; i < p.batch_sizes[t]; ++i)

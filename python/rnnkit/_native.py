@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
-import scipy_openblas32  # noqa: F401  (loads libscipy_openblas globally)
+from . import _openblas  # noqa: F401  (loads libscipy_openblas globally, without its thread pool)
 
 if importlib.util.find_spec(f"{__package__}._core") is None:
     raise ImportError(

@@ -97,12 +97,11 @@ void set_num_threads(int n);
 int get_num_threads();
 // Threads a call of this problem actually uses (small problems run on one thread).
 int threads_for(const Problem& p);
-// Calls with steps too small to be sure of their threads (sequence.cpp, Contention): how many
-// were found contended (their barrier waits outlasted the spin), how many ran on one thread since,
-// and how many more will before two threads are tried again.
+// Calls found contended (sequence.cpp, Contention: their barrier waits outlasted the spin), how
+// many ran on fewer threads since, and for how many more microseconds calls will before all the
+// threads are tried again.
 struct ContentionStats {
-  int64_t contended, demoted;
-  int left;
+  int64_t contended, demoted, left_us;
 };
 ContentionStats contention_stats();
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import llvmlite.binding as llvm
 import numpy as np
-import scipy_openblas32
 from numba import njit, types
 
+from .._openblas import dll as _dll
 from ._cache import CACHE
 
-scipy_openblas32.dll.scipy_openblas_set_num_threads(1)
-llvm.load_library_permanently(scipy_openblas32.dll._name)
+_dll.scipy_openblas_set_num_threads(1)
+llvm.load_library_permanently(_dll._name)
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 LIMIT = 2**31 - 1  # the BLAS's int
