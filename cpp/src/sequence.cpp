@@ -49,9 +49,10 @@ std::atomic<int> g_threads{1};
 // lasted, and all of them are tried again after that; the period doubles while the contention
 // lasts. A time, not a number of calls: what takes the other core (another pool's spin, a vCPU the
 // host took away) lasts a time, whatever the calls' size. Measured on a 2-vCPU AMD EPYC (Zen 5),
-// M LSTM inference (2.5 ms a call on two threads, 5 on one): a process's first calls are
-// contended for ~0.1 s (NumPy's OpenBLAS worker spins that long after its import); the backoff
-// counted in calls (8, then 16) kept 24 calls on one thread, 60 ms lost, long after the spin ended.
+// M LSTM inference (2.5 ms a call on two threads, 5 on one): a process's first calls were
+// contended for ~0.1 s (an OpenBLAS worker spins that long after its library loads: NumPy's, and
+// rnnkit's own until rnnkit/_openblas.py), and the backoff counted in calls (8, then 16) kept 24
+// calls on one thread, 60 ms lost, long after the spin ended; now 0-2.
 constexpr int64_t kMinStepWorkPerThread = 16 * 1024;
 constexpr int64_t kSureStepWorkPerThread = 64 * 1024;
 
