@@ -61,7 +61,9 @@ inline void tile(int64_t kc, int64_t ps, const T* __restrict__ A, int64_t lda,
   }
 }
 
-// Rows [0, M_) of C for all N columns: NP panels at a time, then one at a time.
+// Rows [0, M_) of C for all N columns: NP panels at a time, then two (a few rows' NP >= 3: the
+// chains of two panels hide more of the multiply-add's latency than those of one, as in a decoder
+// step's dh_{t-1} = dg W_hh of 64 units a thread, 2 panels), then one at a time.
 template <class T, int M_, int NP>
 inline void row_strip(int64_t N, int64_t kc, int64_t ps, const T* A, int64_t lda, const T* Bp,
                       T* C, int64_t ldc, bool accumulate) {
@@ -72,6 +74,10 @@ inline void row_strip(int64_t N, int64_t kc, int64_t ps, const T* A, int64_t lda
   for (; j + NP <= panels; j += NP)
     tile<T, M_, NP>(kc, ps, A, lda, Bp + j * ps, C + j * S::NR, ldc,
                     j + NP == panels ? last : S::NR, accumulate);
+  if constexpr (NP >= 3)
+    for (; j + 2 <= panels; j += 2)
+      tile<T, M_, 2>(kc, ps, A, lda, Bp + j * ps, C + j * S::NR, ldc, j + 2 == panels ? last : S::NR,
+                     accumulate);
   for (; j < panels; ++j)
     tile<T, M_, 1>(kc, ps, A, lda, Bp + j * ps, C + j * S::NR, ldc, j + 1 == panels ? last : S::NR,
                    accumulate);
