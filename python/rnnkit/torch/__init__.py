@@ -228,7 +228,8 @@ class _Recurrent(torch.autograd.Function):
         dy, H = cast(Tensor, grads[0]).detach(), ctx.H
         for d, fctx in enumerate(ctx.fctxs):
             dh_n, dc_n = grads[1 + 2 * d : 3 + 2 * d]
-            dyd = _np(dy)[..., d * H : (d + 1) * H]  # (the C++ backend reads a direction's columns in place)
+            # (on the CPU as it is: the C++ backend reads a direction's columns in place)
+            dyd = _np(dy if dy.device.type == "cpu" else dy.contiguous())[..., d * H : (d + 1) * H]
             items.append((fctx, dyd, (arr(dh_n), arr(dc_n)) if ctx.lstm else arr(dh_n)))
         dx: Any = None
         flat: List[Optional[Tensor]] = []
