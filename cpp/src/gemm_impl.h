@@ -14,49 +14,78 @@ namespace {
 
 template <class T> struct GemmShape {
   static constexpr int VL = RNNKIT_VBYTES / sizeof(T);  // elements per vector
-  static constexpr int NV = 2;                          // vectors per row of the tile
-  static constexpr int NR = VL * NV;                    // tile columns = panel width
-  // Tile rows: 6 x 2 vectors = 12 accumulators for AVX2's 16 registers; AVX-512 has 32, so 8 rows
-  // (16 accumulators), which also covers the common batch of 8 in one strip instead of 6 + 2.
-  static constexpr int MR = RNNKIT_VBYTES >= 64 ? 8 : 6;
+  // Tiles of 6 rows: AVX2's 16 registers hold 6 x 2 vectors of sums, AVX-512's 32 hold 6 x 4, so
+  // that each B vector loaded feeds 6 multiply-adds and each A element broadcast 4 (measured on a
+  // 2-vCPU AMD EPYC Zen 5, LSTM XL (T32 B128 I1024 H1024) inference 166 -> 150 ms, level with
+  // OpenVINO's oneDNN kernels, from 8 x 2 vectors). A call of few rows (a batch of 8 to 32) runs
+  // 8-row strips over half panels instead (HalfRows), as the 8 x 2 tile did: 6 + 2 rows read each
+  // B panel twice (LSTM T200 B8 H256: per-step products 6-8% slower); at 32 rows both measure
+  // the same.
+  static constexpr int NV = RNNKIT_VBYTES >= 64 ? 4 : 2;  // vectors per row of a panel
+  static constexpr int NR = VL * NV;                        // panel width
+  static constexpr int MR = 6;
+  static constexpr int HalfMR = RNNKIT_VBYTES >= 64 ? 8 : 0;  // rows of the half-panel strips
+  static constexpr int64_t HalfRows = RNNKIT_VBYTES >= 64 ? 32 : 0;  // calls of up to these rows use them
 };
 
-// One tile: M_ rows by NP panels (NP * NR columns) over kc values of k; of the last panel only
-// n <= NR columns are stored. Panels lie ps elements apart. Small M_ take several panels at once
-// so that enough independent accumulator chains hide the latency of the fused multiply-add.
-template <class T, int M_, int NP>
+// One tile: M_ rows by NP panels over kc values of k, of each panel its vectors [V0, V0 + NVT)
+// (all by default); of the last panel only its first n <= NR columns are stored. Panels lie ps
+// elements apart. Small M_ take several panels at once so that enough independent accumulator
+// chains hide the latency of the fused multiply-add. Each element is one chain in k order,
+// whatever the tile.
+template <class T, int M_, int NP, int V0 = 0, int NVT = GemmShape<T>::NV>
 inline void tile(int64_t kc, int64_t ps, const T* __restrict__ A, int64_t lda,
                  const T* __restrict__ Bp, T* __restrict__ C, int64_t ldc, int n, bool accumulate) {
   using S = GemmShape<T>;
   typedef T V __attribute__((vector_size(RNNKIT_VBYTES), aligned(sizeof(T))));
-  constexpr int NV = S::NV * NP;  // vectors per tile row
+  constexpr int NV = NVT * NP;  // vectors per tile row
   V c[M_][NV];
   for (int i = 0; i < M_; ++i)
     for (int v = 0; v < NV; ++v) c[i][v] = V{} * T(0);
   for (int64_t k = 0; k < kc; ++k) {
     V b[NV];  // loaded as vectors: a memcpy through the stack stalls on store forwarding
     for (int q = 0; q < NP; ++q)
-      for (int v = 0; v < S::NV; ++v)
-        b[q * S::NV + v] = *reinterpret_cast<const V*>(Bp + q * ps + k * S::NR + v * S::VL);
+      for (int v = 0; v < NVT; ++v)
+        b[q * NVT + v] = *reinterpret_cast<const V*>(Bp + q * ps + k * S::NR + (V0 + v) * S::VL);
     for (int i = 0; i < M_; ++i) {
       const T a = A[i * lda + k];
       for (int v = 0; v < NV; ++v) c[i][v] += a * b[v];
     }
   }
+  constexpr int W = NVT * S::VL;  // columns of a panel in this tile
   for (int i = 0; i < M_; ++i) {
     for (int q = 0; q < NP; ++q) {
-      T* out = C + i * ldc + q * S::NR;
-      const V* cv = c[i] + q * S::NV;
-      if (q < NP - 1 || n == S::NR) {
-        for (int v = 0; v < S::NV; ++v) {
+      T* out = C + i * ldc + q * S::NR + V0 * S::VL;
+      const V* cv = c[i] + q * NVT;
+      const int cols = q < NP - 1 || n == S::NR ? W : n - V0 * S::VL;
+      if (cols >= W) {
+        for (int v = 0; v < NVT; ++v) {
           V* o = reinterpret_cast<V*>(out + v * S::VL);
           *o = accumulate ? *o + cv[v] : cv[v];
         }
-      } else {
-        T row[S::NR];
+      } else if (cols > 0) {
+        T row[W];
         std::memcpy(row, cv, sizeof(row));
-        for (int j = 0; j < n; ++j) out[j] = accumulate ? out[j] + row[j] : row[j];
+        for (int j = 0; j < cols; ++j) out[j] = accumulate ? out[j] + row[j] : row[j];
       }
+    }
+  }
+}
+
+// Rows [0, HalfMR) of C for all N columns, a panel at a time in two halves (GemmShape::HalfRows).
+template <class T>
+inline void half_strip(int64_t N, int64_t kc, int64_t ps, const T* A, int64_t lda, const T* Bp, T* C,
+                       int64_t ldc, bool accumulate) {
+  using S = GemmShape<T>;
+  if constexpr (S::HalfMR > 0) {  // (AVX-512 only)
+    constexpr int H2 = S::NV / 2;
+    const int64_t panels = (N + S::NR - 1) / S::NR;
+    const int last = static_cast<int>(N - (panels - 1) * S::NR);
+    for (int64_t j = 0; j < panels; ++j) {
+      const int n = j + 1 == panels ? last : S::NR;
+      tile<T, S::HalfMR, 1, 0, H2>(kc, ps, A, lda, Bp + j * ps, C + j * S::NR, ldc, n, accumulate);
+      if (n > H2 * S::VL)
+        tile<T, S::HalfMR, 1, H2, H2>(kc, ps, A, lda, Bp + j * ps, C + j * S::NR, ldc, n, accumulate);
     }
   }
 }
@@ -107,6 +136,10 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const
       const int64_t nc = N - n0 < kNcPanels * S::NR ? N - n0 : kNcPanels * S::NR;
       const T* bp = Bp + (n0 / S::NR) * ps + k0 * S::NR;
       int64_t m0 = 0;
+      if constexpr (S::HalfMR > 0)
+        if (M <= S::HalfRows)
+          for (; m0 + S::HalfMR <= M; m0 += S::HalfMR)
+            half_strip<T>(nc, kc, ps, A + m0 * lda + k0, lda, bp, C + m0 * ldc + n0, ldc, acc);
       for (; m0 + S::MR <= M; m0 += S::MR)
         row_strip<T, S::MR, 1>(nc, kc, ps, A + m0 * lda + k0, lda, bp, C + m0 * ldc + n0, ldc, acc);
       const T* a = A + m0 * lda + k0;
