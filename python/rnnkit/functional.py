@@ -313,6 +313,19 @@ def _backward_group(items: Iterable[Tuple[Optional[Context], Any, Any]], input_g
     return [_backward_result(ctx.problem, out, input_grad) for (ctx, *_), out in zip(ctxs, outs)]
 
 
+def _summed_dx(outs: Sequence[BackwardAnyResult]) -> Any:
+    """The dx of a layer's directions (a _backward_group's results) summed, in place into the
+    first one's (a fresh array of the backend's); None where dx was not asked for."""
+    dx: Any = None
+    for d_x, _, _ in outs:
+        if d_x is not None:
+            if dx is None:
+                dx = d_x
+            else:
+                dx += d_x  # (NumPy or CuPy)
+    return dx
+
+
 def _skip_dx(impl: Any, input_grad: bool) -> Mapping[str, bool]:
     """The keyword that tells a backend to leave dx out, for a backend that can (the C++ one: its
     dx is a GEMM of its own); the others compute it and _backward_result drops it."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 
-from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast, overload
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -547,11 +547,9 @@ class _RecurrentLayer(_Module):
             need_dx = layer > 0 or input_grad
             outs = F._backward_group([(ctxs[d], dout[..., d * S : (d + 1) * S], dstates[layer * D + d])
                                       for d in range(len(sfxs))], input_grad=need_dx)  # fmt: skip
-            dinp: Optional[Array] = None  # the directions' dx summed into the first one's (ours)
-            for d, (sfx, (dx, ds0, dw)) in enumerate(zip(sfxs, outs)):
+            dinp: Optional[Array] = F._summed_dx(outs)
+            for d, (sfx, (_, ds0, dw)) in enumerate(zip(sfxs, outs)):
                 i = layer * D + d
-                if need_dx:
-                    dinp = dx if dinp is None else np.add(dinp, cast(Array, dx), out=dinp)
                 self._accumulate(self._names(sfx), dw)
                 if dc0 is not None:  # lstm
                     dh0[i], dc0[i] = ds0

@@ -231,14 +231,11 @@ class _Recurrent(torch.autograd.Function):
             # (on the CPU as it is: the C++ backend reads a direction's columns in place)
             dyd = _np(dy if dy.device.type == "cpu" else dy.contiguous())[..., d * H : (d + 1) * H]
             items.append((fctx, dyd, (arr(dh_n), arr(dc_n)) if ctx.lstm else arr(dh_n)))
-        dx: Any = None
         flat: List[Optional[Tensor]] = []
-        need_dx = ctx.needs_input_grad[6]
         with _torch_threads():
-            outs = F._backward_group(items, input_grad=need_dx)
-        for d_x, ds0, dw in outs:
-            if need_dx:  # (summed into the first direction's dx, ours)
-                dx = d_x if dx is None else np.add(dx, cast(Any, d_x), out=dx)
+            outs = F._backward_group(items, input_grad=ctx.needs_input_grad[6])
+        dx = F._summed_dx(outs)
+        for _, ds0, dw in outs:
             dh0, dc0 = ds0 if ctx.lstm else (ds0, None)
             dW_hr = dw[4] if len(dw) > 4 else None
             flat += [None if a is None else _tensor(a) for a in (*dw[:4], dh0, dc0, dW_hr)]
@@ -840,11 +837,9 @@ class _ModuleCall(torch.autograd.Function):
                 # (the first layer's dx only if the input needs it: a third of its products)
                 need_dx = layer > 0 or ctx.needs_input_grad[2]
                 outs = F._backward_group(items, input_grad=need_dx)
-                g = None
-                for d, (d_x, ds0, dw) in enumerate(outs):
+                g = F._summed_dx(outs)
+                for d, (_, ds0, dw) in enumerate(outs):
                     i = layer * D + d
-                    if need_dx:  # (summed into the first direction's dx, ours)
-                        g = d_x if g is None else np.add(g, cast(Any, d_x), out=g)
                     for j, a in enumerate((ds0[0], ds0[1]) if lstm else (ds0,)):
                         d0[j][i] = a
                     ours = (dw[:4] if layout.bias else dw[:2]) + tuple(dw[4:5])

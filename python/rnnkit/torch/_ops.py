@@ -173,14 +173,13 @@ def layer_backward(cell: str, backend: str, x: Tensor, params: Sequence[Tensor],
         dyd = np.ascontiguousarray(dya[..., d * S : (d + 1) * S])
         ds: Any = (_np(dh_n[d]), _np(dc_n[d])) if cell == "lstm" else _np(dh_n[d])
         items.append((ctx, dyd, ds))
-    dx: Optional[NDArray[Any]] = None
     dparams: list[Tensor] = []
     dh0: list[Tensor] = []
     dc0: list[Tensor] = []
     with torch_threads():
         outs = F._backward_group(items)
-    for d_x, ds0, dw in outs:
-        dx = d_x if dx is None else dx + d_x
+    dx: Optional[NDArray[Any]] = F._summed_dx(outs)
+    for _, ds0, dw in outs:
         dparams += [torch.from_numpy(a) for a in (*dw[: 4 if bias else 2], *dw[4:])]  # (and dW_hr)
         dh, dc = ds0 if cell == "lstm" else (ds0, None)
         if h0:
